@@ -1,0 +1,156 @@
+//! Config, raw layer: the serde mirror of `devloop.yaml` → typed but unvalidated values. Knows YAML shapes, not meaning.
+//!
+//! Every struct denies unknown fields so a typo is an error that names the field. Optional lists and maps are
+//! `Option` so a profile can tell "absent" from "empty" when it is merged onto the base (see `profile.rs`).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::manifests::Manifests;
+
+/// The whole `devloop.yaml` document.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawConfig {
+    pub api_version: Option<String>,
+    pub kind: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<RawMetadata>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build: Option<RawBuild>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifests: Option<Manifests>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profiles: Option<Vec<RawProfile>>,
+}
+
+/// `metadata:`: the project's identity.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawMetadata {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// `build:` section.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawBuild {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifacts: Option<Vec<RawArtifact>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag_policy: Option<RawTagPolicy>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub use_buildkit: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub push: Option<bool>,
+}
+
+/// One entry of `build.artifacts`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawArtifact {
+    pub image: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub docker: Option<RawDocker>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requires: Option<Vec<RawRequire>>,
+}
+
+/// `build.artifacts[].docker`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawDocker {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dockerfile: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build_args: Option<BTreeMap<String, String>>,
+}
+
+/// `build.artifacts[].requires[]`: an artifact built first whose reference becomes a build arg.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawRequire {
+    pub image: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alias: Option<String>,
+}
+
+/// `build.tagPolicy`: exactly one of the fields, Skaffold style (`tagPolicy: {gitCommit: {}}`).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawTagPolicy {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_digest: Option<RawEmpty>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub git_commit: Option<RawGitCommit>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub date_time: Option<RawDateTime>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env_template: Option<RawEnvTemplate>,
+}
+
+/// An empty mapping (`{}`), for policies without options.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEmpty {}
+
+/// `tagPolicy.gitCommit`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawGitCommit {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
+}
+
+/// `tagPolicy.dateTime`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawDateTime {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
+}
+
+/// `tagPolicy.envTemplate`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawEnvTemplate {
+    pub template: String,
+}
+
+/// `profiles[]`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawProfile {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activation: Option<Vec<RawActivation>>,
+    /// Dotted paths (`build.artifacts`, `manifests.rawYaml`) whose profile value replaces the base value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replace: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build: Option<RawBuild>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifests: Option<Manifests>,
+}
+
+/// `profiles[].activation[]`: all the given conditions of one entry must hold; any entry activates.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawActivation {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kube_context: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+}

@@ -1,0 +1,74 @@
+//! Errors, top level: every stage error → one rendered message with hints and an exit code. Prints nothing itself.
+
+use std::fmt;
+
+/// Exit code: the pipeline failed (build, deploy, rollout).
+pub const EXIT_FAILURE: u8 = 1;
+/// Exit code: usage, configuration or environment error.
+pub const EXIT_USAGE: u8 = 2;
+
+/// Formats an optional hint the way every devloop message ends: a blank line, then `hint: …`.
+pub fn hint_suffix(hint: &Option<String>) -> String {
+    match hint {
+        Some(h) => format!("\n\nhint: {h}"),
+        None => String::new(),
+    }
+}
+
+/// Why a command failed: the stage error plus the exit code it maps to.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Tag(#[from] crate::tag::TagError),
+    #[error(transparent)]
+    Template(#[from] crate::template::TemplateError),
+    #[error(transparent)]
+    Context(#[from] crate::context::ContextError),
+    #[error(transparent)]
+    Dockerfile(#[from] crate::build::dockerfile::DockerfileError),
+    #[error(transparent)]
+    Cache(#[from] crate::cache::CacheError),
+    #[error(transparent)]
+    Build(#[from] crate::build::BuildError),
+    #[error(transparent)]
+    Artifacts(#[from] crate::build::ArtifactsFileError),
+    #[error(transparent)]
+    Render(#[from] crate::render::RenderError),
+    #[error("{message}{}", hint_suffix(hint))]
+    Usage {
+        message: String,
+        hint: Option<String>,
+    },
+    #[error("{0}")]
+    Io(String),
+}
+
+impl Error {
+    /// The process exit code for this error (see DESIGN: 1 pipeline failure, 2 usage/config/environment).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Build(e) if e.is_environment() => EXIT_USAGE,
+            Error::Build(_) | Error::Render(_) => EXIT_FAILURE,
+            Error::Config(_)
+            | Error::Tag(_)
+            | Error::Template(_)
+            | Error::Context(_)
+            | Error::Dockerfile(_)
+            | Error::Cache(_)
+            | Error::Artifacts(_)
+            | Error::Usage { .. }
+            | Error::Io(_) => EXIT_USAGE,
+        }
+    }
+}
+
+/// Renders an error chain as `error: …` lines for stderr.
+pub struct Report<'a>(pub &'a Error);
+
+impl fmt::Display for Report<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "error: {}", self.0)
+    }
+}

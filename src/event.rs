@@ -1,0 +1,148 @@
+//! Events: what happened, as typed values → the user-facing contract (`--output json`, docs/events.md). Stages
+//! emit them through an `EventSink`; only `output/` turns them into text. Fields are only ever added.
+
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+
+use crate::config::ActiveProfile;
+
+/// One thing that happened. Serialized as `{"type": "...", "data": {...}}`, one per line.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(
+    tag = "type",
+    content = "data",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
+pub enum Event {
+    /// The config was loaded; which profiles are active and why.
+    ConfigLoaded {
+        file: String,
+        project: String,
+        profiles: Vec<ActiveProfile>,
+    },
+    /// An artifact's image for its current inputs already exists: no build.
+    BuildCached {
+        image: String,
+        tag: String,
+        key: String,
+    },
+    /// An artifact is being built, and why (what changed since its last build).
+    BuildStarted {
+        image: String,
+        tag: String,
+        key: String,
+        reasons: Vec<String>,
+    },
+    /// The build reached a new step (`Step 2/5 : COPY . /app`).
+    BuildStep { image: String, step: String },
+    /// One line of build output.
+    BuildOutput { image: String, line: String },
+    /// The image was built.
+    BuildFinished {
+        image: String,
+        tag: String,
+        image_id: String,
+        duration_ms: u64,
+    },
+    /// The build failed; `step` is the step that failed and `output` its last lines.
+    BuildFailed {
+        image: String,
+        step: Option<String>,
+        message: String,
+        output: Vec<String>,
+    },
+    /// Pushing started.
+    PushStarted { image: String, tag: String },
+    /// The image is in the registry; `reference` is `repository:tag@digest`.
+    Pushed {
+        image: String,
+        reference: String,
+        digest: String,
+        duration_ms: u64,
+    },
+    /// All artifacts are ready: the references to deploy.
+    BuildsComplete {
+        builds: Vec<BuiltArtifact>,
+        built: usize,
+        cached: usize,
+        duration_ms: u64,
+    },
+    /// Something the user should know that does not stop the command.
+    Warning { message: String },
+}
+
+/// The result of building one artifact, as reported to users and written by `--file-output`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BuiltArtifact {
+    /// The image name as written in the config.
+    #[serde(rename = "imageName")]
+    pub image: String,
+    /// The reference to deploy: `repository:tag`, or `repository:tag@sha256:…` when pushed.
+    pub tag: String,
+}
+
+type Emit = dyn Fn(Event) + Send + Sync;
+
+/// Where stages send their events. Cheap to clone; thread-safe.
+#[derive(Clone)]
+pub struct EventSink(Arc<Emit>);
+
+impl EventSink {
+    /// A sink that hands every event to `f`.
+    pub fn new(f: impl Fn(Event) + Send + Sync + 'static) -> Self {
+        EventSink(Arc::new(f))
+    }
+
+    /// A sink that keeps events in memory, for tests.
+    pub fn collector() -> (EventSink, Arc<Mutex<Vec<Event>>>) {
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let store = Arc::clone(&events);
+        let sink = EventSink::new(move |e| {
+            if let Ok(mut v) = store.lock() {
+                v.push(e);
+            }
+        });
+        (sink, events)
+    }
+
+    /// Reports one event.
+    pub fn emit(&self, event: Event) {
+        (self.0)(event)
+    }
+}
+
+impl std::fmt::Debug for EventSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EventSink")
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelope_is_type_and_data_in_camel_case() {
+        let e = Event::BuildFinished {
+            image: "api".into(),
+            tag: "api:1".into(),
+            image_id: "sha256:x".into(),
+            duration_ms: 5,
+        };
+        insta::assert_json_snapshot!(e, @r#"
+        {
+          "type": "buildFinished",
+          "data": {
+            "image": "api",
+            "tag": "api:1",
+            "imageId": "sha256:x",
+            "durationMs": 5
+          }
+        }
+        "#);
+    }
+}

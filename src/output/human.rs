@@ -1,0 +1,219 @@
+//! Output, human: events → progress bars and lines on stderr (indicatif when stderr is a terminal, plain lines
+//! otherwise; `NO_COLOR` respected). Never writes stdout.
+
+use std::collections::HashMap;
+use std::io::{IsTerminal, Write};
+use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::event::Event;
+
+/// Prints events for people.
+pub struct Printer {
+    verbose: bool,
+    color: bool,
+    tty: bool,
+    multi: MultiProgress,
+    bars: HashMap<String, ProgressBar>,
+}
+
+impl Printer {
+    pub fn new(verbose: bool) -> Printer {
+        let tty = std::io::stderr().is_terminal();
+        let color = tty && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+        let target = if tty {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        };
+        Printer {
+            verbose,
+            color,
+            tty,
+            multi: MultiProgress::with_draw_target(target),
+            bars: HashMap::new(),
+        }
+    }
+
+    fn paint(&self, code: &str, s: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{s}\x1b[0m")
+        } else {
+            s.to_string()
+        }
+    }
+
+    /// Prints a line above any active bars.
+    fn line(&self, s: &str) {
+        if self.tty && !self.bars.is_empty() {
+            let _ = self.multi.println(s);
+        } else {
+            let _ = writeln!(std::io::stderr().lock(), "{s}");
+        }
+    }
+
+    pub fn info(&mut self, s: &str) {
+        self.line(s);
+    }
+
+    pub fn error(&mut self, report: &str) {
+        self.finish();
+        let (first, rest) = report.split_once('\n').unwrap_or((report, ""));
+        let first = match first.strip_prefix("error:") {
+            Some(r) => format!("{}{r}", self.paint("1;31", "error:")),
+            None => first.to_string(),
+        };
+        let rest = rest.replace("hint:", &self.paint("1;36", "hint:"));
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "{first}{}{rest}",
+            if rest.is_empty() { "" } else { "\n" }
+        );
+    }
+
+    pub fn finish(&mut self) {
+        for (_, bar) in self.bars.drain() {
+            bar.finish_and_clear();
+        }
+    }
+
+    fn bar(&mut self, image: &str) -> ProgressBar {
+        if let Some(b) = self.bars.get(image) {
+            return b.clone();
+        }
+        let bar = self.multi.add(ProgressBar::new_spinner());
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {prefix:.bold} {wide_msg} {elapsed:>4}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        bar.set_prefix(image.to_string());
+        bar.enable_steady_tick(Duration::from_millis(120));
+        self.bars.insert(image.to_string(), bar.clone());
+        bar
+    }
+
+    fn done(&mut self, image: &str) {
+        if let Some(bar) = self.bars.remove(image) {
+            bar.finish_and_clear();
+        }
+    }
+
+    pub fn event(&mut self, e: &Event) {
+        match e {
+            Event::ConfigLoaded { profiles, .. } => {
+                for p in profiles {
+                    self.line(&format!(
+                        "profile {} active ({})",
+                        self.paint("1", &p.name),
+                        p.reason
+                    ));
+                }
+            }
+            Event::BuildCached { image, tag, .. } => {
+                self.line(&format!(
+                    "{} {image}: cached {}",
+                    self.paint("32", "✓"),
+                    self.paint("2", tag)
+                ));
+            }
+            Event::BuildStarted { image, reasons, .. } => {
+                let why = if reasons.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", reasons.join("; "))
+                };
+                self.line(&format!("{} {image}: building{why}", self.paint("33", "•")));
+                if self.tty {
+                    self.bar(image).set_message("starting");
+                }
+            }
+            Event::BuildStep { image, step } => {
+                if self.tty {
+                    self.bar(image).set_message(step.clone());
+                } else {
+                    self.line(&format!("  {image} │ {step}"));
+                }
+            }
+            Event::BuildOutput { image, line } => {
+                if self.verbose {
+                    self.line(&format!("  {image} │ {line}"));
+                }
+            }
+            Event::BuildFinished {
+                image,
+                tag,
+                duration_ms,
+                ..
+            } => {
+                self.done(image);
+                self.line(&format!(
+                    "{} {image}: built {} in {}",
+                    self.paint("32", "✓"),
+                    self.paint("2", tag),
+                    secs(*duration_ms)
+                ));
+            }
+            Event::BuildFailed {
+                image,
+                step,
+                message,
+                output,
+            } => {
+                self.done(image);
+                let at = step
+                    .as_ref()
+                    .map(|s| format!(" at `{s}`"))
+                    .unwrap_or_default();
+                self.line(&format!(
+                    "{} {image}: build failed{at}: {message}",
+                    self.paint("31", "✗")
+                ));
+                for l in output {
+                    self.line(&format!("  {image} │ {l}"));
+                }
+            }
+            Event::PushStarted { image, .. } => {
+                if self.tty {
+                    self.bar(image).set_message("pushing");
+                }
+            }
+            Event::Pushed {
+                image,
+                reference,
+                duration_ms,
+                ..
+            } => {
+                self.done(image);
+                self.line(&format!(
+                    "{} {image}: pushed {} in {}",
+                    self.paint("32", "✓"),
+                    self.paint("2", reference),
+                    secs(*duration_ms)
+                ));
+            }
+            Event::BuildsComplete {
+                built,
+                cached,
+                duration_ms,
+                ..
+            } => {
+                self.line(&format!(
+                    "{built} built, {cached} cached in {}",
+                    secs(*duration_ms)
+                ));
+            }
+            Event::Warning { message } => {
+                self.line(&format!("{} {message}", self.paint("1;33", "warning:")));
+            }
+        }
+    }
+}
+
+fn secs(ms: u64) -> String {
+    if ms < 1000 {
+        format!("{ms} ms")
+    } else {
+        format!("{:.1} s", ms as f64 / 1000.0)
+    }
+}

@@ -1,0 +1,770 @@
+//! Runner: wires the stages — walk → hash → key → cache → build → tag → push — for every artifact, in
+//! dependency order, concurrently up to `build.concurrency`. Owns concurrency and cancellation; stages never call
+//! each other. Emits events; prints nothing.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures_util::StreamExt;
+use tokio_util::sync::CancellationToken;
+
+use crate::build::{BuildError, BuildSpec, Builder};
+use crate::cache::{self, CacheKey, KeyInputs, Record, Store};
+use crate::config::{Artifact, Config};
+use crate::error::Error;
+use crate::event::{BuiltArtifact, Event, EventSink};
+use crate::tag::{self, Timestamp};
+use crate::template::{self, Vars};
+
+/// The image label that records the cache key an image was built for.
+pub const KEY_LABEL: &str = "dev.devloop.cache-key";
+
+/// What the user asked of a build run.
+#[derive(Debug, Clone, Default)]
+pub struct BuildOptions {
+    /// Only these artifacts (and what they require); empty = all.
+    pub only: Vec<String>,
+    pub push: bool,
+    pub tag: Option<String>,
+    pub default_repo: Option<String>,
+    pub no_cache: bool,
+    /// The images will be deployed: make sure each has an immutable reference (see `deploy_reference`).
+    pub deploy_tags: bool,
+}
+
+/// One artifact's result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArtifactResult {
+    /// The image name as in the config.
+    pub image: String,
+    /// The repository the image was tagged into (after default-repo rewriting).
+    pub repository: String,
+    pub tag: String,
+    pub image_id: String,
+    /// `sha256:…` when pushed.
+    pub digest: Option<String>,
+    pub key: CacheKey,
+    /// Whether it came from the cache.
+    pub cached: bool,
+    /// The tag is derived from the inputs (`inputDigest` policy, no `--tag`): it changes whenever the image does.
+    pub content_tag: bool,
+}
+
+impl ArtifactResult {
+    /// The reference `devloop build` reports: `repository:tag@digest` when pushed, else `repository:tag`.
+    pub fn reference(&self) -> String {
+        match &self.digest {
+            Some(d) => tag::with_digest(&self.repository, &self.tag, d),
+            None => tag::with_tag(&self.repository, &self.tag),
+        }
+    }
+
+    /// The tag to deploy: immutable for the image. A pushed image is pinned by digest and a content-derived tag
+    /// changes with the image; any other tag (git commit, date, `--tag`) gets the image ID appended, so
+    /// `imagePullPolicy: IfNotPresent` can never run a stale image.
+    pub fn deploy_tag(&self) -> String {
+        if self.digest.is_some() || self.content_tag {
+            self.tag.clone()
+        } else {
+            let id = self.image_id.trim_start_matches("sha256:");
+            format!("{}-{}", self.tag, &id[..id.len().min(12)])
+        }
+    }
+
+    /// The reference to deploy (see `deploy_tag`).
+    pub fn deploy_reference(&self) -> String {
+        match &self.digest {
+            Some(d) => tag::with_digest(&self.repository, &self.tag, d),
+            None => tag::with_tag(&self.repository, &self.deploy_tag()),
+        }
+    }
+
+    pub fn built_artifact(&self) -> BuiltArtifact {
+        BuiltArtifact {
+            image: self.image.clone(),
+            tag: self.reference(),
+        }
+    }
+}
+
+/// The artifacts to build for `only` (plus everything they require), in config order.
+pub fn select<'a>(cfg: &'a Config, only: &[String]) -> Result<Vec<&'a Artifact>, Error> {
+    if only.is_empty() {
+        return Ok(cfg.build.artifacts.iter().collect());
+    }
+    let by_name: HashMap<String, &Artifact> = cfg
+        .build
+        .artifacts
+        .iter()
+        .map(|a| (tag::normalize_repository(&a.image), a))
+        .collect();
+    let mut wanted = HashSet::new();
+    let mut stack = Vec::new();
+    for name in only {
+        let Some(a) = by_name.get(&tag::normalize_repository(name)) else {
+            let names: Vec<_> = cfg
+                .build
+                .artifacts
+                .iter()
+                .map(|a| format!("`{}`", a.image))
+                .collect();
+            return Err(Error::Usage {
+                message: format!(
+                    "`{name}` (from `--build-image`) is not an artifact of {}",
+                    cfg.file
+                ),
+                hint: Some(format!("artifacts: {}", names.join(", "))),
+            });
+        };
+        stack.push(*a);
+    }
+    while let Some(a) = stack.pop() {
+        if wanted.insert(tag::normalize_repository(&a.image)) {
+            for r in &a.requires {
+                if let Some(dep) = by_name.get(&tag::normalize_repository(&r.image)) {
+                    stack.push(dep);
+                }
+            }
+        }
+    }
+    Ok(cfg
+        .build
+        .artifacts
+        .iter()
+        .filter(|a| wanted.contains(&tag::normalize_repository(&a.image)))
+        .collect())
+}
+
+/// Groups artifacts into waves: each wave only requires artifacts of earlier waves. (The config rejects cycles.)
+fn waves<'a>(artifacts: &[&'a Artifact]) -> Vec<Vec<&'a Artifact>> {
+    let mut done: HashSet<String> = HashSet::new();
+    let mut left: Vec<&Artifact> = artifacts.to_vec();
+    let mut out = Vec::new();
+    while !left.is_empty() {
+        let (ready, rest): (Vec<_>, Vec<_>) = left.into_iter().partition(|a| {
+            a.requires
+                .iter()
+                .all(|r| done.contains(&tag::normalize_repository(&r.image)))
+        });
+        if ready.is_empty() {
+            // Unreachable with a validated config; build the rest together rather than loop forever.
+            out.push(rest);
+            break;
+        }
+        done.extend(ready.iter().map(|a| tag::normalize_repository(&a.image)));
+        out.push(ready);
+        left = rest;
+    }
+    out
+}
+
+/// Everything a build run shares.
+pub struct BuildRun<'a, B: Builder> {
+    pub cfg: &'a Config,
+    pub builder: &'a B,
+    pub store: &'a Store,
+    pub vars: &'a Vars,
+    pub now: Timestamp,
+    pub events: EventSink,
+    pub cancel: CancellationToken,
+}
+
+impl<B: Builder> BuildRun<'_, B> {
+    /// Builds (or finds in the cache) every selected artifact. Independent artifacts build concurrently; an
+    /// artifact whose requirement failed is skipped. Fails when any artifact failed.
+    pub async fn build_all(&self, opts: &BuildOptions) -> Result<Vec<ArtifactResult>, Error> {
+        let started = Instant::now();
+        let selected = select(self.cfg, &opts.only)?;
+        let limit = match self.cfg.build.concurrency {
+            0 => selected.len().max(1),
+            n => n,
+        };
+        let mut results: HashMap<String, ArtifactResult> = HashMap::new();
+        let mut failed: Vec<(String, Error)> = Vec::new();
+        for wave in waves(&selected) {
+            let (runnable, skipped): (Vec<&Artifact>, Vec<&Artifact>) =
+                wave.into_iter().partition(|a| {
+                    a.requires
+                        .iter()
+                        .all(|r| results.contains_key(&tag::normalize_repository(&r.image)))
+                });
+            for a in skipped {
+                let missing: Vec<String> = a
+                    .requires
+                    .iter()
+                    .filter(|r| !results.contains_key(&tag::normalize_repository(&r.image)))
+                    .map(|r| format!("`{}`", r.image))
+                    .collect();
+                let message = format!("not built: it requires {} which failed", missing.join(", "));
+                self.events.emit(Event::BuildFailed {
+                    image: a.image.clone(),
+                    step: None,
+                    message: message.clone(),
+                    output: Vec::new(),
+                });
+                failed.push((
+                    a.image.clone(),
+                    Error::Build(BuildError::Skipped {
+                        image: a.image.clone(),
+                        message,
+                    }),
+                ));
+            }
+            let done = &results;
+            let outcomes: Vec<(String, Result<ArtifactResult, Error>)> =
+                futures_util::stream::iter(runnable)
+                    .map(|a| async move { (a.image.clone(), self.build_one(a, done, opts).await) })
+                    .buffer_unordered(limit)
+                    .collect()
+                    .await;
+            for (image, outcome) in outcomes {
+                match outcome {
+                    Ok(r) => {
+                        results.insert(tag::normalize_repository(&image), r);
+                    }
+                    Err(e) => failed.push((image, e)),
+                }
+            }
+        }
+        let ordered: Vec<ArtifactResult> = selected
+            .iter()
+            .filter_map(|a| results.get(&tag::normalize_repository(&a.image)).cloned())
+            .collect();
+        if !failed.is_empty() {
+            if failed.len() == 1 && selected.len() == 1 {
+                return Err(failed.remove(0).1);
+            }
+            // Each failure was reported as an event; the summary names them all.
+            let first_env = failed
+                .iter()
+                .position(|(_, e)| e.exit_code() == crate::error::EXIT_USAGE);
+            if let Some(i) = first_env {
+                return Err(failed.remove(i).1);
+            }
+            return Err(Error::Build(BuildError::Several {
+                failed: failed.len(),
+                total: selected.len(),
+                images: failed.into_iter().map(|(i, _)| format!("`{i}`")).collect(),
+            }));
+        }
+        self.events.emit(Event::BuildsComplete {
+            builds: ordered.iter().map(ArtifactResult::built_artifact).collect(),
+            built: ordered.iter().filter(|r| !r.cached).count(),
+            cached: ordered.iter().filter(|r| r.cached).count(),
+            duration_ms: started.elapsed().as_millis() as u64,
+        });
+        Ok(ordered)
+    }
+
+    async fn build_one(
+        &self,
+        a: &Artifact,
+        done: &HashMap<String, ArtifactResult>,
+        opts: &BuildOptions,
+    ) -> Result<ArtifactResult, Error> {
+        let mut outcome = self.build_one_inner(a, done, opts).await;
+        if opts.deploy_tags
+            && let Ok(r) = &outcome
+            && r.deploy_tag() != r.tag
+            && let Err(e) = self
+                .builder
+                .tag(&r.image_id, &r.repository, &r.deploy_tag())
+                .await
+        {
+            outcome = Err(e.into());
+        }
+        if let Err(e) = &outcome {
+            let (step, message, output) = match e {
+                Error::Build(BuildError::Failed {
+                    step,
+                    message,
+                    output,
+                    ..
+                }) => (step.clone(), message.clone(), output.clone()),
+                other => (None, other.to_string(), Vec::new()),
+            };
+            self.events.emit(Event::BuildFailed {
+                image: a.image.clone(),
+                step,
+                message,
+                output,
+            });
+        }
+        outcome
+    }
+
+    async fn build_one_inner(
+        &self,
+        a: &Artifact,
+        done: &HashMap<String, ArtifactResult>,
+        opts: &BuildOptions,
+    ) -> Result<ArtifactResult, Error> {
+        // 1. The exact context and its content digest (blocking file I/O off the async threads).
+        let (context_dir, dockerfile) = (a.context.clone(), a.dockerfile.clone());
+        let store = self.store.clone();
+        let (files, digest, file_digests, dockerfile_text) =
+            tokio::task::spawn_blocking(move || -> Result<_, Error> {
+                let files = crate::context::walk(&context_dir, &dockerfile)?;
+                let digest = store.digest_context(&files)?;
+                let file_digests = digest.files(&files);
+                let text = std::fs::read(&dockerfile)
+                    .map_err(|e| Error::Io(format!("{}: {e}", dockerfile.display())))?;
+                Ok((files, digest, file_digests, text))
+            })
+            .await
+            .map_err(|e| Error::Io(format!("context task failed: {e}")))??;
+
+        // 2. Build args: values for the build, key forms (volatile fields unexpanded) for the cache key.
+        let mut build_args = BTreeMap::new();
+        let mut key_args = BTreeMap::new();
+        for (k, v) in &a.build_args {
+            let field = format!(
+                "{}: build.artifacts[{}].docker.buildArgs.{k}",
+                self.cfg.file, a.image
+            );
+            build_args.insert(k.clone(), template::expand(v, self.vars, &field)?);
+            key_args.insert(k.clone(), template::expand_for_key(v, self.vars, &field)?);
+        }
+        let mut required = BTreeMap::new();
+        for r in &a.requires {
+            let dep = done
+                .get(&tag::normalize_repository(&r.image))
+                .ok_or_else(|| {
+                    Error::Io(format!(
+                        "{}: required artifact `{}` was not built",
+                        a.image, r.image
+                    ))
+                })?;
+            build_args.insert(r.alias.clone(), dep.reference());
+            required.insert(r.image.clone(), dep.key.clone());
+        }
+
+        // 3. Base images the daemon has locally: their IDs are inputs (a re-pulled base changes the key).
+        let text = String::from_utf8_lossy(&dockerfile_text);
+        let bases = crate::build::dockerfile::base_images(&text, &build_args, a.target.as_deref())?;
+        let mut base_images = BTreeMap::new();
+        for b in bases {
+            let id = self.builder.image_id(&b).await?;
+            base_images.insert(b, id);
+        }
+
+        let mut inputs = KeyInputs::new(digest.digest, &dockerfile_text, &files.ignore);
+        inputs.target = a.target.clone();
+        inputs.build_args =
+            cache::build_arg_digests(key_args.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        inputs.platform = self.cfg.build.platform.clone();
+        inputs.required = required;
+        inputs.base_images = base_images;
+        let key = cache::key(&inputs);
+        let repository = tag::apply_default_repo(&a.image, opts.default_repo.as_deref());
+        let tag = match &opts.tag {
+            Some(t) => t.clone(),
+            None => tag::tag_for(
+                &self.cfg.build.tag_policy,
+                &a.image,
+                key.short(),
+                self.vars,
+                &self.now,
+            )?,
+        };
+        let push = opts.push || self.cfg.build.push;
+        let content_tag = opts.tag.is_none()
+            && self.cfg.build.tag_policy == crate::config::TagPolicy::InputDigest;
+        let result = |image_id: String, digest: Option<String>, cached: bool| ArtifactResult {
+            image: a.image.clone(),
+            repository: repository.clone(),
+            tag: tag.clone(),
+            image_id,
+            digest,
+            key: key.clone(),
+            cached,
+            content_tag,
+        };
+
+        // 4. Cache: an image built for this key that still exists is reused (re-tagged, pushed if needed).
+        if !opts.no_cache
+            && let Some(mut rec) = self.store.lookup(&key)
+            && self.builder.image_id(&rec.image_id).await?.as_deref() == Some(rec.image_id.as_str())
+        {
+            self.builder.tag(&rec.image_id, &repository, &tag).await?;
+            let digest = if push {
+                let remote = self.builder.remote_digest(&repository, &tag).await?;
+                match remote {
+                    Some(d) if rec.pushed_digest.as_deref() == Some(d.as_str()) => Some(d),
+                    _ => {
+                        let d = self
+                            .builder
+                            .push(&a.image, &repository, &tag, &self.events)
+                            .await?;
+                        rec.pushed_digest = Some(d.clone());
+                        self.store.record(&rec, &file_digests)?;
+                        Some(d)
+                    }
+                }
+            } else {
+                None
+            };
+            let r = result(rec.image_id.clone(), digest, true);
+            self.events.emit(Event::BuildCached {
+                image: a.image.clone(),
+                tag: r.reference(),
+                key: key.to_string(),
+            });
+            return Ok(r);
+        }
+
+        // 5. Miss: say why, build, record.
+        let previous = self.store.last_build(&self.cfg.base_dir, &a.image);
+        let reasons = cache::explain(previous.as_ref(), &inputs, &file_digests)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        let reasons = if opts.no_cache {
+            vec!["--no-cache".to_string()]
+        } else {
+            reasons
+        };
+        self.events.emit(Event::BuildStarted {
+            image: a.image.clone(),
+            tag: tag::with_tag(&repository, &tag),
+            key: key.to_string(),
+            reasons,
+        });
+        let started = Instant::now();
+        let spec = BuildSpec {
+            image: a.image.clone(),
+            tag: tag::with_tag(&repository, &tag),
+            context: Arc::new(files),
+            dockerfile: a.dockerfile.clone(),
+            target: a.target.clone(),
+            build_args,
+            platform: self.cfg.build.platform.clone(),
+            labels: BTreeMap::from([(KEY_LABEL.to_string(), key.to_string())]),
+            no_cache: opts.no_cache,
+        };
+        let built = self
+            .builder
+            .build(&spec, &self.events, &self.cancel)
+            .await?;
+        self.events.emit(Event::BuildFinished {
+            image: a.image.clone(),
+            tag: spec.tag.clone(),
+            image_id: built.image_id.clone(),
+            duration_ms: started.elapsed().as_millis() as u64,
+        });
+        let mut rec = Record {
+            artifact: a.image.clone(),
+            project_dir: self.cfg.base_dir.clone(),
+            key: key.clone(),
+            inputs,
+            image_id: built.image_id.clone(),
+            tag: spec.tag.clone(),
+            pushed_digest: None,
+            recorded_at: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+        };
+        self.store.record(&rec, &file_digests)?;
+        let digest = if push {
+            let d = self
+                .builder
+                .push(&a.image, &repository, &tag, &self.events)
+                .await?;
+            rec.pushed_digest = Some(d.clone());
+            self.store.record(&rec, &file_digests)?;
+            Some(d)
+        } else {
+            None
+        };
+        Ok(result(built.image_id, digest, false))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::build::BuiltImage;
+    use crate::config::{self, LoadOptions};
+    use std::sync::Mutex;
+
+    /// A builder that records what it was asked and keeps "images" in memory.
+    #[derive(Default)]
+    struct FakeBuilder {
+        builds: Mutex<Vec<String>>,
+        images: Mutex<HashMap<String, String>>,
+        fail: Vec<String>,
+        pushes: Mutex<Vec<String>>,
+    }
+
+    impl Builder for FakeBuilder {
+        async fn build(
+            &self,
+            spec: &BuildSpec,
+            _: &EventSink,
+            _: &CancellationToken,
+        ) -> Result<crate::build::BuiltImage, BuildError> {
+            self.builds.lock().unwrap().push(spec.image.clone());
+            if self.fail.contains(&spec.image) {
+                return Err(BuildError::Failed {
+                    image: spec.image.clone(),
+                    step: Some("Step 1/1 : RUN false".into()),
+                    message: "exit 1".into(),
+                    output: vec!["boom".into()],
+                });
+            }
+            let id = format!("sha256:{:0>64}", self.builds.lock().unwrap().len());
+            let mut images = self.images.lock().unwrap();
+            images.insert(id.clone(), id.clone());
+            images.insert(spec.tag.clone(), id.clone());
+            Ok(BuiltImage { image_id: id })
+        }
+        async fn image_id(&self, reference: &str) -> Result<Option<String>, BuildError> {
+            Ok(self.images.lock().unwrap().get(reference).cloned())
+        }
+        async fn tag(&self, image_id: &str, repository: &str, tag: &str) -> Result<(), BuildError> {
+            self.images
+                .lock()
+                .unwrap()
+                .insert(tag::with_tag(repository, tag), image_id.to_string());
+            Ok(())
+        }
+        async fn push(
+            &self,
+            _: &str,
+            repository: &str,
+            tag: &str,
+            _: &EventSink,
+        ) -> Result<String, BuildError> {
+            self.pushes
+                .lock()
+                .unwrap()
+                .push(tag::with_tag(repository, tag));
+            Ok(format!("sha256:{:0>64}", 9))
+        }
+        async fn remote_digest(
+            &self,
+            repository: &str,
+            tag: &str,
+        ) -> Result<Option<String>, BuildError> {
+            let pushed = self
+                .pushes
+                .lock()
+                .unwrap()
+                .contains(&tag::with_tag(repository, tag));
+            Ok(pushed.then(|| format!("sha256:{:0>64}", 9)))
+        }
+    }
+
+    struct Fixture {
+        dir: tempfile::TempDir,
+        cache: tempfile::TempDir,
+    }
+
+    impl Fixture {
+        /// `app` requires `base`; `other` is independent.
+        fn new() -> Fixture {
+            let dir = tempfile::tempdir().unwrap();
+            for (d, text) in [
+                ("base", "FROM scratch\nCOPY f /f\n"),
+                ("app", "ARG BASE\nFROM $BASE\nCOPY f /f\n"),
+                ("other", "FROM scratch\nCOPY f /f\n"),
+            ] {
+                std::fs::create_dir_all(dir.path().join(d)).unwrap();
+                std::fs::write(dir.path().join(d).join("Dockerfile"), text).unwrap();
+                std::fs::write(dir.path().join(d).join("f"), d).unwrap();
+            }
+            std::fs::write(
+                dir.path().join("devloop.yaml"),
+                "apiVersion: devloop/v1alpha1\nkind: Config\nbuild:\n  artifacts:\n    - image: app\n      context: app\n      requires: [{image: base}]\n    - image: base\n      context: base\n    - image: other\n      context: other\n",
+            )
+            .unwrap();
+            Fixture {
+                dir,
+                cache: tempfile::tempdir().unwrap(),
+            }
+        }
+
+        fn config(&self) -> Config {
+            config::load(
+                &self.dir.path().join("devloop.yaml"),
+                &LoadOptions::default(),
+                &|_| None,
+            )
+            .unwrap()
+        }
+
+        async fn run(
+            &self,
+            builder: &FakeBuilder,
+            opts: &BuildOptions,
+        ) -> (Result<Vec<ArtifactResult>, Error>, Vec<Event>) {
+            let cfg = self.config();
+            let store = Store::open(self.cache.path()).unwrap();
+            let vars = Vars::new(self.dir.path(), "t".into(), Arc::new(|_: &str| None));
+            let (events, seen) = EventSink::collector();
+            let run = BuildRun {
+                cfg: &cfg,
+                builder,
+                store: &store,
+                vars: &vars,
+                now: Timestamp::from_unix(0),
+                events,
+                cancel: CancellationToken::new(),
+            };
+            let r = run.build_all(opts).await;
+            let ev = seen.lock().unwrap().clone();
+            (r, ev)
+        }
+    }
+
+    #[tokio::test]
+    async fn builds_in_dependency_order_then_hits_the_cache() {
+        let fx = Fixture::new();
+        let builder = FakeBuilder::default();
+        let (r, _) = fx.run(&builder, &BuildOptions::default()).await;
+        let r = r.unwrap();
+        assert_eq!(
+            r.iter().map(|a| a.image.as_str()).collect::<Vec<_>>(),
+            ["app", "base", "other"],
+            "config order"
+        );
+        let order = builder.builds.lock().unwrap().clone();
+        let pos = |n: &str| order.iter().position(|x| x == n).unwrap();
+        assert!(pos("base") < pos("app"));
+        assert!(r.iter().all(|a| !a.cached));
+
+        let (r2, ev) = fx.run(&builder, &BuildOptions::default()).await;
+        assert!(r2.unwrap().iter().all(|a| a.cached));
+        assert_eq!(builder.builds.lock().unwrap().len(), 3, "nothing rebuilt");
+        assert_eq!(
+            ev.iter()
+                .filter(|e| matches!(e, Event::BuildCached { .. }))
+                .count(),
+            3
+        );
+    }
+
+    #[tokio::test]
+    async fn a_base_change_rebuilds_its_dependents_only_and_says_why() {
+        let fx = Fixture::new();
+        let builder = FakeBuilder::default();
+        fx.run(&builder, &BuildOptions::default()).await.0.unwrap();
+        std::fs::write(fx.dir.path().join("base/f"), "changed").unwrap();
+        let (r, ev) = fx.run(&builder, &BuildOptions::default()).await;
+        let r = r.unwrap();
+        let rebuilt: Vec<_> = r
+            .iter()
+            .filter(|a| !a.cached)
+            .map(|a| a.image.as_str())
+            .collect();
+        assert_eq!(rebuilt, ["app", "base"]);
+        let reasons: Vec<String> = ev
+            .iter()
+            .filter_map(|e| match e {
+                Event::BuildStarted { image, reasons, .. } if image == "base" => {
+                    Some(reasons.join("; "))
+                }
+                _ => None,
+            })
+            .collect();
+        assert!(reasons[0].contains('f'), "{reasons:?}");
+    }
+
+    #[tokio::test]
+    async fn a_failed_requirement_skips_dependents_and_others_finish() {
+        let fx = Fixture::new();
+        let builder = FakeBuilder {
+            fail: vec!["base".into()],
+            ..Default::default()
+        };
+        let (r, ev) = fx.run(&builder, &BuildOptions::default()).await;
+        let e = r.unwrap_err();
+        assert_eq!(e.exit_code(), 1);
+        let built = builder.builds.lock().unwrap().clone();
+        assert!(
+            built.contains(&"other".to_string()) && !built.contains(&"app".to_string()),
+            "{built:?}"
+        );
+        assert!(
+            e.to_string().contains("`base`") && e.to_string().contains("`app`"),
+            "{e}"
+        );
+        let failed: Vec<_> = ev
+            .iter()
+            .filter(|e| matches!(e, Event::BuildFailed { .. }))
+            .collect();
+        assert_eq!(failed.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn selecting_an_artifact_builds_what_it_requires() {
+        let fx = Fixture::new();
+        let builder = FakeBuilder::default();
+        let opts = BuildOptions {
+            only: vec!["app".into()],
+            ..Default::default()
+        };
+        let r = fx.run(&builder, &opts).await.0.unwrap();
+        assert_eq!(
+            r.iter().map(|a| a.image.as_str()).collect::<Vec<_>>(),
+            ["app", "base"]
+        );
+        let opts = BuildOptions {
+            only: vec!["nope".into()],
+            ..Default::default()
+        };
+        let e = fx.run(&builder, &opts).await.0.unwrap_err().to_string();
+        assert!(
+            e.contains("`nope`") && e.contains("`app`, `base`, `other`"),
+            "{e}"
+        );
+    }
+
+    #[tokio::test]
+    async fn push_then_cached_push_is_not_repeated_and_image_removed_means_rebuild() {
+        let fx = Fixture::new();
+        let builder = FakeBuilder::default();
+        let opts = BuildOptions {
+            push: true,
+            default_repo: Some("localhost:5000".into()),
+            ..Default::default()
+        };
+        let r = fx.run(&builder, &opts).await.0.unwrap();
+        assert!(
+            r.iter()
+                .all(|a| a.reference().starts_with("localhost:5000/")
+                    && a.reference().contains("@sha256:"))
+        );
+        assert_eq!(builder.pushes.lock().unwrap().len(), 3);
+        let r = fx.run(&builder, &opts).await.0.unwrap();
+        assert!(r.iter().all(|a| a.cached));
+        assert_eq!(builder.pushes.lock().unwrap().len(), 3, "no second push");
+
+        // The daemon lost the images: the records are not trusted, everything is rebuilt.
+        builder.images.lock().unwrap().clear();
+        let r = fx.run(&builder, &BuildOptions::default()).await.0.unwrap();
+        assert!(r.iter().all(|a| !a.cached));
+    }
+
+    #[test]
+    fn deploy_references_are_immutable() {
+        let mut r = ArtifactResult {
+            image: "api".into(),
+            repository: "api".into(),
+            tag: "v1".into(),
+            image_id: "sha256:0123456789abcdef".into(),
+            digest: None,
+            key: CacheKey::try_from("ab".repeat(32)).unwrap(),
+            cached: false,
+            content_tag: false,
+        };
+        assert_eq!(r.deploy_reference(), "api:v1-0123456789ab");
+        r.content_tag = true;
+        assert_eq!(r.deploy_reference(), "api:v1");
+        r.digest = Some("sha256:ff".into());
+        assert_eq!(r.deploy_reference(), "api:v1@sha256:ff");
+    }
+}

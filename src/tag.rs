@@ -1,0 +1,517 @@
+//! Tags: image references — parse, normalize, default-repo rewriting, tag policies. The only code that formats
+//! image names; it never talks to a daemon or registry.
+
+use crate::config::{GitVariant, TagPolicy};
+use crate::error::hint_suffix;
+use crate::template::{self, Vars};
+
+/// An image reference that cannot be parsed or a tag that cannot be made.
+#[derive(Debug, thiserror::Error)]
+pub enum TagError {
+    #[error("`{reference}` is not a valid image reference: {reason}")]
+    Invalid { reference: String, reason: String },
+    #[error("cannot tag `{image}`: {message}{}", hint_suffix(hint))]
+    Policy {
+        image: String,
+        message: String,
+        hint: Option<String>,
+    },
+}
+
+impl TagError {
+    /// Just the reason, for callers that name the reference themselves.
+    pub fn reason(&self) -> String {
+        match self {
+            TagError::Invalid { reason, .. } => reason.clone(),
+            TagError::Policy { message, .. } => message.clone(),
+        }
+    }
+}
+
+/// A parsed image reference: `repository[:tag][@digest]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reference {
+    /// `[domain/]path`, exactly as written (not normalized).
+    pub repository: String,
+    pub tag: Option<String>,
+    /// `sha256:…`
+    pub digest: Option<String>,
+}
+
+impl std::fmt::Display for Reference {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.repository)?;
+        if let Some(t) = &self.tag {
+            write!(f, ":{t}")?;
+        }
+        if let Some(d) = &self.digest {
+            write!(f, "@{d}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Parses a reference with Docker's grammar (distribution/reference).
+pub fn parse(s: &str) -> Result<Reference, TagError> {
+    let bad = |reason: &str| TagError::Invalid {
+        reference: s.to_string(),
+        reason: reason.to_string(),
+    };
+    if s.is_empty() {
+        return Err(bad("it is empty"));
+    }
+    let (rest, digest) = match s.split_once('@') {
+        Some((r, d)) => {
+            let (algo, hex) = d
+                .split_once(':')
+                .ok_or_else(|| bad("the digest is not `algorithm:hex`"))?;
+            if algo != "sha256"
+                || hex.len() != 64
+                || !hex
+                    .chars()
+                    .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+            {
+                return Err(bad(
+                    "the digest is not `sha256:` followed by 64 lowercase hex digits",
+                ));
+            }
+            (r, Some(d.to_string()))
+        }
+        None => (s, None),
+    };
+    // A `:` after the last `/` starts the tag; one before it belongs to a registry port.
+    let last_slash = rest.rfind('/').map(|i| i + 1).unwrap_or(0);
+    let (repository, tag) = match rest[last_slash..].find(':') {
+        Some(i) => (&rest[..last_slash + i], Some(&rest[last_slash + i + 1..])),
+        None => (rest, None),
+    };
+    if let Some(t) = tag {
+        let ok = !t.is_empty()
+            && t.len() <= 128
+            && t.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
+            && t.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+        if !ok {
+            return Err(bad(
+                "the tag must be 1–128 of `A-Za-z0-9_.-`, not starting with `.` or `-`",
+            ));
+        }
+    }
+    if repository.len() > 255 {
+        return Err(bad("the repository name is longer than 255 characters"));
+    }
+    let (domain, path) = split_domain(repository);
+    if let Some(d) = domain {
+        let (host, port) = match d.rsplit_once(':') {
+            Some((h, p)) if !h.ends_with(']') || d.starts_with('[') => (h, Some(p)),
+            _ => (d, None),
+        };
+        if host.is_empty()
+            || !host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '[' | ']' | ':'))
+        {
+            return Err(bad("the registry host is not valid"));
+        }
+        if let Some(p) = port
+            && (p.is_empty() || !p.chars().all(|c| c.is_ascii_digit()))
+        {
+            return Err(bad("the registry port is not a number"));
+        }
+    }
+    for component in path.split('/') {
+        if !valid_component(component) {
+            return Err(bad(
+                "path components must be lowercase letters and digits, separated by `.`, `_`, `__` or dashes",
+            ));
+        }
+    }
+    Ok(Reference {
+        repository: repository.to_string(),
+        tag: tag.map(str::to_string),
+        digest,
+    })
+}
+
+/// `[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*`
+fn valid_component(c: &str) -> bool {
+    let b = c.as_bytes();
+    if b.is_empty() || !is_alnum(b[0]) || !is_alnum(b[b.len() - 1]) {
+        return false;
+    }
+    let mut i = 0;
+    while i < b.len() {
+        if is_alnum(b[i]) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < b.len() && !is_alnum(b[i]) {
+            i += 1;
+        }
+        let sep = &c[start..i];
+        let ok = sep == "." || sep == "_" || sep == "__" || sep.chars().all(|ch| ch == '-');
+        if !ok {
+            return false;
+        }
+    }
+    true
+}
+
+fn is_alnum(b: u8) -> bool {
+    b.is_ascii_lowercase() || b.is_ascii_digit()
+}
+
+/// Splits `domain/path`: the first component is a domain when it has a `.` or `:` or is `localhost`.
+fn split_domain(repository: &str) -> (Option<&str>, &str) {
+    match repository.split_once('/') {
+        Some((first, rest))
+            if first.contains('.')
+                || first.contains(':')
+                || first == "localhost"
+                || first.chars().any(|c| c.is_ascii_uppercase()) =>
+        {
+            (Some(first), rest)
+        }
+        _ => (None, repository),
+    }
+}
+
+/// Docker's full form of a repository: `app` → `docker.io/library/app`, `team/app` → `docker.io/team/app`.
+/// Two names denote the same image exactly when their normalized forms are equal.
+pub fn normalize_repository(repository: &str) -> String {
+    let repository = repository.split('@').next().unwrap_or(repository);
+    let last_slash = repository.rfind('/').map(|i| i + 1).unwrap_or(0);
+    let repository = match repository[last_slash..].find(':') {
+        Some(i) => &repository[..last_slash + i],
+        None => repository,
+    };
+    match split_domain(repository) {
+        (Some("index.docker.io"), path) => normalize_repository(&format!("docker.io/{path}")),
+        (Some("docker.io"), path) if !path.contains('/') => format!("docker.io/library/{path}"),
+        (Some(_), _) => repository.to_string(),
+        (None, path) if path.contains('/') => format!("docker.io/{path}"),
+        (None, path) => format!("docker.io/library/{path}"),
+    }
+}
+
+/// Rewrites an image name onto a default repository, the way Skaffold users expect:
+/// an image already under the default repo is kept; for registries that allow nested paths (`gcr.io`,
+/// `*-docker.pkg.dev`) the full name is appended; otherwise the name is escaped (`/`, `.`, `:` → `_`) into one
+/// path component, so `team-a/api` and `team-b/api` never collide. The result is truncated to 255 characters.
+pub fn apply_default_repo(image: &str, default_repo: Option<&str>) -> String {
+    let Some(repo) = default_repo
+        .map(|r| r.trim_end_matches('/'))
+        .filter(|r| !r.is_empty())
+    else {
+        return image.to_string();
+    };
+    if image == repo || image.starts_with(&format!("{repo}/")) {
+        return image.to_string();
+    }
+    let host = repo.split('/').next().unwrap_or(repo);
+    let nested = host.ends_with("gcr.io") || host.ends_with("-docker.pkg.dev");
+    let tail = if nested {
+        image.to_string()
+    } else {
+        image
+            .chars()
+            .map(|c| if matches!(c, '/' | '.' | ':') { '_' } else { c })
+            .collect()
+    };
+    let mut out = format!("{repo}/{tail}");
+    out.truncate(255);
+    out
+}
+
+/// Formats `repository:tag`.
+pub fn with_tag(repository: &str, tag: &str) -> String {
+    format!("{repository}:{tag}")
+}
+
+/// Formats `repository:tag@digest`: the immutable form of a pushed image.
+pub fn with_digest(repository: &str, tag: &str, digest: &str) -> String {
+    format!("{repository}:{tag}@{digest}")
+}
+
+/// The tag an artifact gets under `policy`. `key_short` is the cache key prefix (for `inputDigest`).
+pub fn tag_for(
+    policy: &TagPolicy,
+    image: &str,
+    key_short: &str,
+    vars: &Vars,
+    now: &Timestamp,
+) -> Result<String, TagError> {
+    let policy_err = |message: String, hint: Option<&str>| TagError::Policy {
+        image: image.to_string(),
+        message,
+        hint: hint.map(str::to_string),
+    };
+    let tag = match policy {
+        TagPolicy::InputDigest => key_short.to_string(),
+        TagPolicy::GitCommit(variant) => {
+            let field = match variant {
+                GitVariant::Tags => "VERSION",
+                GitVariant::CommitSha => "GIT_COMMIT",
+                GitVariant::AbbrevCommitSha => "GIT_SHORT_COMMIT",
+            };
+            let mut t = vars.field(field).map_err(|m| {
+                policy_err(
+                    m,
+                    Some("the gitCommit tag policy needs a git repository with a commit"),
+                )
+            })?;
+            // `git describe --dirty` already says it; other variants say it like Skaffold.
+            if *variant != GitVariant::Tags && vars.dirty().map_err(|m| policy_err(m, None))? {
+                t.push_str("-dirty");
+            }
+            t
+        }
+        TagPolicy::DateTime { format } => now.format(format),
+        TagPolicy::EnvTemplate { template: t } => {
+            let v = vars.with(&[("IMAGE_NAME", image), ("DIGEST", key_short)]);
+            template::expand(t, &v, "build.tagPolicy.envTemplate.template")
+                .map_err(|e| policy_err(e.to_string(), None))?
+        }
+    };
+    let tag = sanitize_tag(&tag);
+    if tag.is_empty() {
+        return Err(policy_err(
+            "the tag policy produced an empty tag".into(),
+            None,
+        ));
+    }
+    Ok(tag)
+}
+
+/// Makes any string a valid tag: invalid characters become `-`, at most 128 characters, no leading `.`/`-`.
+fn sanitize_tag(t: &str) -> String {
+    let mapped: String = t
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let trimmed = mapped.trim_start_matches(['.', '-']);
+    trimmed.chars().take(128).collect()
+}
+
+/// A UTC wall-clock time, broken down, for `BUILD_TIME` and the `dateTime` policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timestamp {
+    pub year: i64,
+    pub month: u32,
+    pub day: u32,
+    pub hour: u32,
+    pub minute: u32,
+    pub second: u32,
+}
+
+impl Timestamp {
+    /// The current time.
+    pub fn now() -> Timestamp {
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        Timestamp::from_unix(secs)
+    }
+
+    /// Civil date from Unix seconds (Howard Hinnant's days-from-civil inverse).
+    pub fn from_unix(secs: i64) -> Timestamp {
+        let days = secs.div_euclid(86_400);
+        let rem = secs.rem_euclid(86_400);
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z.rem_euclid(146_097);
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+        let year = yoe + era * 400 + i64::from(month <= 2);
+        Timestamp {
+            year,
+            month,
+            day,
+            hour: (rem / 3600) as u32,
+            minute: (rem % 3600 / 60) as u32,
+            second: (rem % 60) as u32,
+        }
+    }
+
+    /// RFC 3339 (`2026-11-22T03:04:05Z`).
+    pub fn rfc3339(&self) -> String {
+        self.format("%Y-%m-%dT%H:%M:%SZ")
+    }
+
+    /// strftime subset: `%Y %m %d %H %M %S %%`.
+    pub fn format(&self, fmt: &str) -> String {
+        let mut out = String::new();
+        let mut chars = fmt.chars();
+        while let Some(c) = chars.next() {
+            if c != '%' {
+                out.push(c);
+                continue;
+            }
+            match chars.next() {
+                Some('Y') => out.push_str(&format!("{:04}", self.year)),
+                Some('m') => out.push_str(&format!("{:02}", self.month)),
+                Some('d') => out.push_str(&format!("{:02}", self.day)),
+                Some('H') => out.push_str(&format!("{:02}", self.hour)),
+                Some('M') => out.push_str(&format!("{:02}", self.minute)),
+                Some('S') => out.push_str(&format!("{:02}", self.second)),
+                Some('%') => out.push('%'),
+                Some(other) => {
+                    out.push('%');
+                    out.push(other);
+                }
+                None => out.push('%'),
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn parses_references() {
+        let r = parse("localhost:5000/team/api:v1@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef").unwrap();
+        assert_eq!(r.repository, "localhost:5000/team/api");
+        assert_eq!(r.tag.as_deref(), Some("v1"));
+        assert!(r.digest.is_some());
+        let r = parse("localhost:5000/api").unwrap();
+        assert_eq!((r.repository.as_str(), r.tag), ("localhost:5000/api", None));
+        assert_eq!(parse("app-api").unwrap().repository, "app-api");
+        for bad in [
+            "",
+            "App",
+            "api:",
+            "api:-x",
+            "a//b",
+            "api@sha256:xyz",
+            "-api",
+            "api_",
+            "a...b",
+            "host:port/x",
+        ] {
+            assert!(parse(bad).is_err(), "{bad} should be rejected");
+        }
+    }
+
+    #[test]
+    fn normalizes_like_docker() {
+        assert_eq!(normalize_repository("app"), "docker.io/library/app");
+        assert_eq!(
+            normalize_repository("docker.io/app"),
+            "docker.io/library/app"
+        );
+        assert_eq!(
+            normalize_repository("index.docker.io/library/app"),
+            "docker.io/library/app"
+        );
+        assert_eq!(normalize_repository("team/app:v1"), "docker.io/team/app");
+        assert_eq!(
+            normalize_repository("localhost:5000/app:v1"),
+            "localhost:5000/app"
+        );
+        assert_eq!(
+            normalize_repository("gcr.io/p/app@sha256:aa"),
+            "gcr.io/p/app"
+        );
+    }
+
+    #[test]
+    fn default_repo_rewriting() {
+        assert_eq!(apply_default_repo("app-api", None), "app-api");
+        assert_eq!(
+            apply_default_repo("app-api", Some("localhost:5000")),
+            "localhost:5000/app-api"
+        );
+        assert_eq!(
+            apply_default_repo("team/api", Some("localhost:5000/")),
+            "localhost:5000/team_api"
+        );
+        assert_eq!(
+            apply_default_repo(
+                "gcr.io/k8s-skaffold/example",
+                Some("aws_account_id.dkr.ecr.region.amazonaws.com")
+            ),
+            "aws_account_id.dkr.ecr.region.amazonaws.com/gcr_io_k8s-skaffold_example"
+        );
+        assert_eq!(
+            apply_default_repo("gcr.io/k8s-skaffold/example", Some("gcr.io/myproject")),
+            "gcr.io/myproject/gcr.io/k8s-skaffold/example"
+        );
+        assert_eq!(
+            apply_default_repo("localhost:5000/app", Some("localhost:5000")),
+            "localhost:5000/app"
+        );
+        let long = "a".repeat(300);
+        assert_eq!(apply_default_repo(&long, Some("r.io")).len(), 255);
+    }
+
+    #[test]
+    fn timestamps() {
+        let t = Timestamp::from_unix(1_795_316_645);
+        assert_eq!(t.rfc3339(), "2026-11-22T03:04:05Z");
+        assert_eq!(Timestamp::from_unix(0).rfc3339(), "1970-01-01T00:00:00Z");
+        assert_eq!(
+            Timestamp::from_unix(951_782_400).format("%Y-%m-%d"),
+            "2000-02-29"
+        );
+        assert_eq!(t.format("%Y%m%d-%H%M%S %% %q"), "20261122-030405 % %q");
+    }
+
+    #[test]
+    fn tag_policies() {
+        let vars = Vars::new(
+            std::path::Path::new("/nonexistent"),
+            "t".into(),
+            Arc::new(|k: &str| (k == "USER").then(|| "Ann Lee".to_string())),
+        );
+        let now = Timestamp::from_unix(1_795_316_645);
+        assert_eq!(
+            tag_for(&TagPolicy::InputDigest, "api", "abc123", &vars, &now).unwrap(),
+            "abc123"
+        );
+        assert_eq!(
+            tag_for(
+                &TagPolicy::DateTime {
+                    format: "%Y%m%d-%H%M%S".into()
+                },
+                "api",
+                "k",
+                &vars,
+                &now
+            )
+            .unwrap(),
+            "20261122-030405"
+        );
+        let t = TagPolicy::EnvTemplate {
+            template: "{{.IMAGE_NAME}}-{{.USER}}-{{.DIGEST}}".into(),
+        };
+        assert_eq!(
+            tag_for(&t, "api", "k1", &vars, &now).unwrap(),
+            "api-Ann-Lee-k1"
+        );
+        let e = tag_for(
+            &TagPolicy::GitCommit(GitVariant::CommitSha),
+            "api",
+            "k",
+            &vars,
+            &now,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("git"), "{e}");
+    }
+}
