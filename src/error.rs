@@ -35,7 +35,7 @@ pub enum Error {
     #[error(transparent)]
     Artifacts(#[from] crate::build::ArtifactsFileError),
     #[error(transparent)]
-    Render(#[from] crate::render::RenderError),
+    Render(Box<crate::render::RenderError>),
     #[error("{message}{}", hint_suffix(hint))]
     Usage {
         message: String,
@@ -43,6 +43,12 @@ pub enum Error {
     },
     #[error("{0}")]
     Io(String),
+}
+
+impl From<crate::render::RenderError> for Error {
+    fn from(e: crate::render::RenderError) -> Self {
+        Error::Render(Box::new(e))
+    }
 }
 
 impl Error {

@@ -181,7 +181,7 @@ pub fn expand(text: &str, vars: &Vars, field: &str) -> Result<String, TemplateEr
 /// written.
 pub fn expand_for_key(text: &str, vars: &Vars, field: &str) -> Result<String, TemplateError> {
     expand_with(text, field, |piece| match piece {
-        Piece::Field(name) if VOLATILE.contains(&name) => Ok(format!("{{{{.{name}}}}}")),
+        Piece::Field(name) if VOLATILE.contains(name) => Ok(format!("{{{{.{name}}}}}")),
         Piece::Field(name) => vars.field(name),
         Piece::Env(name) => vars
             .env(name)

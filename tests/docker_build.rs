@@ -372,3 +372,30 @@ fn dockerignore_conformance_with_docker_build() {
         "devloop's image and docker build's image hold the same files"
     );
 }
+
+#[test]
+fn buildkit_builds_through_the_engine_api_session() {
+    support::require_docker();
+    let image = unique("devloop-test-buildkit");
+    let mut p = Project::new();
+    p.with_busybox("bin/busybox");
+    p.write(
+        "devloop.yaml",
+        &format!(
+            "apiVersion: devloop/v1alpha1\nkind: Config\nbuild:\n  useBuildkit: true\n  artifacts:\n    - image: {image}\n      docker:\n        target: app\n        buildArgs: {{GREETING: hello-buildkit}}\n"
+        ),
+    );
+    p.write(
+        "Dockerfile",
+        "FROM scratch AS tools\nCOPY bin/busybox /bin/busybox\nFROM tools AS app\nARG GREETING\nRUN [\"/bin/busybox\", \"sh\", \"-c\", \"echo $GREETING > /greeting\"]\nFROM tools AS unused\nRUN [\"/bin/busybox\", \"false\"]\n",
+    );
+    let out = p.devloop(&["build", "-o", "json"]);
+    assert_ok(&out);
+    let ev = events(&out);
+    let tag = events_of(&ev, "buildFinished")[0]["data"]["tag"].as_str().unwrap().to_string();
+    p.cleanup_image(&tag);
+    assert!(events_of(&ev, "buildStep").iter().any(|e| e["data"]["step"].as_str().unwrap().contains("RUN")), "BuildKit vertices are reported as steps");
+    assert_eq!(image_file(&tag, "/greeting").as_deref(), Some("hello-buildkit\n"));
+    let again = p.devloop(&["build", "-o", "json"]);
+    assert_eq!(events_of(&events(&again), "buildCached").len(), 1);
+}

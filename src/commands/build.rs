@@ -67,8 +67,13 @@ pub async fn build(
         let _ = tokio::signal::ctrl_c().await;
         cancel.cancel();
     };
-    tokio::select! {
-        r = run.build_all(opts) => r,
-        _ = ctrl_c => Err(Error::Usage { message: "interrupted".into(), hint: None }),
+    let results = tokio::select! {
+        r = run.build_all(opts) => r?,
+        _ = ctrl_c => return Err(Error::Usage { message: "interrupted".into(), hint: None }),
+    };
+    // Old memo files and build records are dropped at most once a day; a failure only costs disk space.
+    if let Err(e) = store.gc_if_due(&crate::cache::GcPolicy::default()) {
+        console.sink().emit(crate::event::Event::Warning { message: format!("cache garbage collection failed: {e}") });
     }
+    Ok(results)
 }
