@@ -58,9 +58,16 @@ pub struct GlobalArgs {
         value_name = "REPO"
     )]
     pub default_repo: Option<String>,
-    /// The kube context to match profile activations against (default: the kubeconfig's current context).
+    /// The kube context to use (default: the kubeconfig's current context); profiles' `kubeContext`
+    /// activations match it.
     #[arg(long = "kube-context", global = true, value_name = "CONTEXT")]
     pub kube_context: Option<String>,
+    /// The kubeconfig file (default: `$KUBECONFIG`, else `~/.kube/config`, else in-cluster configuration).
+    #[arg(long = "kubeconfig", global = true, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Namespace for namespaced objects that name none (default: the kube context's namespace).
+    #[arg(short = 'n', long = "namespace", global = true)]
+    pub namespace: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -69,6 +76,114 @@ pub enum Command {
     Build(BuildArgs),
     /// Print the Kubernetes objects devloop would apply, with the built images in them.
     Render(RenderArgs),
+    /// Build, deploy and wait until everything is ready; exit 0 only when it is.
+    Run(RunArgs),
+    /// Deploy already built images (`--build-artifacts` from `devloop build --file-output`) and wait until ready.
+    Deploy(DeployArgs),
+    /// Delete everything devloop deployed for this project.
+    Delete(DeleteArgs),
+}
+
+/// Where the images to deploy come from (default: build them, using the cache).
+#[derive(Debug, Clone, Args)]
+pub struct ImageSource {
+    /// Use the images recorded by `devloop build --file-output FILE` instead of building.
+    #[arg(
+        short = 'a',
+        long = "build-artifacts",
+        value_name = "FILE",
+        conflicts_with = "images"
+    )]
+    pub build_artifacts: Option<PathBuf>,
+    /// Use these images instead of building: `name=reference`, comma-separated or repeated.
+    #[arg(
+        short = 'i',
+        long = "images",
+        value_name = "NAME=REF",
+        value_delimiter = ','
+    )]
+    pub images: Vec<String>,
+}
+
+/// How objects are applied and checked.
+#[derive(Debug, Clone, Args)]
+pub struct ApplyArgs {
+    /// Take over fields another field manager owns (server-side apply `force`).
+    #[arg(long = "force-conflicts")]
+    pub force_conflicts: bool,
+    /// How long workloads may take to become ready: `90s`, `10m`, `1h`.
+    #[arg(long = "status-check-deadline", value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
+    pub status_check_deadline: std::time::Duration,
+    /// Do not wait for workloads to become ready.
+    #[arg(long = "no-status-check")]
+    pub no_status_check: bool,
+}
+
+/// Options of `devloop run`.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub apply: ApplyArgs,
+    /// Push images (implied by `--default-repo`); without it images stay local, for local clusters.
+    #[arg(long)]
+    pub push: bool,
+    /// Ignore devloop's cache and the daemon's layer cache.
+    #[arg(long = "no-cache")]
+    pub no_cache: bool,
+    /// Follow the logs of the project's pods after the deploy, until Ctrl-C.
+    #[arg(long)]
+    pub tail: bool,
+}
+
+/// Options of `devloop deploy`.
+#[derive(Debug, Clone, Args)]
+pub struct DeployArgs {
+    #[command(flatten)]
+    pub source: ImageSource,
+    #[command(flatten)]
+    pub apply: ApplyArgs,
+    /// Push images when they have to be built (implied by `--default-repo`).
+    #[arg(long)]
+    pub push: bool,
+}
+
+/// Options of `devloop delete`.
+#[derive(Debug, Clone, Args)]
+pub struct DeleteArgs {
+    /// Wait until the objects are gone.
+    #[arg(long)]
+    pub wait: bool,
+    /// List what would be deleted; delete nothing.
+    #[arg(long = "dry-run")]
+    pub dry_run: bool,
+}
+
+/// Parses `90s`, `10m`, `1h`, `1h30m` or a plain number of seconds.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let bad = || format!("`{s}` is not a duration (e.g. `90s`, `10m`, `1h30m`)");
+    if let Ok(secs) = s.parse::<u64>() {
+        return Ok(std::time::Duration::from_secs(secs));
+    }
+    let mut total = 0u64;
+    let mut number = String::new();
+    for c in s.chars() {
+        if c.is_ascii_digit() {
+            number.push(c);
+            continue;
+        }
+        let n: u64 = number.parse().map_err(|_| bad())?;
+        number.clear();
+        total += n * match c {
+            'h' => 3600,
+            'm' => 60,
+            's' => 1,
+            _ => return Err(bad()),
+        };
+    }
+    if !number.is_empty() || s.is_empty() {
+        return Err(bad());
+    }
+    Ok(std::time::Duration::from_secs(total))
 }
 
 /// Options of `devloop build`.
@@ -94,25 +209,8 @@ pub struct BuildArgs {
 /// Options of `devloop render`.
 #[derive(Debug, Clone, Args)]
 pub struct RenderArgs {
-    /// Use the images recorded by `devloop build --file-output FILE` instead of building.
-    #[arg(
-        short = 'a',
-        long = "build-artifacts",
-        value_name = "FILE",
-        conflicts_with = "images"
-    )]
-    pub build_artifacts: Option<PathBuf>,
-    /// Use these images instead of building: `name=reference`, comma-separated or repeated.
-    #[arg(
-        short = 'i',
-        long = "images",
-        value_name = "NAME=REF",
-        value_delimiter = ','
-    )]
-    pub images: Vec<String>,
-    /// Set this namespace on namespaced objects that have none.
-    #[arg(short = 'n', long = "namespace")]
-    pub namespace: Option<String>,
+    #[command(flatten)]
+    pub source: ImageSource,
     /// Write the YAML to this file instead of stdout.
     #[arg(long = "output-file", value_name = "FILE")]
     pub output_file: Option<PathBuf>,

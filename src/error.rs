@@ -36,6 +36,8 @@ pub enum Error {
     Artifacts(#[from] crate::build::ArtifactsFileError),
     #[error(transparent)]
     Render(Box<crate::render::RenderError>),
+    #[error(transparent)]
+    Deploy(#[from] crate::deploy::DeployError),
     #[error("{message}{}", hint_suffix(hint))]
     Usage {
         message: String,
@@ -56,7 +58,8 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Build(e) if e.is_environment() => EXIT_USAGE,
-            Error::Build(_) | Error::Render(_) => EXIT_FAILURE,
+            Error::Deploy(e) if e.is_environment() => EXIT_USAGE,
+            Error::Build(_) | Error::Render(_) | Error::Deploy(_) => EXIT_FAILURE,
             Error::Config(_)
             | Error::Tag(_)
             | Error::Template(_)

@@ -69,6 +69,70 @@ pub enum Event {
         cached: usize,
         duration_ms: u64,
     },
+    /// A deploy starts: the cluster context and default namespace in use.
+    DeployStarted {
+        context: String,
+        namespace: String,
+        objects: usize,
+    },
+    /// A namespace the objects need did not exist and devloop created it (it is kept on delete).
+    NamespaceCreated { namespace: String },
+    /// One object was applied (`change`: created, configured or recreated).
+    Applied {
+        object: String,
+        namespace: Option<String>,
+        change: String,
+    },
+    /// An object this project deployed earlier is no longer rendered and was deleted.
+    Pruned {
+        object: String,
+        namespace: Option<String>,
+    },
+    /// Everything was applied.
+    DeployComplete {
+        applied: usize,
+        pruned: usize,
+        duration_ms: u64,
+    },
+    /// A workload is rolling out (`2/3 replicas updated`).
+    RolloutProgress {
+        object: String,
+        namespace: Option<String>,
+        message: String,
+    },
+    /// A workload is ready (Deployment rolled out, Job complete, Pod ready).
+    RolloutReady {
+        object: String,
+        namespace: Option<String>,
+        duration_ms: u64,
+    },
+    /// A workload cannot become ready: the pod and container at fault, the reason (`ImagePullBackOff`,
+    /// `CrashLoopBackOff`, …), its message, recent events and the last lines of the container's log.
+    RolloutFailed {
+        object: String,
+        namespace: Option<String>,
+        pod: Option<String>,
+        container: Option<String>,
+        reason: String,
+        message: String,
+        events: Vec<String>,
+        logs: Vec<String>,
+    },
+    /// Every workload is ready.
+    StatusComplete { ready: usize, duration_ms: u64 },
+    /// An object was deleted (or, with `dryRun`, would be).
+    Deleted {
+        object: String,
+        namespace: Option<String>,
+        dry_run: bool,
+    },
+    /// One line a container of the project wrote; `workload` names what the pod belongs to.
+    Log {
+        pod: String,
+        container: String,
+        workload: String,
+        line: String,
+    },
     /// Something the user should know that does not stop the command.
     Warning { message: String },
 }

@@ -27,11 +27,14 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod context;
+pub mod deploy;
 pub mod error;
 pub mod event;
+pub mod logs;
 pub mod output;
 pub mod render;
 pub mod runner;
+pub mod status;
 pub mod tag;
 pub mod template;
 

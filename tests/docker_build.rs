@@ -392,10 +392,21 @@ fn buildkit_builds_through_the_engine_api_session() {
     let out = p.devloop(&["build", "-o", "json"]);
     assert_ok(&out);
     let ev = events(&out);
-    let tag = events_of(&ev, "buildFinished")[0]["data"]["tag"].as_str().unwrap().to_string();
+    let tag = events_of(&ev, "buildFinished")[0]["data"]["tag"]
+        .as_str()
+        .unwrap()
+        .to_string();
     p.cleanup_image(&tag);
-    assert!(events_of(&ev, "buildStep").iter().any(|e| e["data"]["step"].as_str().unwrap().contains("RUN")), "BuildKit vertices are reported as steps");
-    assert_eq!(image_file(&tag, "/greeting").as_deref(), Some("hello-buildkit\n"));
+    assert!(
+        events_of(&ev, "buildStep")
+            .iter()
+            .any(|e| e["data"]["step"].as_str().unwrap().contains("RUN")),
+        "BuildKit vertices are reported as steps"
+    );
+    assert_eq!(
+        image_file(&tag, "/greeting").as_deref(),
+        Some("hello-buildkit\n")
+    );
     let again = p.devloop(&["build", "-o", "json"]);
     assert_eq!(events_of(&events(&again), "buildCached").len(), 1);
 }

@@ -73,7 +73,9 @@ pub async fn build(
     };
     // Old memo files and build records are dropped at most once a day; a failure only costs disk space.
     if let Err(e) = store.gc_if_due(&crate::cache::GcPolicy::default()) {
-        console.sink().emit(crate::event::Event::Warning { message: format!("cache garbage collection failed: {e}") });
+        console.sink().emit(crate::event::Event::Warning {
+            message: format!("cache garbage collection failed: {e}"),
+        });
     }
     Ok(results)
 }

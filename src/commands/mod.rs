@@ -1,15 +1,24 @@
 //! Commands: one file per subcommand; each wires stages together through the runner. No domain logic here.
 
 pub mod build;
+pub mod delete;
+pub mod deploy;
 pub mod render;
+pub mod run;
 
 use std::sync::Arc;
 
-use crate::cli::{Cli, Command, GlobalArgs};
+use crate::build::artifacts;
+use crate::cli::{Cli, Command, GlobalArgs, ImageSource};
 use crate::config::{self, Config, LoadOptions};
+use crate::deploy::kube::{ClusterOptions, KubeTarget};
 use crate::error::Error;
+use crate::event::BuiltArtifact;
 use crate::event::Event;
 use crate::output::Console;
+use crate::render::ArtifactImage;
+use crate::runner::BuildOptions;
+use crate::tag;
 use crate::template;
 
 /// Dispatches a parsed command line.
@@ -17,6 +26,9 @@ pub async fn run(cli: Cli, console: Console) -> Result<(), Error> {
     match cli.command {
         Command::Build(args) => build::run(&cli.global, args, console).await,
         Command::Render(args) => render::run(&cli.global, args, console).await,
+        Command::Run(args) => run::run(&cli.global, args, console).await,
+        Command::Deploy(args) => deploy::run(&cli.global, args, console).await,
+        Command::Delete(args) => delete::run(&cli.global, args, console).await,
     }
 }
 
@@ -46,4 +58,76 @@ pub fn load_config(global: &GlobalArgs, command: &str, console: &Console) -> Res
         profiles: cfg.active_profiles.clone(),
     });
     Ok(cfg)
+}
+
+/// The images to inject: from `--build-artifacts`, from `--images`, or built (with the cache) like
+/// `devloop build` does, with immutable deploy references.
+pub async fn resolve_images(
+    cfg: &Config,
+    source: &ImageSource,
+    opts: &BuildOptions,
+    console: &Console,
+) -> Result<Vec<ArtifactImage>, Error> {
+    let given: Vec<BuiltArtifact> = if let Some(file) = &source.build_artifacts {
+        artifacts::read(file)?
+    } else if !source.images.is_empty() {
+        source
+            .images
+            .iter()
+            .map(|s| render::parse_image_flag(s))
+            .collect::<Result<_, _>>()?
+    } else {
+        let built = build::build(cfg, opts, console).await?;
+        return Ok(built
+            .iter()
+            .map(|r| ArtifactImage {
+                name: r.image.clone(),
+                reference: r.deploy_reference(),
+                repository: r.repository.clone(),
+                tag: r.deploy_tag(),
+                digest: r.digest.clone(),
+            })
+            .collect());
+    };
+    given
+        .into_iter()
+        .map(|b| {
+            let parsed = tag::parse(&b.tag)?;
+            Ok(ArtifactImage {
+                name: b.image,
+                reference: b.tag.clone(),
+                repository: parsed.repository,
+                tag: parsed.tag.unwrap_or_else(|| "latest".to_string()),
+                digest: parsed.digest,
+            })
+        })
+        .collect()
+}
+
+/// Connects to the cluster the flags and kubeconfig name, for `cfg`'s project.
+pub async fn connect(
+    global: &GlobalArgs,
+    cfg: &Config,
+    force_conflicts: bool,
+) -> Result<KubeTarget, Error> {
+    let opts = ClusterOptions {
+        kubeconfig: global.kubeconfig.clone(),
+        context: global.kube_context.clone(),
+        namespace: global.namespace.clone(),
+    };
+    Ok(KubeTarget::connect(&opts, &cfg.project, force_conflicts).await?)
+}
+
+/// Cancels `cancel` on the first Ctrl-C (graceful: stages stop and report); a second Ctrl-C exits at once.
+pub fn cancel_on_ctrl_c(
+    cancel: tokio_util::sync::CancellationToken,
+) -> impl std::future::Future<Output = ()> {
+    async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            cancel.cancel();
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(130);
+            }
+        }
+    }
 }

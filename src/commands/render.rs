@@ -3,26 +3,26 @@
 
 use std::collections::BTreeMap;
 
-use crate::build::artifacts;
 use crate::cli::{GlobalArgs, RenderArgs};
 use crate::config::Config;
+use crate::deploy::kube::{MANAGED_BY, PROJECT_LABEL};
 use crate::error::Error;
 use crate::event::{BuiltArtifact, Event};
 use crate::output::Console;
 use crate::render::{self, ArtifactImage, RenderRequest};
 use crate::runner::BuildOptions;
-use crate::tag;
-
-/// The label every object devloop renders carries.
-pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "devloop");
-/// The label naming the project (stable across runs, so restarts do not roll workloads).
-pub const PROJECT_LABEL: &str = "devloop.dev/project";
 
 /// Runs `devloop render`.
 pub async fn run(global: &GlobalArgs, args: RenderArgs, console: Console) -> Result<(), Error> {
     let cfg = super::load_config(global, "render", &console)?;
-    let images = images(&cfg, global, &args, &console).await?;
-    let yaml = render_yaml(&cfg, &images, args.namespace.as_deref(), &console)?;
+    let opts = BuildOptions {
+        push: args.push,
+        default_repo: global.default_repo.clone(),
+        deploy_tags: true,
+        ..Default::default()
+    };
+    let images = super::resolve_images(&cfg, &args.source, &opts, &console).await?;
+    let yaml = render_objects(&cfg, &images, global.namespace.as_deref(), &console)?.to_yaml()?;
     match &args.output_file {
         Some(path) => std::fs::write(path, yaml)
             .map_err(|e| Error::Io(format!("{}: cannot write: {e}", path.display())))?,
@@ -40,12 +40,12 @@ pub fn labels(cfg: &Config) -> BTreeMap<String, String> {
 }
 
 /// Renders the config's manifests with `images`; warnings become events.
-pub fn render_yaml(
+pub fn render_objects(
     cfg: &Config,
     images: &[ArtifactImage],
     namespace: Option<&str>,
     console: &Console,
-) -> Result<String, Error> {
+) -> Result<render::Rendered, Error> {
     let env: BTreeMap<String, String> = std::env::vars().collect();
     let labels = labels(cfg);
     let rendered = render::render(&RenderRequest {
@@ -61,58 +61,10 @@ pub fn render_yaml(
             message: w.to_string(),
         });
     }
-    Ok(rendered.to_yaml()?)
+    Ok(rendered)
 }
 
-/// Where the images come from: `--build-artifacts`, `--images`, or the same cached build as `devloop build`.
-async fn images(
-    cfg: &Config,
-    global: &GlobalArgs,
-    args: &RenderArgs,
-    console: &Console,
-) -> Result<Vec<ArtifactImage>, Error> {
-    let given: Vec<BuiltArtifact> = if let Some(file) = &args.build_artifacts {
-        artifacts::read(file)?
-    } else if !args.images.is_empty() {
-        args.images
-            .iter()
-            .map(|s| parse_image_flag(s))
-            .collect::<Result<_, _>>()?
-    } else {
-        let opts = BuildOptions {
-            push: args.push,
-            default_repo: global.default_repo.clone(),
-            deploy_tags: true,
-            ..Default::default()
-        };
-        let built = super::build::build(cfg, &opts, console).await?;
-        return Ok(built
-            .iter()
-            .map(|r| ArtifactImage {
-                name: r.image.clone(),
-                reference: r.deploy_reference(),
-                repository: r.repository.clone(),
-                tag: r.deploy_tag(),
-                digest: r.digest.clone(),
-            })
-            .collect());
-    };
-    given
-        .into_iter()
-        .map(|b| {
-            let parsed = tag::parse(&b.tag)?;
-            Ok(ArtifactImage {
-                name: b.image,
-                reference: b.tag.clone(),
-                repository: parsed.repository,
-                tag: parsed.tag.unwrap_or_else(|| "latest".to_string()),
-                digest: parsed.digest,
-            })
-        })
-        .collect()
-}
-
-fn parse_image_flag(s: &str) -> Result<BuiltArtifact, Error> {
+pub(super) fn parse_image_flag(s: &str) -> Result<BuiltArtifact, Error> {
     match s.split_once('=') {
         Some((name, reference)) if !name.is_empty() && !reference.is_empty() => Ok(BuiltArtifact {
             image: name.trim().to_string(),

@@ -203,6 +203,143 @@ impl Printer {
                     secs(*duration_ms)
                 ));
             }
+            Event::DeployStarted {
+                context,
+                namespace,
+                objects,
+            } => {
+                self.line(&format!(
+                    "deploying {objects} objects to context {} (namespace {})",
+                    self.paint("1", context),
+                    self.paint("1", namespace)
+                ));
+            }
+            Event::NamespaceCreated { namespace } => {
+                self.line(&format!(
+                    "{} created namespace {namespace} (devloop keeps it on delete)",
+                    self.paint("32", "+")
+                ));
+            }
+            Event::Applied {
+                object,
+                namespace,
+                change,
+            } => {
+                let ns = namespace
+                    .as_ref()
+                    .map(|n| format!(" -n {n}"))
+                    .unwrap_or_default();
+                self.line(&format!("  {object}{ns} {change}"));
+            }
+            Event::Pruned { object, namespace } => {
+                let ns = namespace
+                    .as_ref()
+                    .map(|n| format!(" -n {n}"))
+                    .unwrap_or_default();
+                self.line(&format!("  {object}{ns} {}", self.paint("33", "pruned")));
+            }
+            Event::DeployComplete {
+                applied,
+                pruned,
+                duration_ms,
+            } => {
+                self.line(&format!(
+                    "applied {applied}, pruned {pruned} in {}",
+                    secs(*duration_ms)
+                ));
+            }
+            Event::RolloutProgress {
+                object, message, ..
+            } => {
+                if self.tty {
+                    self.bar(object).set_message(message.clone());
+                } else {
+                    self.line(&format!("  {object}: {message}"));
+                }
+            }
+            Event::RolloutReady {
+                object,
+                duration_ms,
+                ..
+            } => {
+                self.done(object);
+                self.line(&format!(
+                    "{} {object} ready in {}",
+                    self.paint("32", "✓"),
+                    secs(*duration_ms)
+                ));
+            }
+            Event::RolloutFailed {
+                object,
+                pod,
+                container,
+                reason,
+                message,
+                events,
+                logs,
+                ..
+            } => {
+                self.done(object);
+                let at = match (pod, container) {
+                    (Some(p), Some(c)) => format!(" (pod {p}, container {c})"),
+                    (Some(p), None) => format!(" (pod {p})"),
+                    _ => String::new(),
+                };
+                self.line(&format!(
+                    "{} {object}{at}: {}: {message}",
+                    self.paint("31", "✗"),
+                    self.paint("1", reason)
+                ));
+                if !events.is_empty() {
+                    self.line("  recent events:");
+                    for e in events {
+                        self.line(&format!("    {e}"));
+                    }
+                }
+                if !logs.is_empty() {
+                    self.line("  last log lines:");
+                    for l in logs {
+                        self.line(&format!("    │ {l}"));
+                    }
+                }
+            }
+            Event::StatusComplete { ready, duration_ms } => {
+                self.line(&format!(
+                    "{ready} workloads ready in {}",
+                    secs(*duration_ms)
+                ));
+            }
+            Event::Deleted {
+                object,
+                namespace,
+                dry_run,
+            } => {
+                let ns = namespace
+                    .as_ref()
+                    .map(|n| format!(" -n {n}"))
+                    .unwrap_or_default();
+                self.line(&format!(
+                    "  {object}{ns} {}",
+                    if *dry_run {
+                        "would be deleted"
+                    } else {
+                        "deleted"
+                    }
+                ));
+            }
+            Event::Log {
+                pod,
+                container,
+                workload,
+                line,
+            } => {
+                const COLOURS: [&str; 6] = ["36", "35", "33", "32", "34", "31"];
+                let prefix = self.paint(
+                    COLOURS[crate::logs::colour_of(workload)],
+                    &format!("{pod}/{container} │"),
+                );
+                self.line(&format!("{prefix} {line}"));
+            }
             Event::Warning { message } => {
                 self.line(&format!("{} {message}", self.paint("1;33", "warning:")));
             }

@@ -1,0 +1,28 @@
+//! `devloop delete`: everything this project deployed (found by devloop's labels and field manager) → gone.
+
+use crate::cli::{DeleteArgs, GlobalArgs};
+use crate::deploy::{DeleteOptions, Deployer};
+use crate::error::Error;
+use crate::output::Console;
+
+/// Runs `devloop delete`.
+pub async fn run(global: &GlobalArgs, args: DeleteArgs, console: Console) -> Result<(), Error> {
+    let cfg = super::load_config(global, "delete", &console)?;
+    let target = super::connect(global, &cfg, false).await?;
+    let deleted = target
+        .delete_all(
+            DeleteOptions {
+                dry_run: args.dry_run,
+                wait: args.wait,
+            },
+            &console.sink(),
+        )
+        .await?;
+    if deleted.is_empty() {
+        console.info(&format!(
+            "nothing of project `{}` is deployed in context `{}`",
+            cfg.project, target.context
+        ));
+    }
+    Ok(())
+}

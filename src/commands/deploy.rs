@@ -1,0 +1,73 @@
+//! `devloop deploy`: images (from `--build-artifacts`, `--images`, or a cached build) → render → apply → wait.
+
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::{ApplyArgs, DeployArgs, GlobalArgs};
+use crate::config::Config;
+use crate::deploy::Deployer;
+use crate::deploy::kube::{KubePlan, KubeTarget};
+use crate::error::Error;
+use crate::output::Console;
+use crate::render::ArtifactImage;
+use crate::runner::BuildOptions;
+
+/// Runs `devloop deploy`.
+pub async fn run(global: &GlobalArgs, args: DeployArgs, console: Console) -> Result<(), Error> {
+    let cfg = super::load_config(global, "deploy", &console)?;
+    let opts = BuildOptions {
+        push: args.push,
+        default_repo: global.default_repo.clone(),
+        deploy_tags: true,
+        ..Default::default()
+    };
+    let images = super::resolve_images(&cfg, &args.source, &opts, &console).await?;
+    let target = super::connect(global, &cfg, args.apply.force_conflicts).await?;
+    apply_and_wait(
+        &cfg,
+        &target,
+        &images,
+        &args.apply,
+        global.namespace.as_deref(),
+        &console,
+    )
+    .await
+}
+
+/// Renders with `images`, applies, prunes, and (unless disabled) waits until everything is ready.
+pub async fn apply_and_wait(
+    cfg: &Config,
+    target: &KubeTarget,
+    images: &[ArtifactImage],
+    apply: &ApplyArgs,
+    namespace: Option<&str>,
+    console: &Console,
+) -> Result<(), Error> {
+    let rendered = super::render::render_objects(
+        cfg,
+        images,
+        namespace.or(Some(target.namespace.as_str())),
+        console,
+    )?;
+    let plan = KubePlan {
+        objects: rendered
+            .objects
+            .into_iter()
+            .map(|o| o.into_value())
+            .collect(),
+    };
+    let cancel = CancellationToken::new();
+    let events = console.sink();
+    let work = async {
+        let deployed = target.deploy(&plan, &events, &cancel).await?;
+        if !apply.no_status_check {
+            target
+                .wait_ready(&deployed, apply.status_check_deadline, &events, &cancel)
+                .await?;
+        }
+        Ok::<_, Error>(())
+    };
+    tokio::select! {
+        r = work => r,
+        _ = super::cancel_on_ctrl_c(cancel.clone()) => Err(Error::Usage { message: "interrupted".into(), hint: None }),
+    }
+}

@@ -1,0 +1,52 @@
+//! `devloop run`: build (cached) → get images to the cluster → render → apply → wait until ready; exit 0 only
+//! when everything is ready.
+
+use crate::cli::{GlobalArgs, ImageSource, RunArgs};
+use crate::error::Error;
+use crate::output::Console;
+use crate::runner::BuildOptions;
+
+/// Runs `devloop run`.
+pub async fn run(global: &GlobalArgs, args: RunArgs, console: Console) -> Result<(), Error> {
+    let cfg = super::load_config(global, "run", &console)?;
+    // Connect first: an unreachable cluster should fail before minutes of building.
+    let target = super::connect(global, &cfg, args.apply.force_conflicts).await?;
+    let push = args.push || global.default_repo.is_some() || cfg.build.push;
+    let opts = BuildOptions {
+        push,
+        default_repo: global.default_repo.clone(),
+        no_cache: args.no_cache,
+        deploy_tags: true,
+        ..Default::default()
+    };
+    let source = ImageSource {
+        build_artifacts: None,
+        images: Vec::new(),
+    };
+    let images = super::resolve_images(&cfg, &source, &opts, &console).await?;
+    super::deploy::apply_and_wait(
+        &cfg,
+        &target,
+        &images,
+        &args.apply,
+        global.namespace.as_deref(),
+        &console,
+    )
+    .await?;
+    if args.tail {
+        let namespaces = vec![
+            global
+                .namespace
+                .clone()
+                .unwrap_or_else(|| target.namespace.clone()),
+        ];
+        crate::logs::follow_until_ctrl_c(
+            target.client(),
+            &namespaces,
+            &target.selector(),
+            &console.sink(),
+        )
+        .await?;
+    }
+    Ok(())
+}

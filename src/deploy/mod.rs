@@ -1,0 +1,172 @@
+//! Deploy stage: a plan (rendered objects for Kubernetes) → what is running, and its removal. The `Deployer`
+//! trait is the seam the runner drives; `kube.rs` is the Kubernetes backend (server-side apply, prune,
+//! delete). Deployers emit events and never print; they never change or delete what devloop did not create.
+
+pub mod kube;
+
+use std::future::Future;
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::event::EventSink;
+
+/// Identifies one Kubernetes object.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectRef {
+    /// `apps/v1`, `v1`, …
+    pub api_version: String,
+    pub kind: String,
+    /// `None` for cluster-scoped objects.
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+impl std::fmt::Display for ObjectRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = self.kind.to_lowercase();
+        match &self.namespace {
+            Some(ns) => write!(f, "{kind}/{} (namespace `{ns}`)", self.name),
+            None => write!(f, "{kind}/{}", self.name),
+        }
+    }
+}
+
+impl ObjectRef {
+    /// `deployment/api`: how kubectl users name objects.
+    pub fn short(&self) -> String {
+        format!("{}/{}", self.kind.to_lowercase(), self.name)
+    }
+
+    /// The API group (`""` for core).
+    pub fn group(&self) -> &str {
+        self.api_version
+            .rsplit_once('/')
+            .map(|(g, _)| g)
+            .unwrap_or("")
+    }
+}
+
+/// What an apply did to one object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Change {
+    Created,
+    Configured,
+    /// The apply changed nothing (the server did not write).
+    Unchanged,
+    /// Deleted and created again because a field that cannot change did (a Job's template, a Pod's spec).
+    Recreated,
+}
+
+/// One object as the cluster answered the apply.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AppliedObject {
+    pub reference: ObjectRef,
+    pub change: Change,
+    /// `metadata.generation` after the apply (0 when the kind has none).
+    pub generation: i64,
+    /// The full object the server returned (status included).
+    pub object: serde_json::Value,
+}
+
+/// The result of one deploy: what was applied and what was pruned.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeployedSet {
+    pub applied: Vec<AppliedObject>,
+    pub pruned: Vec<ObjectRef>,
+    /// Namespaces devloop had to create (they are kept on delete).
+    pub created_namespaces: Vec<String>,
+}
+
+/// How `delete` behaves.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DeleteOptions {
+    /// List what would be deleted, delete nothing.
+    pub dry_run: bool,
+    /// Wait until the objects are gone.
+    pub wait: bool,
+}
+
+/// Why a deploy, status check or delete failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    #[error(
+        "cannot reach the cluster `{context}` at `{server}`: {message}{}",
+        crate::error::hint_suffix(hint)
+    )]
+    Unreachable {
+        context: String,
+        server: String,
+        message: String,
+        hint: Option<String>,
+    },
+    #[error("{message}{}", crate::error::hint_suffix(hint))]
+    Config {
+        message: String,
+        hint: Option<String>,
+    },
+    #[error("{object}: {message}{}", crate::error::hint_suffix(hint))]
+    Apply {
+        object: String,
+        message: String,
+        hint: Option<String>,
+    },
+    #[error("{message}{}", crate::error::hint_suffix(hint))]
+    Unserved {
+        message: String,
+        hint: Option<String>,
+    },
+    #[error("{message}{}", crate::error::hint_suffix(hint))]
+    Api {
+        message: String,
+        hint: Option<String>,
+    },
+    #[error("{0}")]
+    Status(String),
+    #[error("cancelled")]
+    Cancelled,
+}
+
+impl DeployError {
+    /// Environment problems (exit 2) as opposed to pipeline failures (exit 1).
+    pub fn is_environment(&self) -> bool {
+        matches!(
+            self,
+            DeployError::Unreachable { .. } | DeployError::Config { .. }
+        )
+    }
+}
+
+/// The seam between the runner and a deploy target.
+pub trait Deployer: Send + Sync {
+    /// What the target deploys (rendered objects for Kubernetes).
+    type Plan: Send + Sync;
+
+    /// Makes the target match `plan`: applies it and prunes what this project deployed before that `plan` no
+    /// longer has.
+    fn deploy(
+        &self,
+        plan: &Self::Plan,
+        events: &EventSink,
+        cancel: &CancellationToken,
+    ) -> impl Future<Output = Result<DeployedSet, DeployError>> + Send;
+
+    /// Waits until what `deploy` applied is ready, failing fast with a diagnosis when it cannot become ready.
+    fn wait_ready(
+        &self,
+        deployed: &DeployedSet,
+        deadline: Duration,
+        events: &EventSink,
+        cancel: &CancellationToken,
+    ) -> impl Future<Output = Result<(), DeployError>> + Send;
+
+    /// Removes everything this project deployed; returns what was (or, with `dry_run`, would be) deleted.
+    fn delete_all(
+        &self,
+        opts: DeleteOptions,
+        events: &EventSink,
+    ) -> impl Future<Output = Result<Vec<ObjectRef>, DeployError>> + Send;
+}
