@@ -8,7 +8,9 @@
 //! Go's (RE2) syntax rules and re-emitted for the `regex` crate, so brackets, escapes and `**` behave as in
 //! Docker even where the two regex dialects differ. The walk reproduces `archive.TarWithOptions`: per-directory
 //! match results are inherited by children (`MatchesUsingParentResults`), and an excluded directory is pruned
-//! unless some `!` pattern literally starts with that directory's path.
+//! unless some `!` pattern literally starts with that directory's path (so `*` + `!**/*.go` does not bring
+//! back `src/main.go`, exactly as with `docker build`). Rules come from `<Dockerfile>.dockerignore` when it
+//! exists (BuildKit's rule; the classic CLI only reads `<context>/.dockerignore`).
 
 use std::collections::HashMap;
 use std::fs::{self, File};
@@ -165,9 +167,8 @@ fn go_clean(path: &str) -> String {
         dotdot = 1;
     }
     while r < n {
-        if bytes[r] == b'/' {
-            r += 1;
-        } else if bytes[r] == b'.' && (r + 1 == n || bytes[r + 1] == b'/') {
+        // An empty element (`//`) or a `.` element is dropped.
+        if bytes[r] == b'/' || (bytes[r] == b'.' && (r + 1 == n || bytes[r + 1] == b'/')) {
             r += 1;
         } else if bytes[r] == b'.'
             && bytes.get(r + 1) == Some(&b'.')
@@ -208,16 +209,7 @@ fn go_clean(path: &str) -> String {
 fn go_dir(path: &str) -> std::borrow::Cow<'_, str> {
     match path.rfind('/') {
         None => ".".into(),
-        Some(i) => {
-            let dir = &path[..=i];
-            // Already clean in the common case (`a/b/` → `a/b`): skip the allocation.
-            let trimmed = &dir[..dir.len() - 1];
-            if !trimmed.is_empty() && !trimmed.contains("//") && go_clean(trimmed) == trimmed {
-                trimmed.into()
-            } else {
-                go_clean(dir).into()
-            }
-        }
+        Some(i) => go_clean(&path[..=i]).into(),
     }
 }
 
@@ -245,11 +237,7 @@ fn scan_chunk(mut pattern: &[u8]) -> (bool, &[u8], &[u8]) {
     let mut i = 0;
     while i < pattern.len() {
         match pattern[i] {
-            b'\\' => {
-                if i + 1 < pattern.len() {
-                    i += 1;
-                }
-            }
+            b'\\' if i + 1 < pattern.len() => i += 1,
             b'[' => in_range = true,
             b']' => in_range = false,
             b'*' if !in_range => break,
@@ -440,14 +428,9 @@ impl GoRegex {
     }
 
     fn starts_with(&self, s: &str) -> bool {
-        let mut i = self.pos;
-        for c in s.chars() {
-            if self.chars.get(i) != Some(&c) {
-                return false;
-            }
-            i += 1;
-        }
-        true
+        (self.pos..)
+            .zip(s.chars())
+            .all(|(i, c)| self.chars.get(i) == Some(&c))
     }
 
     fn alternation(&mut self, depth: usize) -> Result<String, String> {
@@ -1013,7 +996,8 @@ impl DockerIgnore {
         Ok(())
     }
 
-    /// Whether any rule is a `!` exception (then excluded directories cannot simply be skipped).
+    /// Whether any rule is a `!` exception (then an excluded directory is still walked when a `!` rule
+    /// starts with its path).
     pub fn has_exceptions(&self) -> bool {
         !self.exception_prefixes.is_empty()
     }
@@ -1273,7 +1257,10 @@ fn canonical_context(context: &Path) -> Result<PathBuf, ContextError> {
 // ======================================================================================================
 
 /// Walks `context` and returns exactly the entries `docker build -f <dockerfile> <context>` sends, sorted by
-/// `rel`. Symlinks are kept as links and never followed; both cores are used.
+/// `rel`: directories, files and symlinks (kept as links, never followed); sockets, fifos and devices are left
+/// out. Walks directories on all cores. One deliberate difference: when a rule prunes the directory that holds
+/// the Dockerfile (docker then fails with "Cannot locate specified Dockerfile"), the Dockerfile is still sent.
+/// A Dockerfile outside the context is not an entry; [`write_tar`] adds it.
 pub fn walk(context: &Path, dockerfile: &Path) -> Result<ContextFiles, ContextError> {
     let root = canonical_context(context)?;
     let ignore = read_ignore_rules(&root, dockerfile)?;
@@ -1465,6 +1452,10 @@ impl Walker<'_> {
                 tracing::debug!(path = %dir_path.display(), %error, "skipping unreadable excluded directory");
                 return Ok(());
             }
+            // Removed since its parent was listed: the walk is a snapshot, like any file that vanishes.
+            Err(error) if error.kind() == io::ErrorKind::NotFound && !job.rel.is_empty() => {
+                return Ok(());
+            }
             Err(source) => {
                 return Err(ContextError::Unreadable {
                     path: dir_path,
@@ -1625,15 +1616,35 @@ pub fn write_tar<W: Write>(
                 path: path.clone(),
                 source,
             })?;
-            let digest = Sha256::digest(&content);
-            let hex: String = digest.iter().take(10).map(|b| format!("{b:02x}")).collect();
-            let name = format!(".dockerfile.{hex}");
+            let name = injected_name(&content);
             write_with_injected_dockerfile(&mut tar, files, &name, &content)?;
             name
         }
     };
     tar.finish()?;
     Ok(name)
+}
+
+/// The name [`write_tar`] gives the Dockerfile in the stream — the Engine API's `dockerfile` parameter, needed
+/// before the stream is written.
+pub fn dockerfile_name(files: &ContextFiles, dockerfile: &Path) -> Result<String, ContextError> {
+    match locate_dockerfile(&files.root, dockerfile)? {
+        DockerfileLocation::Inside { rel, .. } => Ok(rel),
+        DockerfileLocation::Outside { path, .. } => {
+            let content = fs::read(&path).map_err(|source| ContextError::DockerfileUnreadable {
+                path: path.clone(),
+                source,
+            })?;
+            Ok(injected_name(&content))
+        }
+    }
+}
+
+/// `.dockerfile.<20 hex>` from the content, so the stream stays deterministic (the docker CLI uses random hex).
+fn injected_name(content: &[u8]) -> String {
+    let digest = Sha256::digest(content);
+    let hex: String = digest.iter().take(10).map(|b| format!("{b:02x}")).collect();
+    format!(".dockerfile.{hex}")
 }
 
 fn write_with_injected_dockerfile<W: Write>(
@@ -1891,19 +1902,1061 @@ impl<W: Write> TarWriter<W> {
     }
 }
 
-/// The name [`write_tar`] gives the Dockerfile inside the stream: the Engine API's `dockerfile` parameter,
-/// needed before the stream is written.
-pub fn dockerfile_name(files: &ContextFiles, dockerfile: &Path) -> Result<String, ContextError> {
-    match locate_dockerfile(&files.root, dockerfile)? {
-        DockerfileLocation::Inside { rel, .. } => Ok(rel),
-        DockerfileLocation::Outside { path, .. } => {
-            let content = fs::read(&path).map_err(|source| ContextError::DockerfileUnreadable {
-                path: path.clone(),
-                source,
-            })?;
-            let digest = Sha256::digest(&content);
-            let hex: String = digest.iter().take(10).map(|b| format!("{b:02x}")).collect();
-            Ok(format!(".dockerfile.{hex}"))
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::{PermissionsExt, symlink};
+
+    // ---- Go helpers ----
+
+    #[test]
+    fn go_clean_matches_go() {
+        // Cases from Go's path/filepath tests.
+        let cases = [
+            ("", "."),
+            ("abc", "abc"),
+            ("abc/def", "abc/def"),
+            (".", "."),
+            ("..", ".."),
+            ("../..", "../.."),
+            ("../../abc", "../../abc"),
+            ("/abc", "/abc"),
+            ("/", "/"),
+            ("abc/", "abc"),
+            ("abc/def/", "abc/def"),
+            ("./", "."),
+            ("../", ".."),
+            ("/abc/", "/abc"),
+            ("abc//def//ghi", "abc/def/ghi"),
+            ("//abc", "/abc"),
+            ("///abc", "/abc"),
+            ("//abc//", "/abc"),
+            ("abc//", "abc"),
+            ("abc/./def", "abc/def"),
+            ("/./abc/def", "/abc/def"),
+            ("abc/.", "abc"),
+            ("abc/def/ghi/../jkl", "abc/def/jkl"),
+            ("abc/def/../ghi/../jkl", "abc/jkl"),
+            ("abc/def/..", "abc"),
+            ("abc/def/../..", "."),
+            ("/abc/def/../..", "/"),
+            ("abc/def/../../..", ".."),
+            ("/abc/def/../../..", "/"),
+            ("abc/def/../../../ghi/jkl/../../../mno", "../../mno"),
+            ("/../abc", "/abc"),
+            ("abc/./../def", "def"),
+            ("abc//./../def", "def"),
+            ("abc/../../././../def", "../../def"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(go_clean(input), want, "Clean({input:?})");
         }
+        assert_eq!(go_dir("a/b/c"), "a/b");
+        assert_eq!(go_dir("dir/file/"), "dir/file");
+        assert_eq!(go_dir("file"), ".");
+        assert_eq!(go_dir("/"), "/");
+    }
+
+    // ---- matcher: moby/patternmatcher's own tables ----
+
+    fn matcher(patterns: &[&str]) -> DockerIgnore {
+        DockerIgnore::parse(Path::new(".dockerignore"), &patterns.join("\n")).unwrap()
+    }
+
+    /// New() on the raw strings, without ignorefile.ReadAll's normalisation (as moby's tests do).
+    fn raw_matcher(patterns: &[&str]) -> Result<DockerIgnore, String> {
+        let mut ignore = DockerIgnore {
+            patterns: Vec::new(),
+            exception_prefixes: Vec::new(),
+        };
+        for p in patterns {
+            ignore.push(p)?;
+        }
+        Ok(ignore)
+    }
+
+    /// moby's `MatchesUsingParentResults` subtest: results chained over Go's `filepath.Dir` of `text`.
+    fn using_parent_results(pm: &DockerIgnore, text: &str) -> bool {
+        let parent = go_dir(text).into_owned();
+        let mut info: Option<Vec<bool>> = None;
+        if parent != "." {
+            let dirs: Vec<&str> = parent.split('/').collect();
+            for i in 0..dirs.len() {
+                let mut next = Vec::new();
+                pm.eval(&dirs[..=i].join("/"), info.as_deref(), Some(&mut next));
+                info = Some(next);
+            }
+        }
+        pm.eval(text, info.as_deref(), None)
+    }
+
+    #[test]
+    fn moby_matches_table() {
+        // (pattern, text, matches with parent results) from moby/patternmatcher TestMatches.
+        let cases: &[(&str, &str, bool)] = &[
+            ("**", "file", true),
+            ("**", "file/", true),
+            ("**/", "file", true),
+            ("**/", "file/", true),
+            ("**", "/", true),
+            ("**/", "/", true),
+            ("**", "dir/file", true),
+            ("**/", "dir/file", true),
+            ("**", "dir/file/", true),
+            ("**/", "dir/file/", true),
+            ("**/**", "dir/file", true),
+            ("**/**", "dir/file/", true),
+            ("dir/**", "dir/file", true),
+            ("dir/**", "dir/file/", true),
+            ("dir/**", "dir/dir2/file", true),
+            ("dir/**", "dir/dir2/file/", true),
+            ("**/dir", "dir", true),
+            ("**/dir", "dir/file", true),
+            ("**/dir2/*", "dir/dir2/file", true),
+            ("**/dir2/*", "dir/dir2/file/", true),
+            ("**/dir2/**", "dir/dir2/dir3/file", true),
+            ("**/dir2/**", "dir/dir2/dir3/file/", true),
+            ("**file", "file", true),
+            ("**file", "dir/file", true),
+            ("**/file", "dir/file", true),
+            ("**file", "dir/dir/file", true),
+            ("**/file", "dir/dir/file", true),
+            ("**/file*", "dir/dir/file", true),
+            ("**/file*", "dir/dir/file.txt", true),
+            ("**/file*txt", "dir/dir/file.txt", true),
+            ("**/file*.txt", "dir/dir/file.txt", true),
+            ("**/file*.txt*", "dir/dir/file.txt", true),
+            ("**/**/*.txt", "dir/dir/file.txt", true),
+            ("**/**/*.txt2", "dir/dir/file.txt", false),
+            ("**/*.txt", "file.txt", true),
+            ("**/**/*.txt", "file.txt", true),
+            ("a**/*.txt", "a/file.txt", true),
+            ("a**/*.txt", "a/dir/file.txt", true),
+            ("a**/*.txt", "a/dir/dir/file.txt", true),
+            ("a/*.txt", "a/dir/file.txt", false),
+            ("a/*.txt", "a/file.txt", true),
+            ("a/*.txt**", "a/file.txt", true),
+            ("a[b-d]e", "ae", false),
+            ("a[b-d]e", "ace", true),
+            ("a[b-d]e", "aae", false),
+            ("a[^b-d]e", "aze", true),
+            (".*", ".foo", true),
+            (".*", "foo", false),
+            ("abc.def", "abcdef", false),
+            ("abc.def", "abc.def", true),
+            ("abc.def", "abcZdef", false),
+            ("abc?def", "abcZdef", true),
+            ("abc?def", "abcdef", false),
+            ("**/foo/bar", "foo/bar", true),
+            ("**/foo/bar", "dir/foo/bar", true),
+            ("**/foo/bar", "dir/dir2/foo/bar", true),
+            ("abc/**", "abc", false),
+            ("abc/**", "abc/def", true),
+            ("abc/**", "abc/def/ghi", true),
+            ("**/.foo", ".foo", true),
+            ("**/.foo", "bar.foo", false),
+            ("a(b)c/def", "a(b)c/def", true),
+            ("a(b)c/def", "a(b)c/xyz", false),
+            ("a.|)$(}+{bc", "a.|)$(}+{bc", true),
+            (
+                "dist/proxy.py-2.4.0rc3.dev36+g08acad9-py3-none-any.whl",
+                "dist/proxy.py-2.4.0rc3.dev36+g08acad9-py3-none-any.whl",
+                true,
+            ),
+            (
+                "dist/*.whl",
+                "dist/proxy.py-2.4.0rc3.dev36+g08acad9-py3-none-any.whl",
+                true,
+            ),
+            ("a\\\\", "a\\", true),
+            ("a\\*b", "a*b", true),
+        ];
+        for &(pattern, text, want) in cases {
+            let pm = raw_matcher(&[pattern]).unwrap();
+            assert_eq!(
+                using_parent_results(&pm, text),
+                want,
+                "pattern={pattern:?} text={text:?}"
+            );
+        }
+        let multi: &[(&[&str], &str, bool)] = &[
+            (&["**", "!util/docker/web"], "util/docker/web/foo", false),
+            (
+                &["**", "!util/docker/web", "util/docker/web/foo"],
+                "util/docker/web/foo",
+                true,
+            ),
+            (
+                &[
+                    "**",
+                    "!dist/proxy.py-2.4.0rc3.dev36+g08acad9-py3-none-any.whl",
+                ],
+                "dist/proxy.py-2.4.0rc3.dev36+g08acad9-py3-none-any.whl",
+                false,
+            ),
+            (
+                &["**", "!dist/*.whl"],
+                "dist/proxy.py-2.4.0rc3.dev36+g08acad9-py3-none-any.whl",
+                false,
+            ),
+        ];
+        for &(patterns, text, want) in multi {
+            let pm = raw_matcher(patterns).unwrap();
+            assert_eq!(
+                using_parent_results(&pm, text),
+                want,
+                "patterns={patterns:?} text={text:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn moby_legacy_matches_table() {
+        // Go's filepath.Match table as moby runs it through the deprecated `Matches` (with its parent check).
+        let cases: &[(&str, &str, Option<bool>)] = &[
+            ("abc", "abc", Some(true)),
+            ("*", "abc", Some(true)),
+            ("*c", "abc", Some(true)),
+            ("a*", "a", Some(true)),
+            ("a*", "abc", Some(true)),
+            ("a*", "ab/c", Some(true)),
+            ("a*/b", "abc/b", Some(true)),
+            ("a*/b", "a/c/b", Some(false)),
+            ("a*b*c*d*e*/f", "axbxcxdxe/f", Some(true)),
+            ("a*b*c*d*e*/f", "axbxcxdxexxx/f", Some(true)),
+            ("a*b*c*d*e*/f", "axbxcxdxe/xxx/f", Some(false)),
+            ("a*b*c*d*e*/f", "axbxcxdxexxx/fff", Some(false)),
+            ("a*b?c*x", "abxbbxdbxebxczzx", Some(true)),
+            ("a*b?c*x", "abxbbxdbxebxczzy", Some(false)),
+            ("ab[c]", "abc", Some(true)),
+            ("ab[b-d]", "abc", Some(true)),
+            ("ab[e-g]", "abc", Some(false)),
+            ("ab[^c]", "abc", Some(false)),
+            ("ab[^b-d]", "abc", Some(false)),
+            ("ab[^e-g]", "abc", Some(true)),
+            ("a\\*b", "a*b", Some(true)),
+            ("a\\*b", "ab", Some(false)),
+            ("a?b", "a☺b", Some(true)),
+            ("a[^a]b", "a☺b", Some(true)),
+            ("a???b", "a☺b", Some(false)),
+            ("a[^a][^a][^a]b", "a☺b", Some(false)),
+            ("[a-ζ]*", "α", Some(true)),
+            ("*[a-ζ]", "A", Some(false)),
+            ("a?b", "a/b", Some(false)),
+            ("a*b", "a/b", Some(false)),
+            ("[\\]a]", "]", Some(true)),
+            ("[\\-]", "-", Some(true)),
+            ("[x\\-]", "x", Some(true)),
+            ("[x\\-]", "-", Some(true)),
+            ("[x\\-]", "z", Some(false)),
+            ("[\\-x]", "x", Some(true)),
+            ("[\\-x]", "-", Some(true)),
+            ("[\\-x]", "a", Some(false)),
+            ("[]a]", "]", None),
+            ("[-]", "-", None),
+            ("[x-]", "x", None),
+            ("[x-]", "-", None),
+            ("[x-]", "z", None),
+            ("[-x]", "x", None),
+            ("[-x]", "-", None),
+            ("[-x]", "a", None),
+            ("\\", "a", None),
+            ("[a-b-c]", "a", None),
+            ("[", "a", None),
+            ("[^", "a", None),
+            ("[^bc", "a", None),
+            ("a[", "a", None),
+            ("a[", "ab", None),
+            ("*x", "xxx", Some(true)),
+        ];
+        for &(pattern, text, want) in cases {
+            match (raw_matcher(&[pattern]), want) {
+                (Ok(pm), Some(want)) => {
+                    assert_eq!(
+                        pm.legacy_matches(text),
+                        want,
+                        "pattern={pattern:?} text={text:?}"
+                    )
+                }
+                (Err(_), None) => {}
+                (result, want) => panic!(
+                    "pattern={pattern:?}: got {:?}, want {want:?}",
+                    result.map(|_| ())
+                ),
+            }
+        }
+        // moby's other single-function tests.
+        assert!(raw_matcher(&["*"]).unwrap().legacy_matches("fileutils.go"));
+        assert!(
+            raw_matcher(&["!fileutils.go", "*.go"])
+                .unwrap()
+                .legacy_matches("fileutils.go")
+        );
+        assert!(
+            !raw_matcher(&["docs", "!docs/README.md"])
+                .unwrap()
+                .legacy_matches("docs/README.md")
+        );
+        assert!(
+            !raw_matcher(&["docs/", "!docs/README.md"])
+                .unwrap()
+                .legacy_matches("docs/README.md")
+        );
+        assert!(
+            !raw_matcher(&["docs/*", "!docs/README.md"])
+                .unwrap()
+                .legacy_matches("docs/README.md")
+        );
+        assert!(
+            !raw_matcher(&["*.go", "!fileutils.go"])
+                .unwrap()
+                .legacy_matches("fileutils.go")
+        );
+        assert!(!raw_matcher(&["*.go"]).unwrap().legacy_matches("."));
+        assert!(raw_matcher(&["!"]).is_err());
+        assert!(
+            raw_matcher(&["docs", "  !docs/README.md"])
+                .unwrap()
+                .has_exceptions()
+        );
+        assert!(
+            raw_matcher(&["docs", "!docs/README.md  "])
+                .unwrap()
+                .has_exceptions()
+        );
+        assert_eq!(
+            raw_matcher(&["docs", "config", ""]).unwrap().patterns.len(),
+            2
+        );
+    }
+
+    #[test]
+    fn moby_compile_table() {
+        let cases: &[(&str, MatchType, &str)] = &[
+            ("*", MatchType::Regexp, "^[^/]*$"),
+            ("file*", MatchType::Regexp, "^file[^/]*$"),
+            ("*file", MatchType::Regexp, "^[^/]*file$"),
+            ("a*/b", MatchType::Regexp, "^a[^/]*/b$"),
+            ("**", MatchType::Suffix, ""),
+            ("**/**", MatchType::Regexp, "^(.*/)?.*$"),
+            ("dir/**", MatchType::Prefix, ""),
+            ("**/dir", MatchType::Suffix, ""),
+            ("**/dir2/*", MatchType::Regexp, "^(.*/)?dir2/[^/]*$"),
+            ("**/dir2/**", MatchType::Regexp, "^(.*/)?dir2/.*$"),
+            ("**file", MatchType::Suffix, ""),
+            ("**/file*txt", MatchType::Regexp, "^(.*/)?file[^/]*txt$"),
+            (
+                "**/**/*.txt",
+                MatchType::Regexp,
+                "^(.*/)?(.*/)?[^/]*\\.txt$",
+            ),
+            ("a[b-d]e", MatchType::Regexp, "^a[b-d]e$"),
+            (".*", MatchType::Regexp, "^\\.[^/]*$"),
+            ("abc.def", MatchType::Exact, ""),
+            ("abc?def", MatchType::Regexp, "^abc[^/]def$"),
+            ("**/foo/bar", MatchType::Suffix, ""),
+            ("a(b)c/def", MatchType::Exact, ""),
+            ("a.|)$(}+{bc", MatchType::Exact, ""),
+            (
+                "dist/proxy.py-2.4.0rc3.dev36+g08acad9-py3-none-any.whl",
+                MatchType::Exact,
+                "",
+            ),
+        ];
+        for &(pattern, kind, regex) in cases {
+            let (got_kind, got_regex) = moby_compile(&go_clean(pattern));
+            assert_eq!(got_kind, kind, "{pattern}");
+            if kind == MatchType::Regexp {
+                assert_eq!(got_regex, regex, "{pattern}");
+                GoRegex::translate(&got_regex).unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn moby_regression_malformed_class_is_rejected() {
+        // moby/moby#52203: passes filepath.Match's check but Go's regexp rejects the `l-O` range.
+        let err = raw_matcher(&["[Local-Only]/"]).unwrap_err();
+        assert!(err.contains("invalid character class range"), "{err}");
+    }
+
+    // ---- matcher: the Go-regexp dialect, character by character ----
+
+    fn pattern_matches(pattern: &str, path: &str) -> bool {
+        Pattern::new(pattern).unwrap().unwrap().matches(path)
+    }
+
+    #[test]
+    fn bang_inside_brackets_is_literal_and_caret_negates() {
+        assert!(pattern_matches("[!x]", "!"));
+        assert!(pattern_matches("[!x]", "x"));
+        assert!(!pattern_matches("[!x]", "a"));
+        assert!(pattern_matches("[^x]", "a"));
+        assert!(!pattern_matches("[^x]", "x"));
+        assert!(pattern_matches("[^x]", "!"));
+    }
+
+    #[test]
+    fn star_and_question_never_cross_slash() {
+        assert!(pattern_matches("*.txt", "a.txt"));
+        assert!(!pattern_matches("*.txt", "dir/a.txt"));
+        assert!(pattern_matches("*/*.txt", "dir/a.txt"));
+        assert!(!pattern_matches("a?b", "a/b"));
+        assert!(pattern_matches("**/*.txt", "x/y/z/a.txt"));
+        assert!(pattern_matches("**/*.txt", "a.txt"));
+        assert!(pattern_matches("x/**/y", "x/y"));
+        assert!(pattern_matches("x/**/y", "x/a/b/y"));
+        assert!(!pattern_matches("x/**/y", "x/ay"));
+    }
+
+    #[test]
+    fn suffix_match_is_a_plain_string_suffix() {
+        // `**file` is a suffix match in moby, so it also matches `myfile` (the regex alone would not).
+        assert!(pattern_matches("**file", "dir/myfile"));
+        assert!(pattern_matches("**.log", "a/b.log"));
+        assert!(pattern_matches("**/dir", "dir"));
+        assert!(!pattern_matches("**/dir", "xdir"));
+    }
+
+    #[test]
+    fn brackets_absorb_moby_expansions_like_go_regexp() {
+        // `a[*]` becomes the Go regexp `^a[[^/]*]$`: the class `[[^/]` repeated, then a literal `]`.
+        assert!(pattern_matches("a[*]", "a]"));
+        assert!(pattern_matches("a[*]", "a[[^]"));
+        assert!(!pattern_matches("a[*]", "a*"));
+        assert!(!pattern_matches("a[*]", "a"));
+        // `[?]` becomes `^[[^/]]$`: one of `[`, `^`, `/`, then `]`.
+        assert!(pattern_matches("[?]", "[]"));
+        assert!(!pattern_matches("[?]", "x"));
+        // `[**]` becomes `^[(.*/)?]$`.
+        assert!(pattern_matches("[**]", "("));
+        assert!(pattern_matches("[**]", "?"));
+        assert!(!pattern_matches("[**]", "x"));
+        // `[.]` is a class holding `\.`, i.e. a dot.
+        assert!(pattern_matches("a[.]b", "a.b"));
+        assert!(!pattern_matches("a[.]b", "axb"));
+    }
+
+    #[test]
+    fn go_regexp_escapes_and_classes() {
+        assert!(pattern_matches("a\\*b", "a*b"));
+        assert!(!pattern_matches("a\\*b", "axb"));
+        assert!(pattern_matches("\\[x\\]", "[x]"));
+        assert!(pattern_matches("[[:digit:]]x", "5x"));
+        assert!(!pattern_matches("[[:digit:]]x", "ax"));
+        assert!(pattern_matches("[[:^digit:]]x", "ax"));
+        // Go's Perl classes and escapes are ASCII and mean what they mean in RE2, not in filepath.Match.
+        assert!(pattern_matches("\\d", "7"));
+        assert!(!pattern_matches("\\d", "d"));
+        assert!(!pattern_matches("\\d", "٣"));
+        assert!(pattern_matches("\\w\\W", "a-"));
+        assert!(pattern_matches("a\\x41", "aA"));
+        assert!(pattern_matches("a\\101", "aA"));
+        assert!(pattern_matches("\\<", "<"));
+        assert!(pattern_matches("\\pL", "é"));
+        // `\Q...\E` quotes moby's own expansion of `*`, so it matches that text literally.
+        assert!(pattern_matches("\\Qa*\\E", "a[^/]*"));
+        assert!(!pattern_matches("\\Qa*\\E", "a*"));
+        // `\b` is a word boundary: `a\b` matches `a` at the end of the name.
+        assert!(pattern_matches("a\\b", "a"));
+        // A `^` outside a class is an anchor in the middle of the regexp: it never matches.
+        assert!(!pattern_matches("a^b*", "a^b"));
+        // ...but the same text without a regexp character is an exact match.
+        assert!(pattern_matches("a^b", "a^b"));
+        assert!(pattern_matches("[a-c]*/[!_]", "b/_"));
+        assert!(
+            Pattern::new("[!-]").is_err(),
+            "filepath.Match rejects a range with no end"
+        );
+        assert!(pattern_matches("\u{feff}x*", "xy"));
+    }
+
+    #[test]
+    fn patterns_that_go_regexp_rejects() {
+        // `\p{Greek}` too: moby escapes the braces, and Go reads `\p\{` as the unknown class `\`.
+        for pattern in [
+            "[z-a]",
+            "\\q",
+            "\\1",
+            "\\C",
+            "[[:nope:]]",
+            "a\\xZZ",
+            "\\p{greek}",
+            "x[\\b]",
+            "\\p{Greek}",
+        ] {
+            assert!(
+                Pattern::new(pattern).is_err(),
+                "{pattern} should be rejected"
+            );
+        }
+    }
+
+    // ---- matcher: .dockerignore file semantics ----
+
+    #[test]
+    fn file_syntax_comments_blank_lines_whitespace() {
+        let text = "\u{feff}# comment\n\n   \n  build  \r\n #not-a-comment\n! keep.txt\n/abs/path/\n./dot/../x//y/\n";
+        let ignore = DockerIgnore::parse(Path::new(".dockerignore"), text).unwrap();
+        let cleaned: Vec<(&str, bool)> = ignore
+            .patterns
+            .iter()
+            .map(|p| (p.cleaned.as_str(), p.exclusion))
+            .collect();
+        assert_eq!(
+            cleaned,
+            [
+                ("build", false),
+                ("#not-a-comment", false),
+                ("keep.txt", true),
+                ("abs/path", false),
+                ("x/y", false)
+            ]
+        );
+        assert!(ignore.has_exceptions());
+        assert!(ignore.is_excluded("abs/path/file"));
+        assert!(ignore.is_excluded("#not-a-comment"));
+    }
+
+    #[test]
+    fn invalid_pattern_names_file_line_and_pattern() {
+        let err =
+            DockerIgnore::parse(Path::new("ctx/.dockerignore"), "ok\n# c\n  a[b  \n").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "ctx/.dockerignore:3: invalid pattern `a[b`: unterminated `[` character class"
+        );
+        let err = DockerIgnore::parse(Path::new(".dockerignore"), "x\n!\n").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            ".dockerignore:2: invalid pattern `!`: a lone `!` is not a pattern (docker rejects it)"
+        );
+        let err = DockerIgnore::parse(Path::new(".dockerignore"), "[z-a]").unwrap_err();
+        assert!(err.to_string().starts_with(
+            ".dockerignore:1: invalid pattern `[z-a]`: invalid character class range"
+        ));
+        let long = "x".repeat(70_000);
+        let err =
+            DockerIgnore::parse(Path::new(".dockerignore"), &format!("a\n{long}\n")).unwrap_err();
+        assert!(
+            matches!(err, ContextError::IgnoreLineTooLong { line: 2, .. }),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn parent_directory_matching_and_last_rule_wins() {
+        let ignore = matcher(&["docs", "*.md", "!README.md", "README.md"]);
+        assert!(ignore.is_excluded("docs"));
+        assert!(ignore.is_excluded("docs/a/b.txt"));
+        assert!(ignore.is_excluded("CHANGES.md"));
+        assert!(ignore.is_excluded("README.md"));
+        assert!(!ignore.is_excluded("sub/CHANGES.md"));
+        assert!(!ignore.is_excluded("src/main.rs"));
+        let ignore = matcher(&["*.md", "!README.md"]);
+        assert!(!ignore.is_excluded("README.md"));
+    }
+
+    #[test]
+    fn exception_reincludes_below_excluded_directory() {
+        let ignore = matcher(&["vendor", "!vendor/keep/**"]);
+        assert!(ignore.is_excluded("vendor"));
+        assert!(ignore.is_excluded("vendor/other.go"));
+        assert!(ignore.is_excluded("vendor/keep"));
+        assert!(!ignore.is_excluded("vendor/keep/a.go"));
+        assert!(!ignore.is_excluded("vendor/keep/deep/b.go"));
+    }
+
+    #[test]
+    fn excluded_directory_is_pruned_unless_an_exception_starts_with_it() {
+        // Docker prunes `src` (excluded by `*`) because no `!` rule literally starts with `src/`,
+        // so `!**/*.go` cannot bring `src/main.go` back.
+        let ignore = matcher(&["*", "!**/*.go"]);
+        assert!(!ignore.is_excluded("main.go"));
+        assert!(ignore.is_excluded("src/main.go"));
+        assert!(
+            !ignore.matches("src/main.go"),
+            "the rules alone re-include it"
+        );
+        assert!(ignore.matches("src"));
+        // `src/` is walked into, but `src/a` is excluded again by the inherited `*` and pruned.
+        let ignore = matcher(&["*", "!src/**/*.go"]);
+        assert!(!ignore.is_excluded("src/main.go"));
+        assert!(ignore.is_excluded("src/a/b.go"));
+        assert!(ignore.is_excluded("src/a/b.rs"));
+        let ignore = matcher(&["*", "!src", "src/a", "!src/a/**/*.go"]);
+        assert!(!ignore.is_excluded("src/x.rs"));
+        assert!(!ignore.is_excluded("src/a/b.go"));
+        assert!(ignore.is_excluded("src/a/b.rs"));
+    }
+
+    #[test]
+    fn trailing_slash_means_nothing() {
+        let ignore = matcher(&["build/"]);
+        assert!(ignore.is_excluded("build"));
+        assert!(ignore.is_excluded("build/out.o"));
+        let ignore = matcher(&["/build/"]);
+        assert!(ignore.is_excluded("build/out.o"));
+        assert!(!ignore.is_excluded("sub/build/out.o"));
+    }
+
+    #[test]
+    fn keep_build_files_adds_docker_cli_exceptions() {
+        let rules = IgnoreRules {
+            source: Some(PathBuf::from(".dockerignore")),
+            text: "*\n".to_owned(),
+        };
+        let inside = DockerfileLocation::Inside {
+            path: PathBuf::from("/ctx/Dockerfile"),
+            rel: "Dockerfile".into(),
+        };
+        let ignore = DockerIgnore::for_build(&rules, &inside).unwrap();
+        assert!(!ignore.is_excluded(".dockerignore"));
+        assert!(!ignore.is_excluded("Dockerfile"));
+        assert!(ignore.is_excluded("other"));
+        let nested = DockerfileLocation::Inside {
+            path: PathBuf::from("/ctx/deploy/docker/api.Dockerfile"),
+            rel: "deploy/docker/api.Dockerfile".into(),
+        };
+        let ignore = DockerIgnore::for_build(&rules, &nested).unwrap();
+        assert!(!ignore.is_excluded("deploy/docker/api.Dockerfile"));
+        assert!(ignore.is_excluded("deploy/docker/other"));
+        // Nothing to keep: no rule is added.
+        let rules = IgnoreRules {
+            source: None,
+            text: "tmp\n".to_owned(),
+        };
+        let ignore = DockerIgnore::for_build(&rules, &inside).unwrap();
+        assert!(!ignore.has_exceptions());
+    }
+
+    // ---- walk ----
+
+    fn write(root: &Path, rel: &str, content: &str) {
+        let path = root.join(rel);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, content).unwrap();
+    }
+
+    fn rels(files: &ContextFiles) -> Vec<&str> {
+        files.entries.iter().map(|e| e.rel.as_str()).collect()
+    }
+
+    #[test]
+    fn walk_applies_rules_and_sorts_by_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        write(root, "Dockerfile", "FROM scratch\n");
+        write(
+            root,
+            ".dockerignore",
+            "*.log\nvendor\n!vendor/keep.txt\nnode_modules\n",
+        );
+        write(root, "a.log", "x");
+        write(root, "a-b", "x");
+        write(root, "a/b", "x");
+        write(root, "src/app.log", "kept: *.log does not cross /");
+        write(root, "vendor/keep.txt", "kept");
+        write(root, "vendor/drop.txt", "dropped");
+        write(root, "node_modules/x/y.js", "dropped");
+        fs::create_dir(root.join("empty")).unwrap();
+        let files = walk(root, &root.join("Dockerfile")).unwrap();
+        assert_eq!(
+            rels(&files),
+            [
+                ".dockerignore",
+                "Dockerfile",
+                "a",
+                "a-b",
+                "a/b",
+                "empty",
+                "src",
+                "src/app.log",
+                "vendor/keep.txt"
+            ]
+        );
+        assert_eq!(files.root, fs::canonicalize(root).unwrap());
+        assert_eq!(files.ignore.source, Some(files.root.join(".dockerignore")));
+        let a_b = &files.entries[3];
+        assert_eq!(a_b.kind, EntryKind::File);
+        assert_eq!(a_b.size, 1);
+        let meta = fs::symlink_metadata(root.join("a-b")).unwrap();
+        assert_eq!(
+            (a_b.ino, a_b.dev, a_b.mode),
+            (meta.ino(), meta.dev(), meta.mode())
+        );
+        assert_eq!(
+            a_b.mtime_ns,
+            meta.mtime() * 1_000_000_000 + meta.mtime_nsec()
+        );
+        let empty = files.entries.iter().find(|e| e.rel == "empty").unwrap();
+        assert_eq!((empty.kind.clone(), empty.size), (EntryKind::Dir, 0));
+    }
+
+    #[test]
+    fn walk_keeps_ignored_dockerfile_and_dockerignore() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        write(root, "deploy/api.Dockerfile", "FROM scratch\n");
+        write(
+            root,
+            ".dockerignore",
+            ".dockerignore\ndeploy\n**/*.Dockerfile\n",
+        );
+        write(root, "deploy/other", "x");
+        write(root, "src/x", "x");
+        let files = walk(root, &root.join("deploy/api.Dockerfile")).unwrap();
+        assert_eq!(
+            rels(&files),
+            [".dockerignore", "deploy/api.Dockerfile", "src", "src/x"]
+        );
+    }
+
+    #[test]
+    fn walk_keeps_dockerfile_even_where_docker_would_prune_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        write(root, "a/b/c/Dockerfile", "FROM scratch\n");
+        write(root, ".dockerignore", "**/c\n");
+        let files = walk(root, &root.join("a/b/c/Dockerfile")).unwrap();
+        assert_eq!(
+            rels(&files),
+            [".dockerignore", "a", "a/b", "a/b/c/Dockerfile"]
+        );
+    }
+
+    #[test]
+    fn walk_keeps_symlinks_as_links_and_never_leaves_the_context() {
+        let outside = tempfile::tempdir().unwrap();
+        write(outside.path(), "secret/data.txt", "outside");
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        write(root, "Dockerfile", "FROM scratch\n");
+        write(root, "real/file", "x");
+        symlink(outside.path().join("secret"), root.join("escape")).unwrap();
+        symlink("real", root.join("inner")).unwrap();
+        symlink("does/not/exist", root.join("dangling")).unwrap();
+        let files = walk(root, &root.join("Dockerfile")).unwrap();
+        assert_eq!(
+            rels(&files),
+            [
+                "Dockerfile",
+                "dangling",
+                "escape",
+                "inner",
+                "real",
+                "real/file"
+            ]
+        );
+        let escape = files.entries.iter().find(|e| e.rel == "escape").unwrap();
+        assert_eq!(
+            escape.kind,
+            EntryKind::Symlink {
+                target: outside.path().join("secret").to_str().unwrap().to_owned()
+            }
+        );
+        assert_eq!(escape.mode & 0o170000, 0o120000);
+        let inner = files.entries.iter().find(|e| e.rel == "inner").unwrap();
+        assert_eq!(
+            inner.kind,
+            EntryKind::Symlink {
+                target: "real".to_owned()
+            }
+        );
+    }
+
+    #[test]
+    fn dockerfile_specific_ignore_file_takes_precedence() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        write(root, "deploy/docker/api.Dockerfile", "FROM scratch\n");
+        write(root, "deploy/docker/api.Dockerfile.dockerignore", "web\n");
+        write(root, ".dockerignore", "api\n");
+        write(root, "api/main.go", "x");
+        write(root, "web/index.html", "x");
+        let dockerfile = root.join("deploy/docker/api.Dockerfile");
+        let rules = read_ignore_rules(root, &dockerfile).unwrap();
+        assert_eq!(
+            rules.source,
+            Some(root.join("deploy/docker/api.Dockerfile.dockerignore"))
+        );
+        assert_eq!(rules.text, "web\n");
+        let files = walk(root, &dockerfile).unwrap();
+        assert!(rels(&files).contains(&"api/main.go"));
+        assert!(!rels(&files).contains(&"web/index.html"));
+        // Without it, the context's own file applies.
+        fs::remove_file(root.join("deploy/docker/api.Dockerfile.dockerignore")).unwrap();
+        let files = walk(root, &dockerfile).unwrap();
+        assert!(!rels(&files).contains(&"api/main.go"));
+        assert!(rels(&files).contains(&"web/index.html"));
+        // Neither file: no rules.
+        fs::remove_file(root.join(".dockerignore")).unwrap();
+        assert_eq!(
+            read_ignore_rules(root, &dockerfile).unwrap(),
+            IgnoreRules::default()
+        );
+    }
+
+    #[test]
+    fn walk_errors_name_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        write(root, "Dockerfile", "FROM scratch\n");
+        let missing = root.join("nope");
+        let err = walk(&missing, &root.join("Dockerfile")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("build context `{}` does not exist", missing.display())
+        );
+        let err = walk(&root.join("Dockerfile"), &root.join("Dockerfile")).unwrap_err();
+        assert!(
+            matches!(err, ContextError::ContextNotDirectory { .. }),
+            "{err:?}"
+        );
+        let err = walk(root, &root.join("Missing.Dockerfile")).unwrap_err();
+        assert!(
+            matches!(err, ContextError::DockerfileMissing { .. }),
+            "{err:?}"
+        );
+        write(root, ".dockerignore", "a\n[\n");
+        let err = walk(root, &root.join("Dockerfile")).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains(".dockerignore:2: invalid pattern `[`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn non_utf8_names_error_unless_excluded() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        write(root, "Dockerfile", "FROM scratch\n");
+        let bad = root.join(std::ffi::OsStr::from_bytes(b"bad\xffname"));
+        fs::write(&bad, "x").unwrap();
+        let err = walk(root, &root.join("Dockerfile")).unwrap_err();
+        assert!(matches!(err, ContextError::NonUtf8Path { .. }), "{err:?}");
+        write(root, ".dockerignore", "bad*\n");
+        let files = walk(root, &root.join("Dockerfile")).unwrap();
+        assert_eq!(rels(&files), [".dockerignore", "Dockerfile"]);
+    }
+
+    #[test]
+    fn unreadable_directory_is_an_error_unless_only_walked_for_exceptions() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        write(root, "Dockerfile", "FROM scratch\n");
+        write(root, "locked/file", "x");
+        fs::set_permissions(root.join("locked"), fs::Permissions::from_mode(0o000)).unwrap();
+        let readable = fs::read_dir(root.join("locked")).is_ok(); // true when running as root
+        let result = walk(root, &root.join("Dockerfile"));
+        fs::set_permissions(root.join("locked"), fs::Permissions::from_mode(0o755)).unwrap();
+        if readable {
+            assert!(result.is_ok());
+        } else {
+            let err = result.unwrap_err();
+            assert!(err.to_string().starts_with("cannot read `"), "{err}");
+            assert!(err.to_string().contains("locked"), "{err}");
+        }
+    }
+
+    // ---- tar ----
+
+    fn tar_entries(bytes: &[u8]) -> Vec<(String, tar::EntryType, u32, String, Vec<u8>)> {
+        let mut archive = tar::Archive::new(bytes);
+        archive
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let mut e = e.unwrap();
+                let path = String::from_utf8(e.path_bytes().into_owned()).unwrap();
+                let link = e
+                    .link_name_bytes()
+                    .map(|l| String::from_utf8(l.into_owned()).unwrap())
+                    .unwrap_or_default();
+                let header = e.header();
+                let (kind, mode) = (header.entry_type(), header.mode().unwrap());
+                assert_eq!((header.uid().unwrap(), header.gid().unwrap()), (0, 0));
+                assert_eq!(header.mtime().unwrap(), TAR_MTIME);
+                let mut data = Vec::new();
+                e.read_to_end(&mut data).unwrap();
+                (path, kind, mode, link, data)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn tar_is_deterministic_and_faithful() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        write(root, "Dockerfile", "FROM scratch\nCOPY . /ctx/\n");
+        write(root, "bin/run.sh", "#!/bin/sh\n");
+        fs::set_permissions(root.join("bin/run.sh"), fs::Permissions::from_mode(0o750)).unwrap();
+        write(root, "with space.txt", "s p a c e");
+        let long_dir = "d".repeat(60);
+        let long_name = format!("{long_dir}/{}", "f".repeat(80));
+        write(root, &long_name, "long");
+        symlink("../../escape/./x/", root.join("link")).unwrap();
+        symlink("t".repeat(150), root.join("longlink")).unwrap();
+        fs::hard_link(root.join("with space.txt"), root.join("z-hardlink")).unwrap();
+        let files = walk(root, &root.join("Dockerfile")).unwrap();
+        let mut first = Vec::new();
+        let name = write_tar(&files, &root.join("Dockerfile"), &mut first).unwrap();
+        assert_eq!(name, "Dockerfile");
+        let mut second = Vec::new();
+        write_tar(
+            &walk(root, &root.join("Dockerfile")).unwrap(),
+            &root.join("Dockerfile"),
+            &mut second,
+        )
+        .unwrap();
+        assert_eq!(first, second, "two runs give the same bytes");
+
+        let entries = tar_entries(&first);
+        let names: Vec<&str> = entries.iter().map(|e| e.0.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "Dockerfile",
+                "bin/",
+                "bin/run.sh",
+                &format!("{long_dir}/"),
+                &long_name,
+                "link",
+                "longlink",
+                "with space.txt",
+                "z-hardlink"
+            ]
+        );
+        let by_name = |n: &str| entries.iter().find(|e| e.0 == n).unwrap();
+        assert_eq!(by_name("bin/run.sh").2, 0o750);
+        assert_eq!(by_name("bin/run.sh").4, b"#!/bin/sh\n");
+        assert_eq!(by_name("bin/").1, tar::EntryType::Directory);
+        assert_eq!(by_name(&long_name).4, b"long");
+        assert_eq!(
+            (by_name("link").1, by_name("link").3.as_str()),
+            (tar::EntryType::Symlink, "../../escape/./x/")
+        );
+        assert_eq!(by_name("longlink").3, "t".repeat(150));
+        assert_eq!(by_name("with space.txt").4, b"s p a c e");
+        assert_eq!(
+            (by_name("z-hardlink").1, by_name("z-hardlink").3.as_str()),
+            (tar::EntryType::Link, "with space.txt")
+        );
+    }
+
+    #[test]
+    fn tar_adds_an_outside_dockerfile_like_the_docker_cli() {
+        let dir = tempfile::tempdir().unwrap();
+        let context = dir.path().join("api");
+        write(&context, "main.go", "package main\n");
+        let dockerfile = dir.path().join("deploy/docker/api.Dockerfile");
+        write(
+            dir.path(),
+            "deploy/docker/api.Dockerfile",
+            "FROM scratch\nCOPY . /ctx/\n",
+        );
+        let files = walk(&context, &dockerfile).unwrap();
+        assert_eq!(rels(&files), ["main.go"]);
+        let mut bytes = Vec::new();
+        let name = write_tar(&files, &dockerfile, &mut bytes).unwrap();
+        let digest = Sha256::digest(b"FROM scratch\nCOPY . /ctx/\n");
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(name, format!(".dockerfile.{}", &hex[..20]));
+        let entries = tar_entries(&bytes);
+        let names: Vec<&str> = entries.iter().map(|e| e.0.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                ".dockerfile.".to_owned() + &hex[..20],
+                ".dockerignore".to_owned(),
+                "main.go".to_owned()
+            ]
+        );
+        assert_eq!(entries[0].4, b"FROM scratch\nCOPY . /ctx/\n");
+        assert_eq!(entries[0].2, 0o600);
+        assert_eq!(
+            String::from_utf8(entries[1].4.clone()).unwrap(),
+            format!(".dockerignore\n{name}\n")
+        );
+
+        // An existing .dockerignore gets the name appended, keeping its content and mode.
+        write(&context, ".dockerignore", "*.tmp");
+        fs::set_permissions(
+            context.join(".dockerignore"),
+            fs::Permissions::from_mode(0o644),
+        )
+        .unwrap();
+        let files = walk(&context, &dockerfile).unwrap();
+        let mut bytes = Vec::new();
+        write_tar(&files, &dockerfile, &mut bytes).unwrap();
+        let entries = tar_entries(&bytes);
+        let ignore = entries.iter().find(|e| e.0 == ".dockerignore").unwrap();
+        assert_eq!(
+            String::from_utf8(ignore.4.clone()).unwrap(),
+            format!("*.tmp\n{name}\n")
+        );
+        assert_eq!(ignore.2, 0o644);
+        assert_eq!(entries.len(), 3);
+    }
+
+    #[test]
+    fn tar_refuses_a_file_that_changed_since_the_walk() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        write(root, "Dockerfile", "FROM scratch\n");
+        write(root, "data", "12345");
+        let files = walk(root, &root.join("Dockerfile")).unwrap();
+        write(root, "data", "1234567890");
+        let err = write_tar(&files, &root.join("Dockerfile"), Vec::new()).unwrap_err();
+        match &err {
+            ContextError::FileChanged { path, detail } => {
+                assert_eq!(path, &files.root.join("data"));
+                assert_eq!(detail, "size was 5 bytes, now 10");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(
+            err.to_string()
+                .contains("changed while the build context was being sent")
+        );
+    }
+
+    #[test]
+    fn tar_needs_the_dockerfile_in_the_walked_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        write(root, "x", "1");
+        let files = walk(root, &root.join("x")).unwrap();
+        write(root, "Dockerfile", "FROM scratch\n");
+        let err = write_tar(&files, &root.join("Dockerfile"), Vec::new()).unwrap_err();
+        assert!(
+            matches!(err, ContextError::DockerfileNotInContext { .. }),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn tar_reports_writer_failures() {
+        struct Broken;
+        impl Write for Broken {
+            fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+                Err(io::Error::new(io::ErrorKind::BrokenPipe, "receiver gone"))
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        write(root, "Dockerfile", &"x".repeat(300_000));
+        let files = walk(root, &root.join("Dockerfile")).unwrap();
+        let err = write_tar(&files, &root.join("Dockerfile"), Broken).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "cannot write the build context tar stream: receiver gone"
+        );
     }
 }

@@ -62,6 +62,12 @@ pub enum Event {
         digest: String,
         duration_ms: u64,
     },
+    /// An image was loaded into the nodes of a local cluster (kind, k3d) that did not have it.
+    ImageLoaded {
+        image: String,
+        reference: String,
+        nodes: Vec<String>,
+    },
     /// All artifacts are ready: the references to deploy.
     BuildsComplete {
         builds: Vec<BuiltArtifact>,

@@ -59,6 +59,11 @@ impl DockerBuilder {
         Ok((DockerBuilder { docker, buildkit }, buildkit))
     }
 
+    /// The daemon connection (for loading images into local clusters).
+    pub fn docker(&self) -> &Docker {
+        &self.docker
+    }
+
     fn api_err(image: &str, e: impl std::fmt::Display) -> BuildError {
         BuildError::Api {
             image: image.to_string(),

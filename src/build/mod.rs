@@ -5,6 +5,7 @@
 pub mod artifacts;
 pub mod docker;
 pub mod dockerfile;
+pub mod load;
 
 use std::collections::BTreeMap;
 use std::future::Future;

@@ -340,6 +340,13 @@ impl Printer {
                 );
                 self.line(&format!("{prefix} {line}"));
             }
+            Event::ImageLoaded { image, nodes, .. } => {
+                self.line(&format!(
+                    "{} {image}: loaded into {}",
+                    self.paint("32", "✓"),
+                    nodes.join(", ")
+                ));
+            }
             Event::Warning { message } => {
                 self.line(&format!("{} {message}", self.paint("1;33", "warning:")));
             }
