@@ -2,7 +2,7 @@
 //! a blocking task without temp files; tag, push with `~/.docker/config.json` credentials, registry digests.
 //! Emits progress events; never prints, never decides whether to build.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashSet, VecDeque};
 use std::io::Write;
 use std::time::Instant;
 
@@ -114,7 +114,8 @@ struct Progress<'a> {
     step: Option<String>,
     tail: VecDeque<String>,
     image_id: Option<String>,
-    vertex_names: HashMap<String, String>,
+    /// BuildKit vertices already reported as steps.
+    announced: HashSet<String>,
 }
 
 impl Progress<'_> {
@@ -143,9 +144,8 @@ impl Progress<'_> {
     fn buildkit(&mut self, status: &bollard::moby::buildkit::v1::StatusResponse) -> Option<String> {
         let mut error = None;
         for v in &status.vertexes {
-            self.vertex_names.insert(v.digest.clone(), v.name.clone());
-            if v.started.is_some() && v.completed.is_none() && self.step.as_deref() != Some(&v.name)
-            {
+            // A vertex is announced once, when it first starts; cached vertices arrive started and completed.
+            if v.started.is_some() && self.announced.insert(v.digest.clone()) {
                 self.step = Some(v.name.clone());
                 self.events.emit(Event::BuildStep {
                     image: self.image.to_string(),
@@ -246,7 +246,7 @@ impl Builder for DockerBuilder {
             step: None,
             tail: VecDeque::new(),
             image_id: None,
-            vertex_names: HashMap::new(),
+            announced: HashSet::new(),
         };
         loop {
             let item = tokio::select! {

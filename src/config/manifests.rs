@@ -87,9 +87,10 @@ pub struct HelmRelease {
     /// Values passed verbatim as `--set key=value` (helm's own syntax and type coercion apply).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub set_values: BTreeMap<String, String>,
-    /// Values expanded like templates (environment variables plus `IMAGE_REPO_<artifact>`,
-    /// `IMAGE_TAG_<artifact>`, `IMAGE_DIGEST_<artifact>`, `IMAGE_FULLY_QUALIFIED_<artifact>`), then passed as
-    /// `--set-string key=value` so that tags such as `1.10` or `20260101` stay strings.
+    /// Values that are templates, expanded and then passed as `--set-string key=value` (so tags such as `1.10`
+    /// or `20260101` stay strings). Fields: `{{.IMAGE_REPO_<artifact>}}`, `{{.IMAGE_TAG_<artifact>}}`,
+    /// `{{.IMAGE_DIGEST_<artifact>}}`, `{{.IMAGE_FULLY_QUALIFIED_<artifact>}}`, `{{.Env.NAME}}`, and `{{.NAME}}`
+    /// for any other environment variable.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub set_value_templates: BTreeMap<String, String>,
 }
@@ -274,7 +275,7 @@ manifests:
         namespace: backend
         valuesFiles: [charts/api/values-dev.yaml]
         setValues: {replicaCount: 2}
-        setValueTemplates: {image.repository: "${IMAGE_REPO_app_api}"}
+        setValueTemplates: {image.repository: "{{.IMAGE_REPO_app_api}}"}
   images:
     - kind: Rollout
       group: argoproj.io
@@ -304,7 +305,7 @@ manifests:
         assert_eq!(r.set_values["replicaCount"], "2");
         assert_eq!(
             r.set_value_templates["image.repository"],
-            "${IMAGE_REPO_app_api}"
+            "{{.IMAGE_REPO_app_api}}"
         );
         let i = &m.images[0];
         assert_eq!(
@@ -321,6 +322,18 @@ manifests:
             ]
         );
         assert!(!m.is_empty());
+    }
+
+    #[test]
+    fn round_trips_through_json() {
+        // Profiles are merged as JSON values, so every field must survive serialize → deserialize.
+        let m = parse(
+            "manifests:\n  rawYaml: [a.yaml]\n  kustomize: {paths: [k]}\n  helm:\n    releases:\n      - {name: r, chartPath: c, setValues: {n: 2}}\n  images:\n    - {kind: Rollout, paths: [\"spec.containers[*].image\"]}\n",
+        )
+        .unwrap();
+        let json = serde_json::to_value(&m).unwrap();
+        assert_eq!(json["images"][0]["paths"][0], "spec.containers[*].image");
+        assert_eq!(serde_json::from_value::<Manifests>(json).unwrap(), m);
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value};
 
 use super::Object;
+use super::metadata::{Placement, labels_mut, metadata_mut};
 use super::workload::Workload;
 
 /// Adds `labels` to `metadata.labels` and to the pod templates that can take them (see [`super::render`]).
@@ -16,7 +17,7 @@ pub(crate) fn apply(object: &mut Object, labels: &BTreeMap<String, String>) {
     }
     let workload = Workload::of(object.group(), object.kind());
     let value = &mut object.value;
-    add(value, labels);
+    add(value, labels, Placement::Object);
     let templates: &[&[&str]] = match workload {
         None | Some(Workload::Pod | Workload::Job) => &[],
         Some(Workload::PodTemplate) => &[&["template"]],
@@ -42,30 +43,14 @@ pub(crate) fn apply(object: &mut Object, labels: &BTreeMap<String, String>) {
             .iter()
             .try_fold(&mut *value, |map, key| map.get_mut(*key)?.as_object_mut())
         {
-            add(template, labels);
+            add(template, labels, Placement::Template);
         }
     }
 }
 
-/// Merges `labels` into `map.metadata.labels`, creating them when absent or null.
-fn add(map: &mut Map<String, Value>, labels: &BTreeMap<String, String>) {
-    let metadata = map
-        .entry("metadata")
-        .or_insert_with(|| Value::Object(Map::new()));
-    if metadata.is_null() {
-        *metadata = Value::Object(Map::new());
-    }
-    let Some(metadata) = metadata.as_object_mut() else {
-        return;
-    };
-    let existing = metadata
-        .entry("labels")
-        .or_insert_with(|| Value::Object(Map::new()));
-    if existing.is_null() {
-        *existing = Value::Object(Map::new());
-    }
-    // A non-mapping `labels` is invalid; the API server reports it better than a guess here would.
-    let Some(existing) = existing.as_object_mut() else {
+/// Merges `labels` into `map.metadata.labels`.
+fn add(map: &mut Map<String, Value>, labels: &BTreeMap<String, String>, placement: Placement) {
+    let Some(existing) = metadata_mut(map, placement).and_then(labels_mut) else {
         return;
     };
     for (key, value) in labels {

@@ -8,6 +8,7 @@
 
 mod image;
 mod label;
+mod metadata;
 mod namespace;
 mod source;
 mod template;
@@ -72,7 +73,8 @@ impl Rendered {
     /// The objects as one multi-document YAML stream (`---` between documents), as `kubectl apply -f -`
     /// reads it. The same input always gives the same bytes.
     pub fn to_yaml(&self) -> Result<String, RenderError> {
-        yaml::write_stream(self.objects.iter().map(Object::value))
+        let values: Vec<&Map<String, Value>> = self.objects.iter().map(Object::value).collect();
+        yaml::write_stream(&values)
     }
 }
 
@@ -238,6 +240,13 @@ pub enum RenderWarning {
         /// The object holding it.
         object: ObjectRef,
     },
+    /// `kustomize` or `helm` succeeded but wrote to stderr (deprecation notices and the like).
+    ToolStderr {
+        /// The command line.
+        command: String,
+        /// What it wrote, without trailing whitespace.
+        stderr: String,
+    },
 }
 
 impl fmt::Display for RenderWarning {
@@ -257,6 +266,7 @@ impl fmt::Display for RenderWarning {
                 "{object}: image `{image}` is pinned by digest, so the image built for artifact `{artifact}` was \
                  not injected\n\nhint: drop the `@sha256:…` part to deploy the built image"
             ),
+            Self::ToolStderr { command, stderr } => write!(f, "`{command}` said:\n{stderr}"),
         }
     }
 }
@@ -358,19 +368,31 @@ pub enum RenderError {
         /// Every unset variable, in order of first use.
         variables: Vec<UnsetVariable>,
     },
-    /// A helm `setValueTemplates` value uses variables that are not set.
+    /// A helm `setValueTemplates` value uses fields that are not set.
     #[error(
-        "devloop.yaml: manifests.helm.releases[{release_index}].setValueTemplates.{key}: unset environment \
-         variables: {}\n\nhint: set them, or give a default with `${{NAME:-default}}`",
-        list_unset(variables)
+        "devloop.yaml: manifests.helm.releases[{release_index}].setValueTemplates.{key}: unset {}\n\nhint: \
+         image fields exist for built artifacts only; other names are environment variables",
+        list_fields(fields)
     )]
-    UnsetValueVariables {
+    UnsetValueFields {
         /// Index of the release in `helm.releases`.
         release_index: usize,
         /// The value's key.
         key: String,
-        /// Every unset variable, in order of first use.
-        variables: Vec<UnsetVariable>,
+        /// Every unset field, in order of first use.
+        fields: Vec<String>,
+    },
+    /// A helm `setValueTemplates` value is not a valid template.
+    #[error(
+        "devloop.yaml: manifests.helm.releases[{release_index}].setValueTemplates.{key}: {message}"
+    )]
+    InvalidValueTemplate {
+        /// Index of the release in `helm.releases`.
+        release_index: usize,
+        /// The value's key.
+        key: String,
+        /// What is wrong.
+        message: String,
     },
     /// Two artifacts give the same template variable names (`IMAGE_REPO_a_b` for `a-b` and `a.b`).
     #[error("artifacts `{first}` and `{second}` both define the template variable `{variable}`")]
@@ -434,7 +456,7 @@ pub enum RenderError {
     )]
     NamespaceConflict {
         /// The object.
-        object: ObjectRef,
+        object: Box<ObjectRef>,
         /// The namespace it has (from the manifest or its helm release).
         namespace: String,
         /// The namespace requested.
@@ -468,6 +490,12 @@ fn list_unset(variables: &[UnsetVariable]) -> String {
     names.join(", ")
 }
 
+fn list_fields(fields: &[String]) -> String {
+    let names: Vec<String> = fields.iter().map(|f| format!("`{{{{.{f}}}}}`")).collect();
+    let plural = if fields.len() == 1 { "" } else { "s" };
+    format!("field{plural} {}", names.join(", "))
+}
+
 fn exit_status(code: Option<i32>) -> String {
     code.map_or_else(
         || "killed by a signal".to_owned(),
@@ -491,7 +519,8 @@ fn exit_status(code: Option<i32>) -> String {
 ///   resources whose CustomResourceDefinition in the same render says `scope: Cluster`, are left alone; any
 ///   other kind counts as namespaced.
 ///
-/// Blocking: reads files and waits for kustomize and helm (run concurrently, one thread each).
+/// Blocking: reads files and waits for kustomize and helm (run concurrently, one short-lived thread each); large
+/// inputs are parsed and written on all cores (scoped threads, joined before returning).
 pub fn render(req: &RenderRequest<'_>) -> Result<Rendered, RenderError> {
     let vars = template::Variables::new(req.env, req.images)?;
     let matcher = image::Matcher::new(req.images, &req.manifests.images)?;
@@ -499,8 +528,20 @@ pub fn render(req: &RenderRequest<'_>) -> Result<Rendered, RenderError> {
 
     let mut objects = Vec::new();
     let mut default_namespaces = Vec::new();
-    for output in &loaded {
-        for document in yaml::parse_stream(&output.text, &output.source)? {
+    let mut warnings = Vec::new();
+    let streams: Vec<(&str, &ObjectSource)> = loaded
+        .iter()
+        .map(|o| (o.text.as_str(), &o.source))
+        .collect();
+    let parsed = yaml::parse_streams(&streams)?;
+    for (output, documents) in loaded.iter().zip(parsed) {
+        if let Some((command, stderr)) = &output.diagnostics {
+            warnings.push(RenderWarning::ToolStderr {
+                command: command.clone(),
+                stderr: stderr.trim_end().to_owned(),
+            });
+        }
+        for document in documents {
             flatten(
                 &output.source,
                 document.index,
@@ -514,7 +555,6 @@ pub fn render(req: &RenderRequest<'_>) -> Result<Rendered, RenderError> {
 
     let scopes = namespace::Scopes::new(&objects);
     let mut usage = image::Usage::new(req.images.len());
-    let mut warnings = Vec::new();
     for (object, default_namespace) in objects.iter_mut().zip(&default_namespaces) {
         namespace::apply(object, &scopes, *default_namespace, req.namespace)?;
         label::apply(object, req.labels);
@@ -585,3 +625,7 @@ fn flatten(
     }
     Ok(())
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests;

@@ -4,8 +4,7 @@
 
 use std::collections::HashSet;
 
-use serde_json::{Map, Value};
-
+use super::metadata::{Placement, metadata_mut, set_namespace};
 use super::{Object, RenderError};
 
 /// Built-in cluster-scoped kinds by (group, kind), Kubernetes 1.33 (plus PodSecurityPolicy, removed in 1.25,
@@ -116,7 +115,7 @@ pub(crate) fn apply(
         && namespace != requested
     {
         return Err(RenderError::NamespaceConflict {
-            object: object.describe(),
+            object: Box::new(object.describe()),
             namespace: namespace.to_owned(),
             requested: requested.to_owned(),
         });
@@ -125,21 +124,11 @@ pub(crate) fn apply(
         && let Some(namespace) = source_default.or(requested)
     {
         let namespace = namespace.to_owned();
-        set(&mut object.value, namespace);
+        if let Some(metadata) = metadata_mut(&mut object.value, Placement::Object) {
+            set_namespace(metadata, namespace);
+        }
     }
     Ok(())
-}
-
-fn set(map: &mut Map<String, Value>, namespace: String) {
-    let metadata = map
-        .entry("metadata")
-        .or_insert_with(|| Value::Object(Map::new()));
-    if metadata.is_null() {
-        *metadata = Value::Object(Map::new());
-    }
-    if let Some(metadata) = metadata.as_object_mut() {
-        metadata.insert("namespace".to_owned(), Value::String(namespace));
-    }
 }
 
 #[cfg(test)]
@@ -147,7 +136,7 @@ fn set(map: &mut Map<String, Value>, namespace: String) {
 mod tests {
     use std::path::PathBuf;
 
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     use super::*;
     use crate::render::ObjectSource;

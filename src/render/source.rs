@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 
 use globset::GlobBuilder;
 
-use super::template::{self, Variables};
+use super::template::{self, FieldsError, Variables};
 use super::{ObjectSource, RenderError, RenderRequest};
 use crate::config::manifests::{Helm, Kustomize};
 
@@ -19,6 +19,8 @@ pub(crate) struct Output {
     pub text: String,
     /// Namespace for namespaced objects of this source that have none (a helm release's namespace).
     pub default_namespace: Option<String>,
+    /// What a tool that succeeded wrote to stderr (deprecation notices and the like), with its command line.
+    pub diagnostics: Option<(String, String)>,
 }
 
 /// Loads every source in order: `rawYaml` and `templates` files, then kustomize paths, then helm releases.
@@ -62,10 +64,11 @@ pub(crate) fn load(
                 .join()
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
             match result {
-                Ok(text) if first_error.is_none() => outputs.push(Output {
+                Ok((text, stderr)) if first_error.is_none() => outputs.push(Output {
                     source: inv.source.clone(),
                     text,
                     default_namespace: inv.default_namespace.clone(),
+                    diagnostics: (!stderr.trim().is_empty()).then(|| (inv.command_line(), stderr)),
                 }),
                 Ok(_) => {}
                 Err(err) => {
@@ -154,7 +157,11 @@ fn expand_glob(
             message: err.kind().to_string(),
         })?
         .compile_matcher();
-    let prefix: PathBuf = components[..literal].iter().collect();
+    // The literal leading directories; joined as text so that an absolute glob keeps its leading `/`.
+    let prefix = match components[..literal].join("/") {
+        joined if joined.is_empty() && cleaned.starts_with('/') => PathBuf::from("/"),
+        joined => PathBuf::from(joined),
+    };
     let rest = &components[literal..];
     let max_depth = if rest.iter().any(|c| c.contains("**")) {
         usize::MAX
@@ -229,6 +236,7 @@ fn read_file(
         },
         text,
         default_namespace: None,
+        diagnostics: None,
     })
 }
 
@@ -251,8 +259,12 @@ impl Invocation {
             .join(" ")
     }
 
-    /// Runs to completion in `base_dir` with exactly `env`; returns stdout.
-    fn run(&self, base_dir: &Path, env: &BTreeMap<String, String>) -> Result<String, RenderError> {
+    /// Runs to completion in `base_dir` with exactly `env`; returns stdout and stderr.
+    fn run(
+        &self,
+        base_dir: &Path,
+        env: &BTreeMap<String, String>,
+    ) -> Result<(String, String), RenderError> {
         let output = Command::new(&self.program)
             .args(&self.args)
             .current_dir(base_dir)
@@ -271,9 +283,10 @@ impl Invocation {
                 stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
             });
         }
-        String::from_utf8(output.stdout).map_err(|_| RenderError::ToolOutput {
+        let stdout = String::from_utf8(output.stdout).map_err(|_| RenderError::ToolOutput {
             command: self.command_line(),
-        })
+        })?;
+        Ok((stdout, String::from_utf8_lossy(&output.stderr).into_owned()))
     }
 }
 
@@ -355,12 +368,17 @@ fn helm_invocations(
             args.extend(["--set".to_owned(), format!("{key}={value}")]);
         }
         for (key, value) in &release.set_value_templates {
-            let value = template::expand(value, vars).map_err(|variables| {
-                RenderError::UnsetValueVariables {
+            let value = template::expand_fields(value, vars).map_err(|err| match err {
+                FieldsError::Unset(fields) => RenderError::UnsetValueFields {
                     release_index: index,
                     key: key.clone(),
-                    variables,
-                }
+                    fields,
+                },
+                FieldsError::Invalid(message) => RenderError::InvalidValueTemplate {
+                    release_index: index,
+                    key: key.clone(),
+                    message,
+                },
             })?;
             args.extend([
                 "--set-string".to_owned(),

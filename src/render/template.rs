@@ -1,7 +1,10 @@
-//! Render: envsubst-style templates; text + variables (the environment plus image variables) → expanded text,
-//! or every unset variable at once. Text-level only: it must not parse YAML or read the process environment.
+//! Render: templates; text + variables (the environment plus image variables) → expanded text, or every unset
+//! variable at once. Text-level only: it must not parse YAML or read the process environment.
 //!
-//! Syntax: `${NAME}` and `$NAME` (NAME = `[A-Za-z_][A-Za-z0-9_]*`); `${NAME:-default}` (default when unset or
+//! Manifest files use envsubst syntax ([`expand`]); helm `setValueTemplates` use the `{{.NAME}}` fields of every
+//! other template in devloop.yaml ([`expand_fields`]).
+//!
+//! envsubst syntax: `${NAME}` and `$NAME` (NAME = `[A-Za-z_][A-Za-z0-9_]*`); `${NAME:-default}` (default when unset or
 //! empty) and `${NAME-default}` (default when unset), where the default may itself hold references; `$$` is a
 //! literal `$`. Anything else after `$` (`$(VAR)`, `$1`, a lone `$`, an unclosed `${`) is kept as written, so
 //! Kubernetes' own `$(VAR)` references survive.
@@ -75,6 +78,57 @@ impl<'a> Variables<'a> {
             .get(name)
             .or_else(|| self.env.get(name))
             .map(String::as_str)
+    }
+}
+
+/// Why a `{{.NAME}}` template could not be expanded.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum FieldsError {
+    /// The template is malformed.
+    Invalid(String),
+    /// These fields are not set (each once, in order of first use).
+    Unset(Vec<String>),
+}
+
+/// Expands `{{.NAME}}` (an image variable, else the environment variable) and `{{.Env.NAME}}` (the environment
+/// variable); whitespace is allowed inside the braces, NAME is `[A-Za-z0-9_]+`.
+pub(crate) fn expand_fields(text: &str, vars: &Variables<'_>) -> Result<String, FieldsError> {
+    let mut out = String::with_capacity(text.len());
+    let mut unset: Vec<String> = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let Some(end) = after.find("}}") else {
+            return Err(FieldsError::Invalid(format!("unclosed `{{{{` in `{text}`")));
+        };
+        let inner = after[..end].trim();
+        let (name, env_only) = match inner.strip_prefix(".Env.") {
+            Some(name) => (name, true),
+            None => (inner.strip_prefix('.').unwrap_or_default(), false),
+        };
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            return Err(FieldsError::Invalid(format!(
+                "`{{{{{inner}}}}}` in `{text}` is not a field; write `{{{{.NAME}}}}` or `{{{{.Env.NAME}}}}`"
+            )));
+        }
+        let value = if env_only {
+            vars.env.get(name).map(String::as_str)
+        } else {
+            vars.get(name)
+        };
+        match value {
+            Some(value) => out.push_str(value),
+            None if unset.iter().any(|u| u == name) => {}
+            None => unset.push(name.to_owned()),
+        }
+        rest = &after[end + 2..];
+    }
+    out.push_str(rest);
+    if unset.is_empty() {
+        Ok(out)
+    } else {
+        Err(FieldsError::Unset(unset))
     }
 }
 
@@ -267,7 +321,8 @@ mod tests {
             run("${NAME:-x} ${MISSING:-} ${MISSING:-${NAME}-${MISSING2:-z}}").unwrap(),
             "web  web-z"
         );
-        assert_eq!(run("${MISSING:-a:b-c{d}").unwrap(), "a:b-c{d}");
+        // The default ends at the first `}` that closes no nested reference.
+        assert_eq!(run("${MISSING:-a:b-c{d}e}").unwrap(), "a:b-c{de}");
     }
 
     #[test]
@@ -342,6 +397,63 @@ mod tests {
             expand(text, &vars).unwrap(),
             "reg:5000/app-api:abc@sha256:d reg:5000/app-api:abc@sha256:d\nregistry.local/team/web:1 []"
         );
+    }
+
+    #[test]
+    fn expands_value_template_fields() {
+        let mut env = env();
+        env.insert("IMAGE_TAG_app".into(), "from-env".into());
+        let artifacts = [ArtifactImage {
+            name: "app".into(),
+            reference: "r/app:1@sha256:d".into(),
+            repository: "r/app".into(),
+            tag: "1".into(),
+            digest: Some("sha256:d".into()),
+        }];
+        let vars = Variables::new(&env, &artifacts).unwrap();
+        assert_eq!(
+            expand_fields(
+                "{{.IMAGE_REPO_app}}:{{ .IMAGE_TAG_app }}@{{.IMAGE_DIGEST_app}} {{.NAME}}",
+                &vars
+            ),
+            Ok("r/app:1@sha256:d web".to_owned())
+        );
+        assert_eq!(
+            expand_fields("{{.Env.IMAGE_TAG_app}} ${NAME} $NAME", &vars),
+            Ok("from-env ${NAME} $NAME".to_owned())
+        );
+        assert_eq!(
+            expand_fields(
+                "{{.A}}-{{.Env.NAME}}-{{.B}}-{{.A}}-{{.Env.IMAGE_REPO_app}}",
+                &vars
+            ),
+            Err(FieldsError::Unset(vec![
+                "A".into(),
+                "B".into(),
+                "IMAGE_REPO_app".into()
+            ]))
+        );
+        for (bad, message) in [
+            ("{{.A", "unclosed `{{` in `{{.A`"),
+            (
+                "{{A}}",
+                "`{{A}}` in `{{A}}` is not a field; write `{{.NAME}}` or `{{.Env.NAME}}`",
+            ),
+            (
+                "x{{ .a-b }}",
+                "`{{.a-b}}` in `x{{ .a-b }}` is not a field; write `{{.NAME}}` or `{{.Env.NAME}}`",
+            ),
+            (
+                "{{.}}",
+                "`{{.}}` in `{{.}}` is not a field; write `{{.NAME}}` or `{{.Env.NAME}}`",
+            ),
+        ] {
+            assert_eq!(
+                expand_fields(bad, &vars),
+                Err(FieldsError::Invalid(message.to_owned())),
+                "{bad}"
+            );
+        }
     }
 
     #[test]
