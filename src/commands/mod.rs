@@ -119,15 +119,11 @@ pub async fn connect(
 }
 
 /// Cancels `cancel` on the first Ctrl-C (graceful: stages stop and report); a second Ctrl-C exits at once.
-pub fn cancel_on_ctrl_c(
-    cancel: tokio_util::sync::CancellationToken,
-) -> impl std::future::Future<Output = ()> {
-    async move {
+pub async fn cancel_on_ctrl_c(cancel: tokio_util::sync::CancellationToken) {
+    if tokio::signal::ctrl_c().await.is_ok() {
+        cancel.cancel();
         if tokio::signal::ctrl_c().await.is_ok() {
-            cancel.cancel();
-            if tokio::signal::ctrl_c().await.is_ok() {
-                std::process::exit(130);
-            }
+            std::process::exit(130);
         }
     }
 }

@@ -31,6 +31,11 @@ const APPLY_CONCURRENCY: usize = 16;
 /// How long a CRD may take to become Established, or a recreated object to disappear.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// An API resource and what it supports.
+type Resolved = (ApiResource, ApiCapabilities);
+/// An object found in the cluster, with the resource to reach it.
+type Found = (ObjectRef, ApiResource, ApiCapabilities);
+
 /// How to reach the cluster (flags and environment, resolved like kubectl).
 #[derive(Debug, Clone, Default)]
 pub struct ClusterOptions {
@@ -59,7 +64,7 @@ pub struct KubeTarget {
     pub namespace: String,
     project: String,
     force_conflicts: bool,
-    resources: Mutex<HashMap<(String, String, String), Option<(ApiResource, ApiCapabilities)>>>,
+    resources: Mutex<HashMap<(String, String, String), Option<Resolved>>>,
 }
 
 impl KubeTarget {
@@ -133,10 +138,7 @@ impl KubeTarget {
     }
 
     /// The API resource serving `gvk`, `None` when the server does not serve it. Cached per target.
-    async fn resource(
-        &self,
-        gvk: &GroupVersionKind,
-    ) -> Result<Option<(ApiResource, ApiCapabilities)>, DeployError> {
+    async fn resource(&self, gvk: &GroupVersionKind) -> Result<Option<Resolved>, DeployError> {
         let key = (gvk.group.clone(), gvk.version.clone(), gvk.kind.clone());
         if let Some(hit) = self.resources.lock().await.get(&key) {
             return Ok(hit.clone());
@@ -638,10 +640,7 @@ impl KubeTarget {
 
     /// Every object of this project in the cluster that devloop applied: a label-selected list over every
     /// listable, deletable resource type, all namespaces (or the known ones when cluster-wide listing is denied).
-    async fn inventory(
-        &self,
-        namespaces: &BTreeSet<String>,
-    ) -> Result<Vec<(ObjectRef, ApiResource, ApiCapabilities)>, DeployError> {
+    async fn inventory(&self, namespaces: &BTreeSet<String>) -> Result<Vec<Found>, DeployError> {
         let disc = discovery::Discovery::new(self.client.clone())
             .run_aggregated()
             .await
@@ -663,65 +662,64 @@ impl KubeTarget {
         }
         let selector = self.selector();
         let lp = ListParams::default().labels(&selector);
-        let lists: Vec<Result<Vec<(ObjectRef, ApiResource, ApiCapabilities)>, DeployError>> =
-            futures_util::stream::iter(types)
-                .map(|(ar, caps)| {
-                    let lp = lp.clone();
-                    async move {
-                        let mut found = Vec::new();
-                        let scopes: Vec<Option<String>> = if caps.scope == Scope::Namespaced {
-                            let all: Api<DynamicObject> = Api::all_with(self.client.clone(), &ar);
-                            match all.list(&lp).await {
-                                Ok(list) => {
-                                    found.extend(
-                                        list.items
-                                            .iter()
-                                            .filter_map(|o| self.inventory_item(o, &ar))
-                                            .map(|r| (r, ar.clone(), caps.clone())),
-                                    );
-                                    Vec::new()
-                                }
-                                Err(kube::Error::Api(s)) if s.code == 403 => {
-                                    namespaces.iter().cloned().map(Some).collect()
-                                }
-                                Err(e) => {
-                                    return Err(api_error(
-                                        &e,
-                                        &format!("list {}", ar.plural),
-                                        Some(("list", &ar)),
-                                    ));
-                                }
-                            }
-                        } else {
-                            vec![None]
-                        };
-                        for ns in scopes {
-                            let api = self.api(&ar, &caps, ns.as_deref());
-                            match api.list(&lp).await {
-                                Ok(list) => found.extend(
+        let lists: Vec<Result<Vec<Found>, DeployError>> = futures_util::stream::iter(types)
+            .map(|(ar, caps)| {
+                let lp = lp.clone();
+                async move {
+                    let mut found = Vec::new();
+                    let scopes: Vec<Option<String>> = if caps.scope == Scope::Namespaced {
+                        let all: Api<DynamicObject> = Api::all_with(self.client.clone(), &ar);
+                        match all.list(&lp).await {
+                            Ok(list) => {
+                                found.extend(
                                     list.items
                                         .iter()
                                         .filter_map(|o| self.inventory_item(o, &ar))
                                         .map(|r| (r, ar.clone(), caps.clone())),
-                                ),
-                                // A type the user may not list cannot hold objects devloop applied for them.
-                                Err(kube::Error::Api(s))
-                                    if s.code == 403 || s.code == 404 || s.code == 405 => {}
-                                Err(e) => {
-                                    return Err(api_error(
-                                        &e,
-                                        &format!("list {}", ar.plural),
-                                        Some(("list", &ar)),
-                                    ));
-                                }
+                                );
+                                Vec::new()
+                            }
+                            Err(kube::Error::Api(s)) if s.code == 403 => {
+                                namespaces.iter().cloned().map(Some).collect()
+                            }
+                            Err(e) => {
+                                return Err(api_error(
+                                    &e,
+                                    &format!("list {}", ar.plural),
+                                    Some(("list", &ar)),
+                                ));
                             }
                         }
-                        Ok(found)
+                    } else {
+                        vec![None]
+                    };
+                    for ns in scopes {
+                        let api = self.api(&ar, &caps, ns.as_deref());
+                        match api.list(&lp).await {
+                            Ok(list) => found.extend(
+                                list.items
+                                    .iter()
+                                    .filter_map(|o| self.inventory_item(o, &ar))
+                                    .map(|r| (r, ar.clone(), caps.clone())),
+                            ),
+                            // A type the user may not list cannot hold objects devloop applied for them.
+                            Err(kube::Error::Api(s))
+                                if s.code == 403 || s.code == 404 || s.code == 405 => {}
+                            Err(e) => {
+                                return Err(api_error(
+                                    &e,
+                                    &format!("list {}", ar.plural),
+                                    Some(("list", &ar)),
+                                ));
+                            }
+                        }
                     }
-                })
-                .buffer_unordered(APPLY_CONCURRENCY)
-                .collect()
-                .await;
+                    Ok(found)
+                }
+            })
+            .buffer_unordered(APPLY_CONCURRENCY)
+            .collect()
+            .await;
         let mut out = Vec::new();
         for l in lists {
             out.extend(l?);
@@ -745,7 +743,7 @@ impl KubeTarget {
 
     async fn delete_objects(
         &self,
-        targets: &[(ObjectRef, ApiResource, ApiCapabilities)],
+        targets: &[Found],
         wait: bool,
         pruned: bool,
         events: &EventSink,

@@ -1,0 +1,538 @@
+//! `devloop deploy`/`delete` scenarios against a Kubernetes API: the fake API server in `tests/support`, or a real
+//! cluster when `DEVLOOP_TEST_KUBECONFIG` names its kubeconfig (same scenarios, same assertions).
+//!
+//! Real-cluster notes: each test uses its own namespace `devloop-test-<pid>-<n>` and deletes it at the end;
+//! `DEVLOOP_TEST_IMAGE` names an image the nodes can run (default `registry.k8s.io/pause:3.10`), and failure
+//! scenarios use images that really fail there (an unpullable reference).
+#![allow(clippy::unwrap_used, clippy::print_stderr)]
+
+mod support;
+
+use std::path::PathBuf;
+use std::process::Output;
+use std::time::Duration;
+
+use kube::api::{Api, DynamicObject};
+use kube::core::GroupVersionKind;
+use serde_json::Value;
+use support::fake_apiserver::{FakeApiServer, PodState};
+use support::{Project, stderr, stdout};
+
+/// The cluster a scenario runs against.
+struct Cluster {
+    fake: Option<FakeApiServer>,
+    kubeconfig: PathBuf,
+    client: kube::Client,
+    /// The test's namespace.
+    ns: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    async fn start() -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let ns = support::unique("devloop-test");
+        match std::env::var_os("DEVLOOP_TEST_KUBECONFIG") {
+            Some(path) => {
+                let kubeconfig = PathBuf::from(path);
+                let kc = kube::config::Kubeconfig::read_from(&kubeconfig).unwrap();
+                let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+                    .await
+                    .unwrap();
+                let client = kube::Client::try_from(config).unwrap();
+                Cluster {
+                    fake: None,
+                    kubeconfig,
+                    client,
+                    ns,
+                    _dir: dir,
+                }
+            }
+            None => {
+                let fake = FakeApiServer::start();
+                let kubeconfig = fake.kubeconfig(dir.path());
+                let client = fake.client().await;
+                Cluster {
+                    fake: Some(fake),
+                    kubeconfig,
+                    client,
+                    ns,
+                    _dir: dir,
+                }
+            }
+        }
+    }
+
+    /// An image pods can run.
+    fn ok_image(&self) -> String {
+        std::env::var("DEVLOOP_TEST_IMAGE")
+            .unwrap_or_else(|_| "registry.k8s.io/pause:3.10".to_string())
+    }
+
+    /// Makes pods of images containing `image_part` end up in `state` (on a real cluster the image itself fails).
+    fn fail_image(&self, image_part: &str, state: PodState) {
+        if let Some(f) = &self.fake {
+            f.set_image_pod_state(image_part, state);
+        }
+    }
+
+    /// Runs devloop in `project` against this cluster, in the test's namespace.
+    async fn devloop(&self, project: &Project, args: &[&str]) -> Output {
+        let mut full: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        full.extend([
+            "--kubeconfig".into(),
+            self.kubeconfig.display().to_string(),
+            "-n".into(),
+            self.ns.clone(),
+        ]);
+        let dir = project.path().to_path_buf();
+        let cache = project.cache.path().to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_devloop"))
+                .args(&full)
+                .current_dir(dir)
+                .env("DEVLOOP_CACHE_DIR", cache)
+                .env("NO_COLOR", "1")
+                .env_remove("KUBECONFIG")
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap()
+    }
+
+    /// The object as the cluster has it.
+    async fn get(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Option<Value> {
+        let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+        let (ar, caps) = kube::discovery::pinned_kind(
+            &self.client,
+            &GroupVersionKind::gvk(group, version, kind),
+        )
+        .await
+        .unwrap();
+        let api: Api<DynamicObject> = match (caps.scope, namespace) {
+            (kube::discovery::Scope::Namespaced, Some(ns)) => {
+                Api::namespaced_with(self.client.clone(), ns, &ar)
+            }
+            _ => Api::all_with(self.client.clone(), &ar),
+        };
+        api.get_opt(name)
+            .await
+            .unwrap()
+            .map(|o| serde_json::to_value(o).unwrap())
+    }
+
+    /// Creates an object the way another tool would (not devloop): via the API, without devloop's labels.
+    async fn create_foreign_configmap(&self, name: &str) {
+        let api: Api<k8s_openapi::api::core::v1::ConfigMap> =
+            Api::namespaced(self.client.clone(), &self.ns);
+        let mut cm = k8s_openapi::api::core::v1::ConfigMap::default();
+        cm.metadata.name = Some(name.to_string());
+        cm.data = Some([("owner".to_string(), "someone else".to_string())].into());
+        api.create(&Default::default(), &cm).await.unwrap();
+    }
+
+    async fn cleanup(&self) {
+        if self.fake.is_none() {
+            let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(self.client.clone());
+            let _ = api.delete(&self.ns, &Default::default()).await;
+        }
+    }
+}
+
+/// A project with no artifacts whose manifests are `files` (name → YAML).
+fn project(files: &[(&str, String)]) -> Project {
+    let p = Project::new();
+    p.write("devloop.yaml", "apiVersion: devloop/v1alpha1\nkind: Config\nmetadata:\n  name: shop\nmanifests:\n  rawYaml: [\"k8s/*.yaml\"]\n");
+    for (name, text) in files {
+        p.write(&format!("k8s/{name}"), text);
+    }
+    p
+}
+
+fn deployment(name: &str, image: &str) -> String {
+    format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {{app: {name}}}\n  template:\n    metadata:\n      labels: {{app: {name}}}\n    spec:\n      containers:\n        - name: main\n          image: {image}\n"
+    )
+}
+
+fn configmap(name: &str, value: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  value: \"{value}\"\n"
+    )
+}
+
+fn job(name: &str, image: &str, arg: &str) -> String {
+    format!(
+        "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: {name}\nspec:\n  backoffLimit: 0\n  template:\n    spec:\n      restartPolicy: Never\n      containers:\n        - name: main\n          image: {image}\n          args: [\"{arg}\"]\n"
+    )
+}
+
+#[track_caller]
+fn assert_exit(o: &Output, code: i32) {
+    assert_eq!(
+        o.status.code(),
+        Some(code),
+        "stdout:\n{}\nstderr:\n{}",
+        stdout(o),
+        stderr(o)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploy_applies_waits_and_reports() {
+    let c = Cluster::start().await;
+    let p = project(&[
+        ("app.yaml", deployment("api", &c.ok_image())),
+        ("cm.yaml", configmap("settings", "1")),
+    ]);
+    let out = c.devloop(&p, &["deploy", "--images", "unused=x:1"]).await;
+    assert_exit(&out, 0);
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("namespace {}", c.ns)) || err.contains(&c.ns),
+        "context and namespace are announced: {err}"
+    );
+    let d = c
+        .get("apps/v1", "Deployment", Some(&c.ns), "api")
+        .await
+        .unwrap();
+    assert_eq!(
+        d["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+        "devloop"
+    );
+    assert_eq!(d["metadata"]["labels"]["devloop.dev/project"], "shop");
+    assert!(
+        d["metadata"]["managedFields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["manager"] == "devloop" && m["operation"] == "Apply")
+    );
+    assert!(
+        err.contains("deployment/api") && err.contains("ready"),
+        "{err}"
+    );
+
+    // The same deploy again changes nothing.
+    let again = c.devloop(&p, &["deploy", "-o", "json"]).await;
+    assert_exit(&again, 0);
+    let events: Vec<Value> = stdout(&again)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let changes: Vec<&str> = events
+        .iter()
+        .filter(|e| e["type"] == "applied")
+        .map(|e| e["data"]["change"].as_str().unwrap())
+        .collect();
+    assert_eq!(changes.len(), 2);
+    c.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prune_removes_only_what_devloop_deployed() {
+    let c = Cluster::start().await;
+    let p = project(&[
+        ("a.yaml", configmap("keep", "1")),
+        ("b.yaml", configmap("drop", "1")),
+    ]);
+    assert_exit(&c.devloop(&p, &["deploy", "--no-status-check"]).await, 0);
+    c.create_foreign_configmap("not-ours").await;
+    std::fs::remove_file(p.path().join("k8s/b.yaml")).unwrap();
+    let out = c.devloop(&p, &["deploy", "--no-status-check"]).await;
+    assert_exit(&out, 0);
+    assert!(
+        stderr(&out).contains("configmap/drop") && stderr(&out).contains("pruned"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        c.get("v1", "ConfigMap", Some(&c.ns), "drop")
+            .await
+            .is_none()
+    );
+    assert!(
+        c.get("v1", "ConfigMap", Some(&c.ns), "keep")
+            .await
+            .is_some()
+    );
+    assert!(
+        c.get("v1", "ConfigMap", Some(&c.ns), "not-ours")
+            .await
+            .is_some(),
+        "objects devloop did not create are never touched"
+    );
+    c.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changed_job_template_is_recreated() {
+    let c = Cluster::start().await;
+    c.fail_image("never-matches", PodState::Running);
+    let p = project(&[("job.yaml", job("migrate", &c.ok_image(), "v1"))]);
+    assert_exit(&c.devloop(&p, &["deploy", "--no-status-check"]).await, 0);
+    let first = c
+        .get("batch/v1", "Job", Some(&c.ns), "migrate")
+        .await
+        .unwrap();
+    p.write("k8s/job.yaml", &job("migrate", &c.ok_image(), "v2"));
+    let out = c.devloop(&p, &["deploy", "--no-status-check"]).await;
+    assert_exit(&out, 0);
+    assert!(stderr(&out).contains("recreated"), "{}", stderr(&out));
+    let second = c
+        .get("batch/v1", "Job", Some(&c.ns), "migrate")
+        .await
+        .unwrap();
+    assert_ne!(
+        first["metadata"]["uid"], second["metadata"]["uid"],
+        "a new Job"
+    );
+    assert_eq!(
+        second["spec"]["template"]["spec"]["containers"][0]["args"][0],
+        "v2"
+    );
+    c.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_devloop_does_not_own_is_never_recreated() {
+    let c = Cluster::start().await;
+    if let Some(f) = &c.fake {
+        // Another tool created the Job first.
+        let mut j: Value = serde_saphyr::from_str(&job("migrate", &c.ok_image(), "v1")).unwrap();
+        j["metadata"]["namespace"] = Value::String(c.ns.clone());
+        let ns = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": c.ns}});
+        f.put_object(ns).unwrap();
+        f.put_object(j).unwrap();
+    } else {
+        return;
+    }
+    let p = project(&[("job.yaml", job("migrate", &c.ok_image(), "v2"))]);
+    let out = c
+        .devloop(&p, &["deploy", "--no-status-check", "--force-conflicts"])
+        .await;
+    assert_exit(&out, 1);
+    assert!(
+        stderr(&out).contains("devloop only re-creates objects it deployed"),
+        "{}",
+        stderr(&out)
+    );
+    c.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unserved_api_version_fails_before_anything_is_applied() {
+    let c = Cluster::start().await;
+    let cronjob = "apiVersion: batch/v1beta1\nkind: CronJob\nmetadata:\n  name: nightly\nspec:\n  schedule: \"0 3 * * *\"\n  jobTemplate:\n    spec:\n      template:\n        spec:\n          restartPolicy: Never\n          containers: [{name: main, image: x}]\n".to_string();
+    let p = project(&[("a.yaml", configmap("first", "1")), ("cron.yaml", cronjob)]);
+    if let Some(f) = &c.fake {
+        f.clear_requests();
+    }
+    let out = c.devloop(&p, &["deploy", "--no-status-check"]).await;
+    assert_exit(&out, 1);
+    let err = stderr(&out);
+    assert!(
+        err.contains("does not serve `batch/v1beta1 CronJob`") && err.contains("`batch/v1`"),
+        "names the served versions: {err}"
+    );
+    assert!(
+        c.get("v1", "ConfigMap", Some(&c.ns), "first")
+            .await
+            .is_none(),
+        "nothing was applied"
+    );
+    c.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rbac_forbidden_names_verb_resource_and_namespace() {
+    let c = Cluster::start().await;
+    let Some(f) = &c.fake else { return };
+    f.deny("patch", "configmaps", Some(&c.ns));
+    let p = project(&[("a.yaml", configmap("settings", "1"))]);
+    let out = c.devloop(&p, &["deploy", "--no-status-check"]).await;
+    assert_exit(&out, 1);
+    let err = stderr(&out);
+    assert!(
+        err.contains("cannot patch resource \"configmaps\"") && err.contains(&c.ns),
+        "{err}"
+    );
+    assert!(err.contains("kubectl auth can-i patch configmaps"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_namespace_is_created_and_announced() {
+    let c = Cluster::start().await;
+    let p = project(&[("a.yaml", configmap("settings", "1"))]);
+    let out = c.devloop(&p, &["deploy", "--no-status-check"]).await;
+    assert_exit(&out, 0);
+    assert!(
+        stderr(&out).contains(&format!("created namespace {}", c.ns)),
+        "{}",
+        stderr(&out)
+    );
+    assert!(c.get("v1", "Namespace", None, &c.ns).await.is_some());
+    c.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_removes_what_devloop_deployed_and_dry_run_only_lists() {
+    let c = Cluster::start().await;
+    let p = project(&[
+        ("app.yaml", deployment("api", &c.ok_image())),
+        ("cm.yaml", configmap("settings", "1")),
+    ]);
+    assert_exit(&c.devloop(&p, &["deploy", "--no-status-check"]).await, 0);
+    c.create_foreign_configmap("not-ours").await;
+
+    let dry = c.devloop(&p, &["delete", "--dry-run"]).await;
+    assert_exit(&dry, 0);
+    assert!(
+        stderr(&dry).contains("configmap/settings") && stderr(&dry).contains("would be deleted"),
+        "{}",
+        stderr(&dry)
+    );
+    assert!(!stderr(&dry).contains("not-ours"));
+    assert!(
+        c.get("v1", "ConfigMap", Some(&c.ns), "settings")
+            .await
+            .is_some()
+    );
+
+    let out = c.devloop(&p, &["delete", "--wait"]).await;
+    assert_exit(&out, 0);
+    assert!(
+        c.get("v1", "ConfigMap", Some(&c.ns), "settings")
+            .await
+            .is_none()
+    );
+    assert!(
+        c.get("apps/v1", "Deployment", Some(&c.ns), "api")
+            .await
+            .is_none()
+    );
+    assert!(
+        c.get("v1", "ConfigMap", Some(&c.ns), "not-ours")
+            .await
+            .is_some()
+    );
+    assert!(
+        c.get("v1", "Namespace", None, &c.ns).await.is_some(),
+        "the namespace devloop created is kept"
+    );
+    c.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_cluster_is_an_environment_error() {
+    let p = project(&[("a.yaml", configmap("settings", "1"))]);
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: gone\n  cluster:\n    server: http://127.0.0.1:9\nusers:\n- name: u\n  user:\n    token: t\ncontexts:\n- name: gone\n  context: {cluster: gone, user: u}\ncurrent-context: gone\n",
+    )
+    .unwrap();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_devloop"))
+            .args(["deploy", "--kubeconfig", kubeconfig.to_str().unwrap()])
+            .current_dir(p.path())
+            .env("DEVLOOP_CACHE_DIR", p.cache.path())
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_exit(&out, 2);
+    assert!(
+        stderr(&out).contains("cannot reach the cluster `gone`"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// Fail-fast reasons: the deploy exits 1 quickly, naming pod, container and reason.
+async fn fails_fast_with(image: &str, state: Option<PodState>, reason: &str) {
+    let c = Cluster::start().await;
+    if let Some(s) = state {
+        if c.fake.is_none() {
+            return;
+        }
+        c.fail_image(image, s);
+    }
+    let p = project(&[("app.yaml", deployment("api", image))]);
+    let started = std::time::Instant::now();
+    let out = c
+        .devloop(&p, &["deploy", "--status-check-deadline", "2m"])
+        .await;
+    assert_exit(&out, 1);
+    assert!(
+        started.elapsed() < Duration::from_secs(90),
+        "fails fast, not at the deadline"
+    );
+    let err = stderr(&out);
+    assert!(
+        err.contains(reason) && err.contains("api-") && err.contains("main"),
+        "names pod, container and reason `{reason}`:\n{err}"
+    );
+    c.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn image_pull_backoff_fails_fast() {
+    fails_fast_with(
+        "127.0.0.1:1/devloop-test/pull-fail:1",
+        Some(PodState::ImagePullBackOff),
+        "ImagePullBackOff",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_loop_fails_fast() {
+    fails_fast_with(
+        "registry.invalid/crash:1",
+        Some(PodState::CrashLoopBackOff { restarts: 2 }),
+        "CrashLoopBackOff",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_container_config_error_fails_fast() {
+    fails_fast_with(
+        "registry.invalid/config:1",
+        Some(PodState::CreateContainerConfigError {
+            message: "configmap \"missing-cm\" not found".into(),
+        }),
+        "CreateContainerConfigError",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oom_killed_fails_fast() {
+    fails_fast_with(
+        "registry.invalid/oom:1",
+        Some(PodState::OOMKilled),
+        "OOMKilled",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unschedulable_fails_fast() {
+    fails_fast_with(
+        "registry.invalid/unschedulable:1",
+        Some(PodState::Unschedulable),
+        "Unschedulable",
+    )
+    .await;
+}
