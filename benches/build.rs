@@ -822,7 +822,7 @@ fn generate(root: &Path, count: usize, seed: u64) -> Result<Generated> {
         ignored_files: 0,
         ignored_bytes: 0,
     };
-    let mut write = |path: &Path, data: &[u8], ignored: bool, g: &mut Generated| -> Result<()> {
+    let write = |path: &Path, data: &[u8], ignored: bool, g: &mut Generated| -> Result<()> {
         fs::write(path, data).with_context(|| format!("cannot write `{}`", path.display()))?;
         let len = data.len() as u64;
         if ignored {
@@ -1003,8 +1003,8 @@ fn command_output_in(program: &str, args: &[&str], dir: &Path) -> Result<String>
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
-fn run_quiet(mut cmd: Command) -> Result<()> {
-    time_command(cmd.stdin(Stdio::null())).map(|_| ())
+fn run_quiet(cmd: Command) -> Result<()> {
+    time_command(cmd).map(|_| ())
 }
 
 // ---------------------------------------------------------------------------------------------------------------

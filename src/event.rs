@@ -139,6 +139,27 @@ pub enum Event {
         workload: String,
         line: String,
     },
+    /// One dev-loop iteration deployed something: what changed, what was rebuilt or cached, and the times from
+    /// the first file event (save) to built, applied and ready.
+    Iteration {
+        changed: Vec<String>,
+        rebuilt: Vec<String>,
+        cached: Vec<String>,
+        applied: usize,
+        pruned: usize,
+        built_ms: u64,
+        applied_ms: u64,
+        ready_ms: u64,
+    },
+    /// An iteration failed (build, render, deploy or rollout); the loop keeps watching.
+    IterationFailed { message: String },
+    /// An iteration was abandoned because newer changes arrived; a new one starts with all changes merged.
+    IterationCancelled { reason: String },
+    /// The dev loop stopped; the median save → ready of the session.
+    DevStopped {
+        iterations: usize,
+        median_save_to_ready_ms: Option<u64>,
+    },
     /// Something the user should know that does not stop the command.
     Warning { message: String },
 }

@@ -37,6 +37,7 @@ pub mod runner;
 pub mod status;
 pub mod tag;
 pub mod template;
+pub mod watch;
 
 use output::{Console, Output};
 

@@ -347,6 +347,60 @@ impl Printer {
                     nodes.join(", ")
                 ));
             }
+            Event::Iteration {
+                changed,
+                rebuilt,
+                cached,
+                applied,
+                pruned,
+                built_ms,
+                applied_ms,
+                ready_ms,
+            } => {
+                let what = match changed.len() {
+                    0 => "start".to_string(),
+                    1 => changed[0].clone(),
+                    n => format!("{} and {} more", changed[0], n - 1),
+                };
+                let mut parts = Vec::new();
+                if !rebuilt.is_empty() {
+                    parts.push(format!("rebuilt {}", rebuilt.join(", ")));
+                }
+                if !cached.is_empty() {
+                    parts.push(format!("cached {}", cached.join(", ")));
+                }
+                parts.push(format!("applied {applied}"));
+                if *pruned > 0 {
+                    parts.push(format!("pruned {pruned}"));
+                }
+                self.line(&format!(
+                    "{} {what}: {} │ built {} · applied {} · ready {}",
+                    self.paint("1;32", "⟳"),
+                    parts.join(", "),
+                    secs(*built_ms),
+                    secs(*applied_ms),
+                    secs(*ready_ms)
+                ));
+            }
+            Event::IterationFailed { message } => {
+                self.line(&format!(
+                    "{} {message}
+  (still watching: fix it and save again)",
+                    self.paint("1;31", "✗")
+                ));
+            }
+            Event::IterationCancelled { reason } => {
+                self.line(&format!("{} restarting: {reason}", self.paint("33", "↻")));
+            }
+            Event::DevStopped {
+                iterations,
+                median_save_to_ready_ms,
+            } => {
+                let median = median_save_to_ready_ms
+                    .map(|m| format!(", median save → ready {}", secs(m)))
+                    .unwrap_or_default();
+                self.line(&format!("stopped after {iterations} iterations{median}"));
+            }
             Event::Warning { message } => {
                 self.line(&format!("{} {message}", self.paint("1;33", "warning:")));
             }

@@ -9,6 +9,7 @@ mod apply;
 mod controllers;
 mod fieldset;
 mod pods;
+mod portforward;
 mod resources;
 mod selector;
 mod server;
@@ -65,6 +66,7 @@ impl FakeApiServer {
             token: TOKEN.to_string(),
             user: USER.to_string(),
             server_address: addr.to_string(),
+            pod_ports: Default::default(),
         });
         let (shutdown, shutdown_rx) = watch::channel(false);
 
@@ -85,6 +87,7 @@ impl FakeApiServer {
                     // Errors here are client disconnects mid-stream; nothing to report.
                     let _ = http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service)
+                        .with_upgrades()
                         .await;
                 });
                 while connections.try_join_next().is_some() {}
@@ -333,6 +336,16 @@ impl FakeApiServer {
             st.events.clear();
             st.oldest_rv = st.rv;
         });
+    }
+
+    /// Attaches a TCP server to `port` of pod `pod`: port-forwards to that pod port reach `upstream` while the pod
+    /// runs (the fake runs no containers). Unattached ports answer with the kubelet's "connection refused" text.
+    pub fn serve_pod_port(&self, namespace: &str, pod: &str, port: u16, upstream: SocketAddr) {
+        self.shared
+            .pod_ports
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert((namespace.to_string(), pod.to_string(), port), upstream);
     }
 
     /// Creates or replaces an object directly (as manager `test-setup`, operation Update), bypassing RBAC.

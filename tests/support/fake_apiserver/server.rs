@@ -20,6 +20,7 @@ use tokio::time::Instant;
 use super::apply;
 use super::controllers::{self, Deleted};
 use super::pods::{self, LogOptions};
+use super::portforward;
 use super::resources::{self, ResourceDef};
 use super::selector::Selector;
 use super::state::{Event, ObjKey, RequestRecord, State};
@@ -34,6 +35,8 @@ pub struct Shared {
     pub token: String,
     pub user: String,
     pub server_address: String,
+    /// Pod ports tests attached to real TCP servers (the port-forward upstreams).
+    pub pod_ports: portforward::PodPorts,
 }
 
 impl Shared {
@@ -216,9 +219,15 @@ fn truthy(q: &[(String, String)], k: &str) -> bool {
 /// Serves one request.
 pub async fn handle(
     shared: Arc<Shared>,
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<Response<Body>, Infallible> {
+    // A WebSocket upgrade (port-forward) must be claimed before the request is consumed.
+    let upgrade = req
+        .headers()
+        .contains_key(hyper::header::UPGRADE)
+        .then(|| hyper::upgrade::on(&mut req));
+    let headers = req.headers().clone();
     let method = req.method().as_str().to_string();
     let path = req.uri().path().to_string();
     let raw_query = req.uri().query().unwrap_or_default().to_string();
@@ -267,6 +276,8 @@ pub async fn handle(
         content_type,
         body: body.to_vec(),
         user,
+        headers,
+        upgrade,
     };
     let response = dispatch(&shared, call, shutdown).unwrap_or_else(|e| error_response(&e));
     set_code(&shared, index, response.status().as_u16());
@@ -287,6 +298,8 @@ struct Call {
     content_type: Option<String>,
     body: Vec<u8>,
     user: String,
+    headers: hyper::HeaderMap,
+    upgrade: Option<hyper::upgrade::OnUpgrade>,
 }
 
 fn verb_of(method: &str, name: Option<&str>, query: &[(String, String)]) -> &'static str {
@@ -363,6 +376,19 @@ fn dispatch(
                     .cloned()
                     .map(|v| json_response(200, &v))
                     .ok_or_else(|| ApiError::not_found(res.plural, res.group, n)),
+                ("GET", Some(n), Some("portforward")) => {
+                    let n = n.to_string();
+                    return portforward::serve(
+                        shared,
+                        st,
+                        &namespace,
+                        &n,
+                        q,
+                        &call.headers,
+                        call.upgrade,
+                        shutdown,
+                    );
+                }
                 ("GET", Some(n), Some("log")) => {
                     let n = n.to_string();
                     drop(st);

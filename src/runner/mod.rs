@@ -1,6 +1,8 @@
 //! Runner: wires the stages — walk → hash → key → cache → build → tag → push — for every artifact, in
 //! dependency order, concurrently up to `build.concurrency`. Owns concurrency and cancellation; stages never call
-//! each other. Emits events; prints nothing.
+//! each other. Emits events; prints nothing. `dev.rs` is the watch → rebuild → redeploy loop.
+
+pub mod dev;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;

@@ -1,0 +1,389 @@
+//! Runner, dev loop: change sets → rebuild what they affect → re-render → apply what changed → wait until ready,
+//! again and again. A change arriving while an iteration builds or waits cancels it and starts over with the
+//! merged changes (latest wins); an apply in progress is never cut. Failures are reported and the loop keeps
+//! watching. Emits events; prints nothing.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::pin::pin;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::{ArtifactResult, BuildOptions, BuildRun};
+use crate::build::Builder;
+use crate::cache::Store;
+use crate::config::Config;
+use crate::deploy::{Change, DeleteOptions, DeployedSet, Deployer};
+use crate::error::Error;
+use crate::event::{Event, EventSink};
+use crate::render::ArtifactImage;
+use crate::tag::{self, Timestamp};
+use crate::template::Vars;
+use crate::watch::ChangeSet;
+
+const PHASE_BUILD: u8 = 0;
+const PHASE_APPLY: u8 = 1;
+const PHASE_WAIT: u8 = 2;
+
+/// How the dev loop behaves.
+#[derive(Debug, Clone)]
+pub struct DevOptions {
+    /// How images are built (push, default repo; `deploy_tags` is forced on).
+    pub build: BuildOptions,
+    /// How long changed workloads may take to become ready.
+    pub status_deadline: Duration,
+    /// Delete what was deployed when the loop stops.
+    pub cleanup: bool,
+    /// Bound on the cleanup.
+    pub cleanup_timeout: Duration,
+}
+
+/// Turns images into what the deployer deploys (rendering, for Kubernetes).
+pub type PlanFn<'a, P> = dyn Fn(&Config, &[ArtifactImage]) -> Result<P, Error> + Send + Sync + 'a;
+/// Re-reads the config after devloop.yaml changed.
+pub type ReloadFn<'a> = dyn Fn() -> Result<Config, Error> + Send + Sync + 'a;
+
+/// Everything the loop drives.
+pub struct DevLoop<'a, B: Builder, D: Deployer> {
+    pub builder: &'a B,
+    pub deployer: &'a D,
+    pub store: &'a Store,
+    pub vars: &'a Vars,
+    pub events: EventSink,
+    pub reload: &'a ReloadFn<'a>,
+    pub plan: &'a PlanFn<'a, D::Plan>,
+    pub opts: DevOptions,
+}
+
+/// What one session did, for the exit summary.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DevSummary {
+    pub iterations: usize,
+    /// save → ready of every iteration that deployed something, in milliseconds.
+    pub save_to_ready_ms: Vec<u64>,
+}
+
+impl DevSummary {
+    /// The median save → ready, if any iteration deployed.
+    pub fn median_ms(&self) -> Option<u64> {
+        let mut v = self.save_to_ready_ms.clone();
+        v.sort_unstable();
+        v.get(v.len().saturating_sub(1) / 2).copied()
+    }
+}
+
+/// Why an iteration runs.
+#[derive(Debug, Clone)]
+struct Trigger {
+    paths: BTreeSet<PathBuf>,
+    first_at: Instant,
+    /// Everything is re-checked (first iteration, manual trigger without paths, config reload).
+    everything: bool,
+}
+
+impl Trigger {
+    fn merge(mut self, cs: ChangeSet) -> Trigger {
+        self.everything |= cs.manual && cs.paths.is_empty();
+        self.paths.extend(cs.paths);
+        self.first_at = self.first_at.min(cs.first_event_at);
+        self
+    }
+
+    fn from(cs: ChangeSet) -> Trigger {
+        Trigger {
+            everything: cs.manual && cs.paths.is_empty(),
+            first_at: cs.first_event_at,
+            paths: cs.paths,
+        }
+    }
+}
+
+impl<B: Builder, D: Deployer> DevLoop<'_, B, D> {
+    /// Runs until `shutdown` fires or `changes` closes, then cleans up (unless disabled).
+    pub async fn run(
+        &self,
+        cfg: Config,
+        mut changes: mpsc::UnboundedReceiver<ChangeSet>,
+        shutdown: CancellationToken,
+    ) -> Result<DevSummary, Error> {
+        let mut cfg = cfg;
+        let mut images: HashMap<String, ArtifactResult> = HashMap::new();
+        let mut summary = DevSummary::default();
+        let mut pending = Some(Trigger {
+            paths: BTreeSet::new(),
+            first_at: Instant::now(),
+            everything: true,
+        });
+        'session: loop {
+            let trigger = match pending.take() {
+                Some(t) => t,
+                None => tokio::select! {
+                    _ = shutdown.cancelled() => break 'session,
+                    cs = changes.recv() => match cs {
+                        Some(cs) => Trigger::from(cs),
+                        None => break 'session,
+                    },
+                },
+            };
+            // A config edit reloads everything; an invalid one is reported and the old config kept.
+            let mut trigger = trigger;
+            if trigger.paths.iter().any(|p| {
+                Path::new(&cfg.file) == p || std::path::absolute(&cfg.file).is_ok_and(|f| &f == p)
+            }) {
+                match (self.reload)() {
+                    Ok(new) => {
+                        cfg = new;
+                        trigger.everything = true;
+                        self.events.emit(Event::Warning {
+                            message: format!("{} changed: configuration reloaded", cfg.file),
+                        });
+                    }
+                    Err(e) => {
+                        self.events.emit(Event::Warning {
+                            message: format!(
+                                "{e}\n\nhint: devloop keeps running with the previous configuration"
+                            ),
+                        });
+                    }
+                }
+            }
+            let phase = AtomicU8::new(PHASE_BUILD);
+            let cancel = CancellationToken::new();
+            let outcome = {
+                let mut work = pin!(self.iteration(&cfg, &trigger, &images, &phase, &cancel));
+                loop {
+                    tokio::select! {
+                        r = &mut work => break Some(r),
+                        _ = shutdown.cancelled() => {
+                            cancel.cancel();
+                            break None;
+                        }
+                        Some(cs) = changes.recv() => {
+                            pending = Some(pending.take().unwrap_or_else(|| trigger.clone()).merge(cs));
+                            // Latest wins: a stale build or wait is dropped; an apply in flight finishes first.
+                            if phase.load(Ordering::SeqCst) != PHASE_APPLY {
+                                cancel.cancel();
+                                break None;
+                            }
+                        }
+                    }
+                }
+            };
+            match outcome {
+                Some(Ok(report)) => {
+                    for r in report.results {
+                        images.insert(tag::normalize_repository(&r.image), r);
+                    }
+                    summary.iterations += 1;
+                    if let Some(ms) = report.save_to_ready_ms {
+                        summary.save_to_ready_ms.push(ms);
+                    }
+                }
+                Some(Err(e)) => {
+                    summary.iterations += 1;
+                    self.events.emit(Event::IterationFailed {
+                        message: e.to_string(),
+                    });
+                }
+                None if shutdown.is_cancelled() => break 'session,
+                None => {
+                    self.events.emit(Event::IterationCancelled {
+                        reason: "new changes arrived".into(),
+                    });
+                }
+            }
+        }
+        if self.opts.cleanup {
+            let cleanup = self.deployer.delete_all(
+                DeleteOptions {
+                    dry_run: false,
+                    wait: false,
+                },
+                &self.events,
+            );
+            match tokio::time::timeout(self.opts.cleanup_timeout, cleanup).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => self.events.emit(Event::Warning {
+                    message: format!("cleanup failed: {e}"),
+                }),
+                Err(_) => self.events.emit(Event::Warning {
+                    message: format!(
+                        "cleanup did not finish within {:?}; run `devloop delete` to finish it",
+                        self.opts.cleanup_timeout
+                    ),
+                }),
+            }
+        }
+        self.events.emit(Event::DevStopped {
+            iterations: summary.iterations,
+            median_save_to_ready_ms: summary.median_ms(),
+        });
+        Ok(summary)
+    }
+
+    async fn iteration(
+        &self,
+        cfg: &Config,
+        trigger: &Trigger,
+        images: &HashMap<String, ArtifactResult>,
+        phase: &AtomicU8,
+        cancel: &CancellationToken,
+    ) -> Result<IterationReport, Error> {
+        phase.store(PHASE_BUILD, Ordering::SeqCst);
+        let affected = if trigger.everything {
+            cfg.build
+                .artifacts
+                .iter()
+                .map(|a| a.image.clone())
+                .collect()
+        } else {
+            affected_artifacts(cfg, &trigger.paths)
+        };
+        let missing: Vec<String> = cfg
+            .build
+            .artifacts
+            .iter()
+            .filter(|a| !images.contains_key(&tag::normalize_repository(&a.image)))
+            .map(|a| a.image.clone())
+            .collect();
+        let mut only: BTreeSet<String> = affected.into_iter().collect();
+        only.extend(missing);
+        let mut results = Vec::new();
+        if !only.is_empty() {
+            let run = BuildRun {
+                cfg,
+                builder: self.builder,
+                store: self.store,
+                vars: self.vars,
+                now: Timestamp::now(),
+                events: self.events.clone(),
+                cancel: cancel.clone(),
+            };
+            let opts = BuildOptions {
+                only: only.into_iter().collect(),
+                deploy_tags: true,
+                ..self.opts.build.clone()
+            };
+            results = run.build_all(&opts).await?;
+        }
+        let built_at = Instant::now();
+        let mut current: HashMap<String, ArtifactResult> = images.clone();
+        for r in &results {
+            current.insert(tag::normalize_repository(&r.image), r.clone());
+        }
+        let artifact_images: Vec<ArtifactImage> = cfg
+            .build
+            .artifacts
+            .iter()
+            .filter_map(|a| current.get(&tag::normalize_repository(&a.image)))
+            .map(|r| ArtifactImage {
+                name: r.image.clone(),
+                reference: r.deploy_reference(),
+                repository: r.repository.clone(),
+                tag: r.deploy_tag(),
+                digest: r.digest.clone(),
+            })
+            .collect();
+        let plan = (self.plan)(cfg, &artifact_images)?;
+        phase.store(PHASE_APPLY, Ordering::SeqCst);
+        let deployed = self.deployer.deploy(&plan, &self.events, cancel).await?;
+        let applied_at = Instant::now();
+        let changed = DeployedSet {
+            applied: deployed
+                .applied
+                .iter()
+                .filter(|a| a.change != Change::Unchanged)
+                .cloned()
+                .collect(),
+            pruned: deployed.pruned.clone(),
+            created_namespaces: deployed.created_namespaces.clone(),
+        };
+        phase.store(PHASE_WAIT, Ordering::SeqCst);
+        if !changed.applied.is_empty() {
+            self.deployer
+                .wait_ready(&changed, self.opts.status_deadline, &self.events, cancel)
+                .await?;
+        }
+        let ready_at = Instant::now();
+        let rebuilt: Vec<String> = results
+            .iter()
+            .filter(|r| !r.cached)
+            .map(|r| r.image.clone())
+            .collect();
+        let did_something =
+            !rebuilt.is_empty() || !changed.applied.is_empty() || !changed.pruned.is_empty();
+        let ms = |t: Instant| t.saturating_duration_since(trigger.first_at).as_millis() as u64;
+        let save_to_ready_ms = did_something.then(|| ms(ready_at));
+        if did_something || trigger.everything {
+            self.events.emit(Event::Iteration {
+                changed: trigger
+                    .paths
+                    .iter()
+                    .map(|p| relative(&cfg.base_dir, p))
+                    .collect(),
+                rebuilt,
+                cached: results
+                    .iter()
+                    .filter(|r| r.cached)
+                    .map(|r| r.image.clone())
+                    .collect(),
+                applied: changed.applied.len(),
+                pruned: changed.pruned.len(),
+                built_ms: ms(built_at),
+                applied_ms: ms(applied_at),
+                ready_ms: ms(ready_at),
+            });
+        }
+        Ok(IterationReport {
+            results,
+            save_to_ready_ms,
+        })
+    }
+}
+
+struct IterationReport {
+    results: Vec<ArtifactResult>,
+    save_to_ready_ms: Option<u64>,
+}
+
+fn relative(base: &Path, p: &Path) -> String {
+    p.strip_prefix(base).unwrap_or(p).display().to_string()
+}
+
+/// The artifacts whose inputs lie under the changed paths — their context, Dockerfile or ignore file — plus every
+/// artifact that requires one of them. Whether content really changed is the cache's call.
+pub fn affected_artifacts(cfg: &Config, paths: &BTreeSet<PathBuf>) -> Vec<String> {
+    let mut hit: HashSet<String> = HashSet::new();
+    for a in &cfg.build.artifacts {
+        let touches = paths
+            .iter()
+            .any(|p| p.starts_with(&a.context) || p == &a.dockerfile || a.context.starts_with(p));
+        if touches {
+            hit.insert(tag::normalize_repository(&a.image));
+        }
+    }
+    // Dependents of affected artifacts are affected too (their build arg changes).
+    loop {
+        let before = hit.len();
+        for a in &cfg.build.artifacts {
+            if a.requires
+                .iter()
+                .any(|r| hit.contains(&tag::normalize_repository(&r.image)))
+            {
+                hit.insert(tag::normalize_repository(&a.image));
+            }
+        }
+        if hit.len() == before {
+            break;
+        }
+    }
+    cfg.build
+        .artifacts
+        .iter()
+        .filter(|a| hit.contains(&tag::normalize_repository(&a.image)))
+        .map(|a| a.image.clone())
+        .collect()
+}
