@@ -67,7 +67,7 @@ impl Settings {
                 cold_reps: 3,
                 warm_reps: 11,
                 noop_runs: 20,
-                docker_runs: 5,
+                docker_runs: 3,
             }
         }
     }
@@ -376,6 +376,10 @@ fn bench_size(
         digests.windows(2).all(|w| w[0] == w[1]),
         "the context digest changed between runs of an unchanged context"
     );
+    let walked_entries = files.entries.len();
+    let stat_floor: Vec<Duration> = (0..settings.warm_reps)
+        .map(|_| time_stat_tree(&root, walked_entries))
+        .collect::<Result<_>>()?;
     let memo = memo_file(&last_store)?;
     let memo_len = fs::metadata(&memo)?.len();
     let memo_read: Vec<Duration> = (0..settings.warm_reps)
@@ -395,6 +399,12 @@ fn bench_size(
         },
     );
     rows.add("  walk", &Stats::of(&walk_warm), None, "");
+    rows.add(
+        "  walk floor: read_dir + lstat, 1 thread",
+        &Stats::of(&stat_floor),
+        None,
+        "no ignore matching (baseline)",
+    );
     rows.add(
         "  digest_context (memo)",
         &Stats::of(&digest_warm),
@@ -747,6 +757,35 @@ fn time_read_tree(root: &Path, files: u64, bytes: u64) -> Result<Duration> {
     ensure!(
         (seen_files, seen_bytes) == (files, bytes),
         "the read loop read {seen_files} files / {seen_bytes} bytes, expected {files} / {bytes}"
+    );
+    Ok(elapsed)
+}
+
+/// The syscall floor of a context walk: `read_dir` and `lstat` of every kept entry, one thread, no matching.
+fn time_stat_tree(root: &Path, entries: usize) -> Result<Duration> {
+    let started = Instant::now();
+    let mut seen = 0usize;
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for item in fs::read_dir(&dir)? {
+            let item = item?;
+            let meta = item.metadata()?;
+            let name = item.file_name();
+            if meta.is_dir() {
+                if dir == root && name == "node_modules" {
+                    continue;
+                }
+                stack.push(item.path());
+            } else if name.as_encoded_bytes().ends_with(b".log") {
+                continue;
+            }
+            seen += 1;
+        }
+    }
+    let elapsed = started.elapsed();
+    ensure!(
+        seen == entries,
+        "the stat loop saw {seen} entries, the walk {entries}"
     );
     Ok(elapsed)
 }

@@ -82,6 +82,41 @@ pub enum Command {
     Deploy(DeployArgs),
     /// Delete everything devloop deployed for this project.
     Delete(DeleteArgs),
+    /// Watch, rebuild and redeploy on every change; stream logs; clean up on exit.
+    Dev(DevArgs),
+}
+
+/// What triggers a rebuild in `devloop dev`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TriggerArg {
+    /// File system notifications (falls back to polling when the watch limit is reached).
+    Notify,
+    /// Scan the watched files every second.
+    Polling,
+    /// Rebuild when Enter is pressed.
+    Manual,
+}
+
+/// Options of `devloop dev`.
+#[derive(Debug, Clone, Args)]
+pub struct DevArgs {
+    #[command(flatten)]
+    pub apply: ApplyArgs,
+    /// Push images (implied by `--default-repo`); without it images stay local, for local clusters.
+    #[arg(long)]
+    pub push: bool,
+    /// What triggers a rebuild.
+    #[arg(long, value_enum, default_value = "notify")]
+    pub trigger: TriggerArg,
+    /// Quiet time that ends a burst of file events, in milliseconds.
+    #[arg(long, default_value_t = 150, value_name = "MS")]
+    pub debounce: u64,
+    /// Delete what was deployed when devloop stops (`--cleanup=false` keeps it running).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub cleanup: bool,
+    /// Stream the logs of the project's pods (`--tail=false` to turn off).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub tail: bool,
 }
 
 /// Where the images to deploy come from (default: build them, using the cache).

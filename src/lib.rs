@@ -32,6 +32,7 @@ pub mod error;
 pub mod event;
 pub mod logs;
 pub mod output;
+pub mod port_forward;
 pub mod render;
 pub mod runner;
 pub mod status;

@@ -35,7 +35,9 @@ pub const DEFAULT_DEBOUNCE: Duration = Duration::from_millis(150);
 /// Default interval of the polling watcher (`--trigger polling` and the fallback when inotify runs out).
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(1);
 /// A burst is reported at the latest this many debounce periods after its first event, so a file that is
-/// written continuously still triggers.
+/// written continuously still triggers. Trailing debounce with a cap: an editor's save is a burst of a few
+/// events within milliseconds (temporary file, rename, chmod), and reporting its first event alone would start
+/// an iteration only to cancel it; the runner still restarts with the merged set when more arrives later.
 const BURST_CAP: u32 = 4;
 /// How often a held batch re-checks `index.lock`, and how often vanished roots are looked for again.
 const RECHECK: Duration = Duration::from_millis(100);
@@ -235,12 +237,12 @@ pub enum WatchError {
         message: String,
     },
     /// A root's watch could not be registered.
-    #[error("cannot watch `{}`: {message}{}", path.display(), register_hint(message))]
+    #[error("cannot watch `{}`: {source}{}", path.display(), register_hint(source))]
     Register {
         /// The directory whose watch failed.
         path: PathBuf,
         /// The OS error.
-        message: String,
+        source: std::io::Error,
     },
     /// One of the watcher's threads could not be started.
     #[error("cannot start the {what} thread: {source}")]
@@ -252,10 +254,8 @@ pub enum WatchError {
     },
 }
 
-fn register_hint(message: &str) -> &'static str {
-    if message.contains("watch limit") {
-        "\n\nhint: raise `fs.inotify.max_user_watches` (`sudo sysctl fs.inotify.max_user_watches=524288`) or exclude large directories with `watch.ignore` or `.dockerignore`"
-    } else if message.contains("ermission denied") {
+fn register_hint(e: &std::io::Error) -> &'static str {
+    if e.kind() == std::io::ErrorKind::PermissionDenied {
         "\n\nhint: devloop needs read access to every directory it watches"
     } else {
         ""
@@ -436,6 +436,7 @@ impl Drop for Watcher {
 /// The `index.lock` of the git repository enclosing `base_dir` (found like git does, by walking up to the
 /// first `.git`, which is a directory or, in worktrees and submodules, a file `gitdir: <path>`).
 fn find_git_lock(base_dir: &Path) -> Option<PathBuf> {
+    let base_dir = clean(&std::path::absolute(base_dir).ok()?);
     for dir in base_dir.ancestors() {
         let dot_git = dir.join(".git");
         let Ok(meta) = dot_git.metadata() else {
@@ -580,7 +581,9 @@ struct Rules {
 
 impl Rules {
     fn compile(spec: &WatchSpec) -> Result<Rules, WatchError> {
-        let base_dir = clean(&spec.base_dir);
+        // notify reports absolute paths: rules built on a relative base would never match them.
+        let base_dir =
+            clean(&std::path::absolute(&spec.base_dir).unwrap_or_else(|_| spec.base_dir.clone()));
         let mut roots = Vec::with_capacity(spec.roots.len());
         for root in &spec.roots {
             let path = clean(&base_dir.join(&root.path));
@@ -784,8 +787,8 @@ impl CollectorHandle {
                     });
                     Backend::Polling(poller)
                 }
-                Err(Fail::Watch(path, message)) => {
-                    return Err(WatchError::Register { path, message });
+                Err(Fail::Watch(path, source)) => {
+                    return Err(WatchError::Register { path, source });
                 }
             },
         };
@@ -818,7 +821,7 @@ enum Fail {
     /// The backend could not start.
     Unavailable(String),
     /// A root's watch failed for another reason.
-    Watch(PathBuf, String),
+    Watch(PathBuf, std::io::Error),
 }
 
 enum Backend {
@@ -973,9 +976,10 @@ impl Collector {
     fn on_fail(&mut self, fail: Fail, found: &mut Found) {
         match fail {
             Fail::Limit(path) => self.fall_back(path, found),
-            Fail::Watch(path, message) => found
-                .warnings
-                .push(WatchWarning::Unwatchable { path, message }),
+            Fail::Watch(path, e) => found.warnings.push(WatchWarning::Unwatchable {
+                path,
+                message: e.to_string(),
+            }),
             Fail::Unavailable(message) => found.warnings.push(WatchWarning::Failed { message }),
         }
     }
@@ -996,6 +1000,16 @@ impl Collector {
         found
             .paths
             .extend(self.rules.roots.iter().map(|r| r.path.clone()));
+    }
+}
+
+/// notify's error as the OS error it stands for (notify's own `Display` appends its paths).
+fn to_io(e: notify::Error) -> std::io::Error {
+    use std::io::{Error, ErrorKind};
+    match e.kind {
+        notify::ErrorKind::Io(io) => io,
+        notify::ErrorKind::PathNotFound => Error::from(ErrorKind::NotFound),
+        kind => Error::other(describe(&notify::Error::new(kind))),
     }
 }
 
@@ -1101,7 +1115,7 @@ impl Notifier {
                         self.missing.insert(anchor.to_path_buf());
                         Ok(())
                     }
-                    _ => Err(Fail::Watch(anchor.to_path_buf(), describe(&e))),
+                    _ => Err(Fail::Watch(anchor.to_path_buf(), to_io(e))),
                 },
             };
         }
@@ -1133,7 +1147,7 @@ impl Notifier {
                     }
                     // Gone again: its removal is an event of its own.
                     notify::ErrorKind::PathNotFound => Ok(()),
-                    _ if dir == root.path => Err(Fail::Watch(dir.to_path_buf(), describe(&e))),
+                    _ if dir == root.path => Err(Fail::Watch(dir.to_path_buf(), to_io(e))),
                     _ => {
                         unwatchable.push(WatchWarning::Unwatchable {
                             path: dir.to_path_buf(),
@@ -1311,8 +1325,10 @@ impl Poller {
         if Instant::now() < self.next_scan {
             return;
         }
+        let started = Instant::now();
         // Unreadable directories were reported at the first walk; not again every interval.
         let snapshot = Poller::scan(rules, status, &mut Vec::new());
+        let took = started.elapsed();
         for (path, stamp) in &snapshot {
             if self.snapshot.get(path) != Some(stamp) {
                 found.paths.push(path.clone());
@@ -1325,8 +1341,9 @@ impl Poller {
                 .cloned(),
         );
         self.snapshot = snapshot;
-        // From the end of the walk: a slow walk must not eat the whole interval.
-        self.next_scan = Instant::now() + rules.poll_interval;
+        // From the end of the walk, and at least four walks' time: on a huge tree or a slow disk polling
+        // stays below a fifth of a core instead of walking back to back.
+        self.next_scan = Instant::now() + rules.poll_interval.max(took * 4);
     }
 }
 
@@ -1907,7 +1924,7 @@ mod tests {
         );
         let err = WatchError::Register {
             path: PathBuf::from("/p/ctx"),
-            message: std::io::Error::from_raw_os_error(13).to_string(),
+            source: std::io::Error::from_raw_os_error(13),
         };
         assert_eq!(
             err.to_string(),

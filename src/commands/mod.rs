@@ -3,6 +3,7 @@
 pub mod build;
 pub mod delete;
 pub mod deploy;
+pub mod dev;
 pub mod render;
 pub mod run;
 
@@ -29,6 +30,7 @@ pub async fn run(cli: Cli, console: Console) -> Result<(), Error> {
         Command::Run(args) => run::run(&cli.global, args, console).await,
         Command::Deploy(args) => deploy::run(&cli.global, args, console).await,
         Command::Delete(args) => delete::run(&cli.global, args, console).await,
+        Command::Dev(args) => dev::run(&cli.global, args, console).await,
     }
 }
 

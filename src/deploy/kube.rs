@@ -65,6 +65,36 @@ pub struct KubeTarget {
     project: String,
     force_conflicts: bool,
     resources: Mutex<HashMap<(String, String, String), Option<Resolved>>>,
+    /// What this process applied, by object: the digest of the applied form and the result. `None` until the
+    /// first deploy. Lets the dev loop skip objects whose rendered form did not change and prune without
+    /// sweeping every resource type.
+    session: Mutex<Option<HashMap<ObjectKey, Remembered>>>,
+}
+
+/// Identifies an object across API versions: group, kind, namespace, name.
+type ObjectKey = (String, String, Option<String>, String);
+
+/// An object applied earlier in this process.
+#[derive(Clone)]
+struct Remembered {
+    digest: [u8; 32],
+    applied: AppliedObject,
+    ar: ApiResource,
+    caps: ApiCapabilities,
+}
+
+fn object_key(r: &ObjectRef) -> ObjectKey {
+    (
+        r.group().to_string(),
+        r.kind.clone(),
+        r.namespace.clone(),
+        r.name.clone(),
+    )
+}
+
+fn form_digest(object: &Value) -> [u8; 32] {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(serde_json::to_vec(object).unwrap_or_default()).into()
 }
 
 impl KubeTarget {
@@ -121,6 +151,7 @@ impl KubeTarget {
             project: project.to_string(),
             force_conflicts,
             resources: Mutex::new(HashMap::new()),
+            session: Mutex::new(None),
         })
     }
 
@@ -594,7 +625,34 @@ impl KubeTarget {
         let futures: Vec<_> = items
             .iter()
             .map(|item| async move {
+                let digest = form_digest(&item.object);
+                let remembered = self
+                    .session
+                    .lock()
+                    .await
+                    .as_ref()
+                    .and_then(|m| m.get(&object_key(&item.reference)).cloned());
+                if let Some(m) = remembered.filter(|m| m.digest == digest) {
+                    // Applied by this process in exactly this form: nothing to send.
+                    return Ok(AppliedObject {
+                        change: Change::Unchanged,
+                        ..m.applied
+                    });
+                }
                 let r = self.apply_one(item).await;
+                if let Ok(a) = &r
+                    && let Some(m) = self.session.lock().await.as_mut()
+                {
+                    m.insert(
+                        object_key(&a.reference),
+                        Remembered {
+                            digest,
+                            applied: a.clone(),
+                            ar: item.ar.clone(),
+                            caps: item.caps.clone(),
+                        },
+                    );
+                }
                 if let Ok(a) = &r {
                     events.emit(Event::Applied {
                         object: a.reference.short(),
@@ -850,37 +908,63 @@ impl Deployer for KubeTarget {
         let created_namespaces = self.ensure_namespaces(&rest, events).await?;
         applied.extend(self.apply_all(&rest, events, cancel).await?);
 
-        // Prune what this project deployed before and the plan no longer has.
-        let keep: BTreeSet<(String, String, Option<String>, String)> = applied
+        // Prune what this project deployed before and the plan no longer has: within a session, what this
+        // process applied; on the first deploy, everything the cluster holds with this project's labels.
+        let keep: BTreeSet<ObjectKey> = applied.iter().map(|a| object_key(&a.reference)).collect();
+        let previous = self.session.lock().await.take();
+        let stale: Vec<Found> = match &previous {
+            Some(m) => m
+                .iter()
+                .filter(|(k, _)| !keep.contains(*k))
+                .map(|(_, r)| (r.applied.reference.clone(), r.ar.clone(), r.caps.clone()))
+                .collect(),
+            None => {
+                let namespaces: BTreeSet<String> = applied
+                    .iter()
+                    .filter_map(|a| a.reference.namespace.clone())
+                    .chain([self.namespace.clone()])
+                    .collect();
+                self.inventory(&namespaces)
+                    .await?
+                    .into_iter()
+                    .filter(|(r, _, _)| !keep.contains(&object_key(r)))
+                    .collect()
+            }
+        };
+        let deleted = self.delete_objects(&stale, false, true, events).await;
+        // Remember this deploy's objects for the next one (also after a failed prune: they are applied).
+        let mut remembered = previous.unwrap_or_default();
+        remembered.retain(|k, _| keep.contains(k));
+        let digests: HashMap<ObjectKey, ([u8; 32], ApiResource, ApiCapabilities)> = first
             .iter()
-            .map(|a| {
+            .chain(rest.iter())
+            .map(|p| {
                 (
-                    a.reference.group().to_string(),
-                    a.reference.kind.clone(),
-                    a.reference.namespace.clone(),
-                    a.reference.name.clone(),
+                    object_key(&p.reference),
+                    (form_digest(&p.object), p.ar.clone(), p.caps.clone()),
                 )
             })
             .collect();
-        let namespaces: BTreeSet<String> = applied
-            .iter()
-            .filter_map(|a| a.reference.namespace.clone())
-            .chain([self.namespace.clone()])
-            .collect();
-        let stale: Vec<_> = self
-            .inventory(&namespaces)
-            .await?
-            .into_iter()
-            .filter(|(r, _, _)| {
-                !keep.contains(&(
-                    r.group().to_string(),
-                    r.kind.clone(),
-                    r.namespace.clone(),
-                    r.name.clone(),
-                ))
-            })
-            .collect();
-        self.delete_objects(&stale, false, true, events).await?;
+        for a in &applied {
+            let key = object_key(&a.reference);
+            if let Some((digest, ar, caps)) = digests.get(&key) {
+                let applied = match remembered.get(&key) {
+                    Some(r) if a.change == Change::Unchanged => r.applied.clone(),
+                    _ => a.clone(),
+                };
+                remembered.insert(
+                    key,
+                    Remembered {
+                        digest: *digest,
+                        applied,
+                        ar: ar.clone(),
+                        caps: caps.clone(),
+                    },
+                );
+            }
+        }
+        *self.session.lock().await = Some(remembered);
+        deleted?;
         events.emit(Event::DeployComplete {
             applied: applied.len(),
             pruned: stale.len(),

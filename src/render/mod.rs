@@ -7,6 +7,7 @@
 //! `kustomize.paths`, `helm.releases`, each in document order.
 
 mod image;
+pub mod inputs;
 mod label;
 mod metadata;
 mod namespace;

@@ -387,3 +387,44 @@ pub fn affected_artifacts(cfg: &Config, paths: &BTreeSet<PathBuf>) -> Vec<String
         .map(|a| a.image.clone())
         .collect()
 }
+
+/// Runs a whole `devloop dev` session in the caller's task: the watcher feeding change sets, the loop, and the
+/// side streams (logs, port-forwards) — all polled together, nothing outlives the call. Ends when `shutdown`
+/// fires (or the watcher ends, in manual mode when stdin closes).
+pub async fn session<B: Builder, D: Deployer>(
+    dev: &DevLoop<'_, B, D>,
+    cfg: Config,
+    mut watcher: crate::watch::Watcher,
+    side: impl std::future::Future<Output = ()>,
+    shutdown: CancellationToken,
+) -> Result<DevSummary, Error> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let events = dev.events.clone();
+    let stop = shutdown.clone();
+    let pump = async move {
+        loop {
+            let cs = tokio::select! {
+                _ = stop.cancelled() => break,
+                cs = watcher.next() => cs,
+            };
+            let Some(cs) = cs else { break };
+            for w in &cs.warnings {
+                events.emit(Event::Warning {
+                    message: w.to_string(),
+                });
+            }
+            if tx.send(cs).is_err() {
+                break;
+            }
+        }
+    };
+    let stop = shutdown.clone();
+    let side = async move {
+        tokio::select! {
+            _ = side => {}
+            _ = stop.cancelled() => {}
+        }
+    };
+    let (result, (), ()) = tokio::join!(dev.run(cfg, rx, shutdown), pump, side);
+    result
+}

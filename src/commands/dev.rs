@@ -1,0 +1,173 @@
+//! `devloop dev`: config → watcher + dev loop (build, render, apply, wait) + pod logs, until Ctrl-C; then clean
+//! up what was deployed.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::build::docker::DockerBuilder;
+use crate::cache::Store;
+use crate::cli::{DevArgs, GlobalArgs, TriggerArg};
+use crate::config::Config;
+use crate::context::{DockerIgnore, read_ignore_rules};
+use crate::deploy::kube::KubePlan;
+use crate::error::Error;
+use crate::event::Event;
+use crate::output::Console;
+use crate::render::inputs::{Input, inputs};
+use crate::runner::BuildOptions;
+use crate::runner::dev::{DevLoop, DevOptions, session};
+use crate::tag::Timestamp;
+use crate::template::Vars;
+use crate::watch::{Trigger, WatchRoot, WatchSpec, Watcher};
+
+/// Runs `devloop dev`.
+pub async fn run(global: &GlobalArgs, args: DevArgs, console: Console) -> Result<(), Error> {
+    let cfg = super::load_config(global, "dev", &console)?;
+    let target = super::connect(global, &cfg, args.apply.force_conflicts).await?;
+    let store = Store::open(crate::cache::default_dir()?)?;
+    let (builder, _) = DockerBuilder::connect(cfg.build.use_buildkit).await?;
+    let vars = Vars::new(
+        &cfg.base_dir,
+        Timestamp::now().rfc3339(),
+        super::process_env(),
+    );
+
+    let mut watcher = {
+        let (w, warnings) =
+            Watcher::start(watch_spec(&cfg, &args)).map_err(|e| Error::Io(e.to_string()))?;
+        for w in warnings {
+            console.sink().emit(Event::Warning {
+                message: w.to_string(),
+            });
+        }
+        w
+    };
+    if args.trigger == TriggerArg::Manual {
+        watcher
+            .manual_trigger(std::io::stdin())
+            .map_err(|e| Error::Io(e.to_string()))?;
+        console.info("press Enter to rebuild and redeploy");
+    }
+    console.info(&format!(
+        "watching {} (Ctrl-C to stop{})",
+        cfg.base_dir.display(),
+        if args.cleanup { " and clean up" } else { "" }
+    ));
+
+    let file = global.filename.clone();
+    let opts_for_reload = global.clone();
+    let reload_console = console.clone();
+    let reload = move || -> Result<Config, Error> {
+        let mut g = opts_for_reload.clone();
+        g.filename = file.clone();
+        super::load_config(&g, "dev", &reload_console)
+    };
+    let namespace = global
+        .namespace
+        .clone()
+        .unwrap_or_else(|| target.namespace.clone());
+    let plan_console = console.clone();
+    let plan_ns = namespace.clone();
+    let plan = move |cfg: &Config,
+                     images: &[crate::render::ArtifactImage]|
+          -> Result<KubePlan, Error> {
+        let rendered = super::render::render_objects(cfg, images, Some(&plan_ns), &plan_console)?;
+        Ok(KubePlan {
+            objects: rendered
+                .objects
+                .into_iter()
+                .map(|o| o.into_value())
+                .collect(),
+        })
+    };
+    let push = args.push || global.default_repo.is_some() || cfg.build.push;
+    let dev = DevLoop {
+        builder: &builder,
+        deployer: &target,
+        store: &store,
+        vars: &vars,
+        events: console.sink(),
+        reload: &reload,
+        plan: &plan,
+        opts: DevOptions {
+            build: BuildOptions {
+                push,
+                default_repo: global.default_repo.clone(),
+                deploy_tags: true,
+                ..Default::default()
+            },
+            status_deadline: args.apply.status_check_deadline,
+            cleanup: args.cleanup,
+            cleanup_timeout: Duration::from_secs(60),
+        },
+    };
+    let shutdown = CancellationToken::new();
+    let selector = target.selector();
+    let logs_events = console.sink();
+    let client = target.client().clone();
+    let logs_cancel = shutdown.clone();
+    let tail = args.tail;
+    let side = async move {
+        if tail {
+            let _ = crate::logs::follow(&client, &namespace, &selector, &logs_events, &logs_cancel)
+                .await;
+        }
+    };
+    let ctrl_c = super::cancel_on_ctrl_c(shutdown.clone());
+    let result = tokio::select! {
+        r = session(&dev, cfg, watcher, side, shutdown.clone()) => r,
+        // Never completes on its own: the first Ctrl-C cancels `shutdown` (the session then cleans up and
+        // returns), the second exits the process.
+        _ = ctrl_c => unreachable_after_exit(),
+    };
+    result.map(|_| ())
+}
+
+/// `cancel_on_ctrl_c` only returns when Ctrl-C could not be listened for; the session keeps the final word.
+fn unreachable_after_exit() -> Result<crate::runner::dev::DevSummary, Error> {
+    Err(Error::Usage {
+        message: "cannot listen for Ctrl-C".into(),
+        hint: None,
+    })
+}
+
+/// What `devloop dev` watches: each artifact's context (minus what its `.dockerignore` excludes) and Dockerfile,
+/// the manifest sources, and the config file.
+fn watch_spec(cfg: &Config, args: &DevArgs) -> WatchSpec {
+    let mut spec = WatchSpec::new(&cfg.base_dir);
+    spec.debounce = Duration::from_millis(args.debounce);
+    spec.trigger = match args.trigger {
+        TriggerArg::Notify => Trigger::Notify,
+        TriggerArg::Polling => Trigger::Polling,
+        TriggerArg::Manual => Trigger::Manual,
+    };
+    for a in &cfg.build.artifacts {
+        let mut root = WatchRoot::dir(&a.context);
+        // Directories may only be skipped when no `!` rule can bring something below them back.
+        if let Ok(rules) = read_ignore_rules(&a.context, &a.dockerfile)
+            && let Ok(ignore) = DockerIgnore::from_rules(&rules)
+            && !ignore.has_exceptions()
+        {
+            let ignore = Arc::new(ignore);
+            root = root.with_exclude(move |rel: &Path| ignore.is_excluded(&rel.to_string_lossy()));
+        }
+        spec.roots.push(root);
+        if !a.dockerfile.starts_with(&a.context) {
+            spec.roots.push(WatchRoot::file(&a.dockerfile));
+        }
+    }
+    for input in inputs(&cfg.manifests, &cfg.base_dir) {
+        match input {
+            Input::Dir(d) if d.is_dir() => spec.roots.push(WatchRoot::dir(d)),
+            Input::File(f) => spec.roots.push(WatchRoot::file(f)),
+            Input::Dir(_) => {}
+        }
+    }
+    spec.roots.push(WatchRoot::file(
+        std::path::absolute(&cfg.file).unwrap_or_else(|_| cfg.base_dir.join("devloop.yaml")),
+    ));
+    spec
+}
