@@ -9,6 +9,7 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Mutex;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures_util::stream::{self, FuturesUnordered, SelectAll, Stream, StreamExt};
@@ -20,7 +21,9 @@ use kube::Client;
 use kube::api::{Api, ListParams, Portforwarder};
 use kube::core::Selector;
 use serde_json::Value;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -431,35 +434,39 @@ impl Forwarder {
                 }
             }
         };
-        self.connected(listener, &tunnel.pod);
-        if let Err(e) = pipe(socket, tunnel, spec, cancel).await {
+        let pod = tunnel.pod.clone();
+        self.connected(listener, &pod);
+        let works = || self.works(listener, &pod);
+        if let Err(e) = pipe(socket, tunnel, spec, cancel, works).await {
             self.failed(listener, e.to_string());
         }
     }
 
+    /// A tunnel to `pod` is open (whether the pod's port answers is known later).
     fn connected(&self, listener: &Listener, pod: &str) {
-        let note = {
+        let moved = {
             let mut h = lock(&listener.health);
             h.connections += 1;
-            let recovered = h.error.take().is_some();
             let moved = h.pod.as_deref().is_some_and(|p| p != pod);
             h.pod = Some(pod.to_string());
-            if recovered {
-                Some(Note::Recovered {
-                    forward: &listener.forward,
-                    pod,
-                })
-            } else if moved {
-                Some(Note::Retargeted {
-                    forward: &listener.forward,
-                    pod,
-                })
-            } else {
-                None
-            }
+            moved
         };
-        if let Some(n) = note {
-            self.report(n);
+        if moved {
+            self.report(Note::Retargeted {
+                forward: &listener.forward,
+                pod,
+            });
+        }
+    }
+
+    /// The pod answered through the tunnel: the forward is healthy again if it was not.
+    fn works(&self, listener: &Listener, pod: &str) {
+        let recovered = lock(&listener.health).error.take().is_some();
+        if recovered {
+            self.report(Note::Recovered {
+                forward: &listener.forward,
+                pod,
+            });
         }
     }
 
@@ -835,13 +842,62 @@ fn pod_port(pod: &Pod, port: &PortRef, target: &str) -> Result<u16, PortForwardE
     }
 }
 
+/// The pod side of a tunnel; signals when the first bytes arrive from the pod (the tunnel works).
+struct Watched<S> {
+    inner: S,
+    first: Option<oneshot::Sender<()>>,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            if let Some(tx) = self.first.take() {
+                let _ = tx.send(());
+            }
+        }
+        polled
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
 /// Copies bytes both ways until either side ends; an error-channel message from the kubelet ends it as a failure.
+/// `works` is called once the pod has answered, or the tunnel closed cleanly: the forward is healthy.
 async fn pipe(
     mut socket: TcpStream,
     mut tunnel: Tunnel,
     spec: &ForwardSpec,
     cancel: &CancellationToken,
+    works: impl FnOnce(),
 ) -> Result<(), PortForwardError> {
+    let mut works = Some(works);
+    let mut healthy = move || {
+        if let Some(f) = works.take() {
+            f();
+        }
+    };
     let port = tunnel.port;
     let upstream_error = |message: String, pod: &str| PortForwardError::Upstream {
         target: spec.target(),
@@ -852,13 +908,18 @@ async fn pipe(
     let Some(forwarder) = tunnel.forwarder.as_mut() else {
         return Ok(());
     };
-    let (Some(mut upstream), Some(error)) =
-        (forwarder.take_stream(port), forwarder.take_error(port))
+    let (Some(stream), Some(error)) = (forwarder.take_stream(port), forwarder.take_error(port))
     else {
         return Ok(());
     };
+    let (first_tx, mut first) = oneshot::channel();
+    let mut upstream = Watched {
+        inner: stream,
+        first: Some(first_tx),
+    };
     let mut error = Box::pin(error);
     let mut error_seen = false;
+    let mut first_seen = false;
     {
         let copy = tokio::io::copy_bidirectional(&mut socket, &mut upstream);
         tokio::pin!(copy);
@@ -870,6 +931,12 @@ async fn pipe(
                     error_seen = true;
                     if let Some(m) = message {
                         return Err(upstream_error(m, &tunnel.pod));
+                    }
+                }
+                answered = &mut first, if !first_seen => {
+                    first_seen = true;
+                    if answered.is_ok() {
+                        healthy();
                     }
                 }
                 copied = &mut copy => {
@@ -896,6 +963,7 @@ async fn pipe(
             None => return Ok(()),
         }
     }
+    healthy();
     if let Some(f) = tunnel.forwarder.take()
         && let Err(e) = f.join().await
     {
