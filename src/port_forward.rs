@@ -23,7 +23,6 @@ use kube::core::Selector;
 use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::oneshot;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -437,7 +436,7 @@ impl Forwarder {
         let pod = tunnel.pod.clone();
         self.connected(listener, &pod);
         let works = || self.works(listener, &pod);
-        if let Err(e) = pipe(socket, tunnel, spec, cancel, works).await {
+        if let Err(e) = pipe(socket, tunnel, spec, cancel, &works).await {
             self.failed(listener, e.to_string());
         }
     }
@@ -842,13 +841,13 @@ fn pod_port(pod: &Pod, port: &PortRef, target: &str) -> Result<u16, PortForwardE
     }
 }
 
-/// The pod side of a tunnel; signals when the first bytes arrive from the pod (the tunnel works).
-struct Watched<S> {
+/// The pod side of a tunnel; calls `on_data` when the first bytes arrive from the pod (before they are passed on).
+struct Watched<'a, S> {
     inner: S,
-    first: Option<oneshot::Sender<()>>,
+    on_data: Option<&'a (dyn Fn() + Sync)>,
 }
 
-impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
+impl<S: AsyncRead + Unpin> AsyncRead for Watched<'_, S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -857,15 +856,15 @@ impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
         let before = buf.filled().len();
         let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
         if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            if let Some(tx) = self.first.take() {
-                let _ = tx.send(());
+            if let Some(f) = self.on_data.take() {
+                f();
             }
         }
         polled
     }
 }
 
-impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
+impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<'_, S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -884,20 +883,14 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
 }
 
 /// Copies bytes both ways until either side ends; an error-channel message from the kubelet ends it as a failure.
-/// `works` is called once the pod has answered, or the tunnel closed cleanly: the forward is healthy.
+/// `works` is called when the pod answers and when the tunnel closes cleanly: the forward is healthy.
 async fn pipe(
     mut socket: TcpStream,
     mut tunnel: Tunnel,
     spec: &ForwardSpec,
     cancel: &CancellationToken,
-    works: impl FnOnce(),
+    works: &(dyn Fn() + Sync),
 ) -> Result<(), PortForwardError> {
-    let mut works = Some(works);
-    let mut healthy = move || {
-        if let Some(f) = works.take() {
-            f();
-        }
-    };
     let port = tunnel.port;
     let upstream_error = |message: String, pod: &str| PortForwardError::Upstream {
         target: spec.target(),
@@ -912,14 +905,12 @@ async fn pipe(
     else {
         return Ok(());
     };
-    let (first_tx, mut first) = oneshot::channel();
     let mut upstream = Watched {
         inner: stream,
-        first: Some(first_tx),
+        on_data: Some(works),
     };
     let mut error = Box::pin(error);
     let mut error_seen = false;
-    let mut first_seen = false;
     {
         let copy = tokio::io::copy_bidirectional(&mut socket, &mut upstream);
         tokio::pin!(copy);
@@ -931,12 +922,6 @@ async fn pipe(
                     error_seen = true;
                     if let Some(m) = message {
                         return Err(upstream_error(m, &tunnel.pod));
-                    }
-                }
-                answered = &mut first, if !first_seen => {
-                    first_seen = true;
-                    if answered.is_ok() {
-                        healthy();
                     }
                 }
                 copied = &mut copy => {
@@ -963,7 +948,7 @@ async fn pipe(
             None => return Ok(()),
         }
     }
-    healthy();
+    works();
     if let Some(f) = tunnel.forwarder.take()
         && let Err(e) = f.join().await
     {

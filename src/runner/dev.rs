@@ -428,3 +428,286 @@ pub async fn session<B: Builder, D: Deployer>(
     let (result, (), ()) = tokio::join!(dev.run(cfg, rx, shutdown), pump, side);
     result
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::runner::fakes::{FakeBuilder, FakeDeployer, Fixture};
+    use std::sync::{Arc, Mutex};
+
+    struct Harness {
+        fx: Fixture,
+        builder: FakeBuilder,
+        deployer: FakeDeployer,
+    }
+
+    fn change(paths: &[PathBuf]) -> ChangeSet {
+        ChangeSet {
+            paths: paths.iter().cloned().collect(),
+            first_event_at: Instant::now(),
+            manual: false,
+            warnings: Vec::new(),
+        }
+    }
+
+    impl Harness {
+        fn new() -> Harness {
+            Harness {
+                fx: Fixture::new(),
+                builder: FakeBuilder::default(),
+                deployer: FakeDeployer::default(),
+            }
+        }
+
+        /// Runs the loop; `script` gets the sender and the shutdown token and drives it.
+        async fn run<F, Fut>(&self, script: F) -> (DevSummary, Vec<Event>)
+        where
+            F: FnOnce(
+                mpsc::UnboundedSender<ChangeSet>,
+                CancellationToken,
+                Arc<Mutex<Vec<Event>>>,
+            ) -> Fut,
+            Fut: std::future::Future<Output = ()>,
+        {
+            let cfg = self.fx.config();
+            let store = Store::open(self.fx.cache.path()).unwrap();
+            let vars = Vars::new(self.fx.dir.path(), "t".into(), Arc::new(|_: &str| None));
+            let (events, seen) = EventSink::collector();
+            let reload_cfg = cfg.clone();
+            let reload = move || -> Result<Config, Error> { Ok(reload_cfg.clone()) };
+            let plan = |_: &Config, images: &[ArtifactImage]| -> Result<Vec<String>, Error> {
+                Ok(images.iter().map(|i| i.reference.clone()).collect())
+            };
+            let dev = DevLoop {
+                builder: &self.builder,
+                deployer: &self.deployer,
+                store: &store,
+                vars: &vars,
+                events,
+                reload: &reload,
+                plan: &plan,
+                opts: DevOptions {
+                    build: BuildOptions::default(),
+                    status_deadline: Duration::from_secs(5),
+                    cleanup: true,
+                    cleanup_timeout: Duration::from_secs(5),
+                },
+            };
+            let (tx, rx) = mpsc::unbounded_channel();
+            let shutdown = CancellationToken::new();
+            let (summary, ()) = tokio::join!(
+                dev.run(cfg, rx, shutdown.clone()),
+                script(tx, shutdown, seen.clone())
+            );
+            let ev = seen.lock().unwrap().clone();
+            (summary.unwrap(), ev)
+        }
+
+        fn path(&self, rel: &str) -> PathBuf {
+            self.fx.dir.path().canonicalize().unwrap().join(rel)
+        }
+    }
+
+    /// Waits until `pred` holds for the events seen so far (bounded).
+    async fn until(seen: &Arc<Mutex<Vec<Event>>>, pred: impl Fn(&[Event]) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !pred(&seen.lock().unwrap()) {
+            assert!(
+                Instant::now() < deadline,
+                "timed out; events: {:?}",
+                seen.lock().unwrap()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    fn count(ev: &[Event], f: impl Fn(&Event) -> bool) -> usize {
+        ev.iter().filter(|e| f(e)).count()
+    }
+
+    fn iterations(ev: &[Event]) -> usize {
+        count(ev, |e| matches!(e, Event::Iteration { .. }))
+    }
+
+    #[tokio::test]
+    async fn first_iteration_builds_and_deploys_then_a_change_rebuilds_only_what_it_affects() {
+        let h = Harness::new();
+        let base_file = h.path("base/f");
+        let (summary, ev) = h
+            .run(|tx, shutdown, seen| async move {
+                until(&seen, |e| iterations(e) == 1).await;
+                std::fs::write(&base_file, "base v2").unwrap();
+                tx.send(change(&[base_file.clone()])).unwrap();
+                until(&seen, |e| iterations(e) == 2).await;
+                shutdown.cancel();
+            })
+            .await;
+        assert_eq!(summary.iterations, 2);
+        let builds = h.builder.builds.lock().unwrap().clone();
+        assert_eq!(
+            builds.len(),
+            5,
+            "3 at start, then base and app (which requires base): {builds:?}"
+        );
+        assert!(
+            builds[3..].contains(&"base".to_string()) && builds[3..].contains(&"app".to_string())
+        );
+        let second = ev.iter().filter_map(|e| match e {
+            Event::Iteration {
+                rebuilt, cached, ..
+            } => Some((rebuilt.clone(), cached.clone())),
+            _ => None,
+        });
+        let (rebuilt, _) = second.last().unwrap();
+        assert_eq!(rebuilt, vec!["app".to_string(), "base".to_string()]);
+        assert_eq!(
+            *h.deployer.deletes.lock().unwrap(),
+            1,
+            "cleanup on shutdown"
+        );
+        assert!(summary.median_ms().is_some());
+    }
+
+    #[tokio::test]
+    async fn a_change_without_new_content_triggers_nothing() {
+        let h = Harness::new();
+        let f = h.path("other/f");
+        let (_, ev) = h
+            .run(|tx, shutdown, seen| async move {
+                until(&seen, |e| iterations(e) == 1).await;
+                // A save without an edit: the event arrives, the content is the same.
+                std::fs::write(&f, "other").unwrap();
+                tx.send(change(&[f.clone()])).unwrap();
+                until(&seen, |e| {
+                    count(e, |x| matches!(x, Event::BuildCached { .. })) >= 1
+                })
+                .await;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                shutdown.cancel();
+            })
+            .await;
+        assert_eq!(h.builder.builds.lock().unwrap().len(), 3, "no rebuild");
+        assert_eq!(iterations(&ev), 1, "no iteration is reported");
+        let deploys = h.deployer.deploys.lock().unwrap().clone();
+        assert_eq!(
+            deploys[0],
+            deploys[deploys.len() - 1],
+            "the same plan: nothing to apply"
+        );
+    }
+
+    #[tokio::test]
+    async fn changes_during_a_build_cancel_it_and_are_merged() {
+        let h = Harness::new();
+        let (a, o) = (h.path("app/f"), h.path("other/f"));
+        let builder_delay = &h.builder.delay;
+        let (_, ev) = h
+            .run(|tx, shutdown, seen| async move {
+                until(&seen, |e| iterations(e) == 1).await;
+                *builder_delay.lock().unwrap() = Duration::from_millis(400);
+                std::fs::write(&a, "app v2").unwrap();
+                tx.send(change(&[a.clone()])).unwrap();
+                until(&seen, |e| {
+                    count(e, |x| matches!(x, Event::BuildStarted { .. })) >= 4
+                })
+                .await;
+                // A second edit while the first build runs: the build is dropped, both changes go together.
+                std::fs::write(&o, "other v2").unwrap();
+                tx.send(change(&[o.clone()])).unwrap();
+                until(&seen, |e| iterations(e) == 2).await;
+                shutdown.cancel();
+            })
+            .await;
+        assert_eq!(
+            count(&ev, |e| matches!(e, Event::IterationCancelled { .. })),
+            1
+        );
+        let last = ev.iter().rev().find_map(|e| match e {
+            Event::Iteration {
+                rebuilt, changed, ..
+            } => Some((rebuilt.clone(), changed.clone())),
+            _ => None,
+        });
+        let (rebuilt, changed) = last.unwrap();
+        assert_eq!(
+            rebuilt,
+            vec!["app".to_string(), "other".to_string()],
+            "the merged iteration rebuilds both"
+        );
+        assert_eq!(changed.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn coalesces_queued_changes_into_one_iteration() {
+        let h = Harness::new();
+        let (a, o) = (h.path("app/f"), h.path("other/f"));
+        let (_, ev) = h
+            .run(|tx, shutdown, seen| async move {
+                until(&seen, |e| iterations(e) == 1).await;
+                std::fs::write(&a, "app v3").unwrap();
+                std::fs::write(&o, "other v3").unwrap();
+                tx.send(change(&[a.clone()])).unwrap();
+                tx.send(change(&[o.clone()])).unwrap();
+                until(&seen, |e| iterations(e) >= 2).await;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                shutdown.cancel();
+            })
+            .await;
+        let rebuilt: Vec<Vec<String>> = ev
+            .iter()
+            .filter_map(|e| match e {
+                Event::Iteration { rebuilt, .. } => Some(rebuilt.clone()),
+                _ => None,
+            })
+            .collect();
+        let all: Vec<String> = rebuilt[1..].concat();
+        assert!(
+            all.contains(&"app".to_string()) && all.contains(&"other".to_string()),
+            "{rebuilt:?}"
+        );
+        assert_eq!(all.len(), 2, "each rebuilt once: {rebuilt:?}");
+    }
+
+    #[tokio::test]
+    async fn a_failed_build_is_reported_and_the_loop_keeps_watching() {
+        let h = Harness::new();
+        let o = h.path("other/f");
+        let fail = &h.builder.fail;
+        let (summary, ev) = h
+            .run(|tx, shutdown, seen| async move {
+                until(&seen, |e| iterations(e) == 1).await;
+                fail.lock().unwrap().push("other".into());
+                std::fs::write(&o, "broken").unwrap();
+                tx.send(change(&[o.clone()])).unwrap();
+                until(&seen, |e| {
+                    count(e, |x| matches!(x, Event::IterationFailed { .. })) == 1
+                })
+                .await;
+                fail.lock().unwrap().clear();
+                std::fs::write(&o, "fixed").unwrap();
+                tx.send(change(&[o.clone()])).unwrap();
+                until(&seen, |e| iterations(e) == 2).await;
+                shutdown.cancel();
+            })
+            .await;
+        assert_eq!(summary.iterations, 3);
+        assert_eq!(
+            count(&ev, |e| matches!(e, Event::IterationFailed { .. })),
+            1
+        );
+    }
+
+    #[test]
+    fn affected_artifacts_include_dependents() {
+        let fx = Fixture::new();
+        let cfg = fx.config();
+        let base = fx.dir.path().canonicalize().unwrap().join("base/f");
+        assert_eq!(
+            affected_artifacts(&cfg, &BTreeSet::from([base])),
+            vec!["app".to_string(), "base".to_string()]
+        );
+        let unrelated = fx.dir.path().canonicalize().unwrap().join("README.md");
+        assert!(affected_artifacts(&cfg, &BTreeSet::from([unrelated])).is_empty());
+    }
+}

@@ -3,6 +3,8 @@
 //! each other. Emits events; prints nothing. `dev.rs` is the watch → rebuild → redeploy loop.
 
 pub mod dev;
+#[cfg(test)]
+mod fakes;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -487,140 +489,9 @@ impl<B: Builder> BuildRun<'_, B> {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    use super::fakes::{FakeBuilder, Fixture};
     use super::*;
-    use crate::build::BuiltImage;
-    use crate::config::{self, LoadOptions};
     use std::sync::Mutex;
-
-    /// A builder that records what it was asked and keeps "images" in memory.
-    #[derive(Default)]
-    struct FakeBuilder {
-        builds: Mutex<Vec<String>>,
-        images: Mutex<HashMap<String, String>>,
-        fail: Vec<String>,
-        pushes: Mutex<Vec<String>>,
-    }
-
-    impl Builder for FakeBuilder {
-        async fn build(
-            &self,
-            spec: &BuildSpec,
-            _: &EventSink,
-            _: &CancellationToken,
-        ) -> Result<crate::build::BuiltImage, BuildError> {
-            self.builds.lock().unwrap().push(spec.image.clone());
-            if self.fail.contains(&spec.image) {
-                return Err(BuildError::Failed {
-                    image: spec.image.clone(),
-                    step: Some("Step 1/1 : RUN false".into()),
-                    message: "exit 1".into(),
-                    output: vec!["boom".into()],
-                });
-            }
-            let id = format!("sha256:{:0>64}", self.builds.lock().unwrap().len());
-            let mut images = self.images.lock().unwrap();
-            images.insert(id.clone(), id.clone());
-            images.insert(spec.tag.clone(), id.clone());
-            Ok(BuiltImage { image_id: id })
-        }
-        async fn image_id(&self, reference: &str) -> Result<Option<String>, BuildError> {
-            Ok(self.images.lock().unwrap().get(reference).cloned())
-        }
-        async fn tag(&self, image_id: &str, repository: &str, tag: &str) -> Result<(), BuildError> {
-            self.images
-                .lock()
-                .unwrap()
-                .insert(tag::with_tag(repository, tag), image_id.to_string());
-            Ok(())
-        }
-        async fn push(
-            &self,
-            _: &str,
-            repository: &str,
-            tag: &str,
-            _: &EventSink,
-        ) -> Result<String, BuildError> {
-            self.pushes
-                .lock()
-                .unwrap()
-                .push(tag::with_tag(repository, tag));
-            Ok(format!("sha256:{:0>64}", 9))
-        }
-        async fn remote_digest(
-            &self,
-            repository: &str,
-            tag: &str,
-        ) -> Result<Option<String>, BuildError> {
-            let pushed = self
-                .pushes
-                .lock()
-                .unwrap()
-                .contains(&tag::with_tag(repository, tag));
-            Ok(pushed.then(|| format!("sha256:{:0>64}", 9)))
-        }
-    }
-
-    struct Fixture {
-        dir: tempfile::TempDir,
-        cache: tempfile::TempDir,
-    }
-
-    impl Fixture {
-        /// `app` requires `base`; `other` is independent.
-        fn new() -> Fixture {
-            let dir = tempfile::tempdir().unwrap();
-            for (d, text) in [
-                ("base", "FROM scratch\nCOPY f /f\n"),
-                ("app", "ARG BASE\nFROM $BASE\nCOPY f /f\n"),
-                ("other", "FROM scratch\nCOPY f /f\n"),
-            ] {
-                std::fs::create_dir_all(dir.path().join(d)).unwrap();
-                std::fs::write(dir.path().join(d).join("Dockerfile"), text).unwrap();
-                std::fs::write(dir.path().join(d).join("f"), d).unwrap();
-            }
-            std::fs::write(
-                dir.path().join("devloop.yaml"),
-                "apiVersion: devloop/v1alpha1\nkind: Config\nbuild:\n  artifacts:\n    - image: app\n      context: app\n      requires: [{image: base}]\n    - image: base\n      context: base\n    - image: other\n      context: other\n",
-            )
-            .unwrap();
-            Fixture {
-                dir,
-                cache: tempfile::tempdir().unwrap(),
-            }
-        }
-
-        fn config(&self) -> Config {
-            config::load(
-                &self.dir.path().join("devloop.yaml"),
-                &LoadOptions::default(),
-                &|_| None,
-            )
-            .unwrap()
-        }
-
-        async fn run(
-            &self,
-            builder: &FakeBuilder,
-            opts: &BuildOptions,
-        ) -> (Result<Vec<ArtifactResult>, Error>, Vec<Event>) {
-            let cfg = self.config();
-            let store = Store::open(self.cache.path()).unwrap();
-            let vars = Vars::new(self.dir.path(), "t".into(), Arc::new(|_: &str| None));
-            let (events, seen) = EventSink::collector();
-            let run = BuildRun {
-                cfg: &cfg,
-                builder,
-                store: &store,
-                vars: &vars,
-                now: Timestamp::from_unix(0),
-                events,
-                cancel: CancellationToken::new(),
-            };
-            let r = run.build_all(opts).await;
-            let ev = seen.lock().unwrap().clone();
-            (r, ev)
-        }
-    }
 
     #[tokio::test]
     async fn builds_in_dependency_order_then_hits_the_cache() {
@@ -679,7 +550,7 @@ mod tests {
     async fn a_failed_requirement_skips_dependents_and_others_finish() {
         let fx = Fixture::new();
         let builder = FakeBuilder {
-            fail: vec!["base".into()],
+            fail: Mutex::new(vec!["base".into()]),
             ..Default::default()
         };
         let (r, ev) = fx.run(&builder, &BuildOptions::default()).await;

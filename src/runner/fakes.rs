@@ -1,0 +1,221 @@
+//! Runner test doubles: a builder and a deployer that keep everything in memory, and a three-artifact project.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::{ArtifactResult, BuildOptions, BuildRun};
+use crate::build::{BuildError, BuildSpec, Builder, BuiltImage};
+use crate::cache::Store;
+use crate::config::{self, Config, LoadOptions};
+use crate::deploy::{
+    AppliedObject, Change, DeleteOptions, DeployError, DeployedSet, Deployer, ObjectRef,
+};
+use crate::error::Error;
+use crate::event::{Event, EventSink};
+use crate::tag::{self, Timestamp};
+use crate::template::Vars;
+
+/// A builder that records what it was asked and keeps "images" in memory.
+#[derive(Default)]
+pub struct FakeBuilder {
+    pub builds: Mutex<Vec<String>>,
+    pub images: Mutex<HashMap<String, String>>,
+    pub fail: Mutex<Vec<String>>,
+    pub pushes: Mutex<Vec<String>>,
+    /// How long each build takes (it stops early when cancelled).
+    pub delay: Mutex<Duration>,
+}
+
+impl Builder for FakeBuilder {
+    async fn build(
+        &self,
+        spec: &BuildSpec,
+        _: &EventSink,
+        cancel: &CancellationToken,
+    ) -> Result<crate::build::BuiltImage, BuildError> {
+        self.builds.lock().unwrap().push(spec.image.clone());
+        let delay = *self.delay.lock().unwrap();
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = cancel.cancelled() => return Err(BuildError::Cancelled { image: spec.image.clone() }),
+        }
+        if self.fail.lock().unwrap().contains(&spec.image) {
+            return Err(BuildError::Failed {
+                image: spec.image.clone(),
+                step: Some("Step 1/1 : RUN false".into()),
+                message: "exit 1".into(),
+                output: vec!["boom".into()],
+            });
+        }
+        let id = format!("sha256:{:0>64}", self.builds.lock().unwrap().len());
+        let mut images = self.images.lock().unwrap();
+        images.insert(id.clone(), id.clone());
+        images.insert(spec.tag.clone(), id.clone());
+        Ok(BuiltImage { image_id: id })
+    }
+    async fn image_id(&self, reference: &str) -> Result<Option<String>, BuildError> {
+        Ok(self.images.lock().unwrap().get(reference).cloned())
+    }
+    async fn tag(&self, image_id: &str, repository: &str, tag: &str) -> Result<(), BuildError> {
+        self.images
+            .lock()
+            .unwrap()
+            .insert(tag::with_tag(repository, tag), image_id.to_string());
+        Ok(())
+    }
+    async fn push(
+        &self,
+        _: &str,
+        repository: &str,
+        tag: &str,
+        _: &EventSink,
+    ) -> Result<String, BuildError> {
+        self.pushes
+            .lock()
+            .unwrap()
+            .push(tag::with_tag(repository, tag));
+        Ok(format!("sha256:{:0>64}", 9))
+    }
+    async fn remote_digest(
+        &self,
+        repository: &str,
+        tag: &str,
+    ) -> Result<Option<String>, BuildError> {
+        let pushed = self
+            .pushes
+            .lock()
+            .unwrap()
+            .contains(&tag::with_tag(repository, tag));
+        Ok(pushed.then(|| format!("sha256:{:0>64}", 9)))
+    }
+}
+
+pub struct Fixture {
+    pub dir: tempfile::TempDir,
+    pub cache: tempfile::TempDir,
+}
+
+impl Fixture {
+    /// `app` requires `base`; `other` is independent.
+    pub fn new() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        for (d, text) in [
+            ("base", "FROM scratch\nCOPY f /f\n"),
+            ("app", "ARG BASE\nFROM $BASE\nCOPY f /f\n"),
+            ("other", "FROM scratch\nCOPY f /f\n"),
+        ] {
+            std::fs::create_dir_all(dir.path().join(d)).unwrap();
+            std::fs::write(dir.path().join(d).join("Dockerfile"), text).unwrap();
+            std::fs::write(dir.path().join(d).join("f"), d).unwrap();
+        }
+        std::fs::write(
+            dir.path().join("devloop.yaml"),
+            "apiVersion: devloop/v1alpha1\nkind: Config\nbuild:\n  artifacts:\n    - image: app\n      context: app\n      requires: [{image: base}]\n    - image: base\n      context: base\n    - image: other\n      context: other\n",
+        )
+        .unwrap();
+        Fixture {
+            dir,
+            cache: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub fn config(&self) -> Config {
+        config::load(
+            &self.dir.path().join("devloop.yaml"),
+            &LoadOptions::default(),
+            &|_| None,
+        )
+        .unwrap()
+    }
+
+    pub async fn run(
+        &self,
+        builder: &FakeBuilder,
+        opts: &BuildOptions,
+    ) -> (Result<Vec<ArtifactResult>, Error>, Vec<Event>) {
+        let cfg = self.config();
+        let store = Store::open(self.cache.path()).unwrap();
+        let vars = Vars::new(self.dir.path(), "t".into(), Arc::new(|_: &str| None));
+        let (events, seen) = EventSink::collector();
+        let run = BuildRun {
+            cfg: &cfg,
+            builder,
+            store: &store,
+            vars: &vars,
+            now: Timestamp::from_unix(0),
+            events,
+            cancel: CancellationToken::new(),
+        };
+        let r = run.build_all(opts).await;
+        let ev = seen.lock().unwrap().clone();
+        (r, ev)
+    }
+}
+
+/// A deployer whose plan is the list of image references; it remembers the last plan to report unchanged ones.
+#[derive(Default)]
+pub struct FakeDeployer {
+    pub deploys: Mutex<Vec<Vec<String>>>,
+    pub deletes: Mutex<usize>,
+    last: Mutex<Vec<String>>,
+}
+
+impl Deployer for FakeDeployer {
+    type Plan = Vec<String>;
+
+    async fn deploy(
+        &self,
+        plan: &Vec<String>,
+        _: &EventSink,
+        _: &CancellationToken,
+    ) -> Result<DeployedSet, DeployError> {
+        self.deploys.lock().unwrap().push(plan.clone());
+        let mut last = self.last.lock().unwrap();
+        let applied = plan
+            .iter()
+            .map(|r| AppliedObject {
+                reference: ObjectRef {
+                    api_version: "v1".into(),
+                    kind: "Pod".into(),
+                    namespace: Some("ns".into()),
+                    name: r.clone(),
+                },
+                change: if last.contains(r) {
+                    Change::Unchanged
+                } else {
+                    Change::Configured
+                },
+                generation: 1,
+                object: serde_json::Value::Null,
+            })
+            .collect();
+        *last = plan.clone();
+        Ok(DeployedSet {
+            applied,
+            ..Default::default()
+        })
+    }
+
+    async fn wait_ready(
+        &self,
+        _: &DeployedSet,
+        _: Duration,
+        _: &EventSink,
+        _: &CancellationToken,
+    ) -> Result<(), DeployError> {
+        Ok(())
+    }
+
+    async fn delete_all(
+        &self,
+        _: DeleteOptions,
+        _: &EventSink,
+    ) -> Result<Vec<ObjectRef>, DeployError> {
+        *self.deletes.lock().unwrap() += 1;
+        Ok(Vec::new())
+    }
+}
