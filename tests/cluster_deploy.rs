@@ -538,3 +538,45 @@ async fn unschedulable_fails_fast() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_builds_deploys_and_waits_then_delete_cleans_up() {
+    support::require_docker();
+    let c = Cluster::start().await;
+    if c.fake.is_none() && std::env::var_os("DEVLOOP_TEST_REGISTRY").is_none() {
+        eprintln!("skipped on a real cluster without DEVLOOP_TEST_REGISTRY: the built image must reach the nodes");
+        return;
+    }
+    let image = support::unique("devloop-test-run");
+    let mut p = Project::new();
+    p.with_busybox("bin/busybox");
+    p.write(
+        "devloop.yaml",
+        &format!("apiVersion: devloop/v1alpha1\nkind: Config\nmetadata:\n  name: runtest\nbuild:\n  artifacts:\n    - image: {image}\nmanifests:\n  rawYaml: [\"k8s/*.yaml\"]\n"),
+    );
+    p.write("Dockerfile", "FROM scratch\nCOPY bin/busybox /bin/busybox\n");
+    p.write(".dockerignore", "k8s\n");
+    p.write("k8s/app.yaml", &deployment("api", &image));
+    let mut args = vec!["run".to_string()];
+    if let Ok(registry) = std::env::var("DEVLOOP_TEST_REGISTRY") {
+        args.extend(["--default-repo".to_string(), registry]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = c.devloop(&p, &args).await;
+    assert_exit(&out, 0);
+    let err = stderr(&out);
+    assert!(err.contains(&format!("{image}: building")) && err.contains("deployment/api ready"), "{err}");
+    let d = c.get("apps/v1", "Deployment", Some(&c.ns), "api").await.unwrap();
+    let deployed = d["spec"]["template"]["spec"]["containers"][0]["image"].as_str().unwrap().to_string();
+    p.cleanup_image(&deployed);
+    assert!(deployed.contains(&format!("{image}:")), "the built reference is deployed: {deployed}");
+
+    // Nothing changed: a second run builds nothing and leaves the objects unchanged.
+    let again = c.devloop(&p, &["run", "-o", "json"]).await;
+    assert_exit(&again, 0);
+    let events: Vec<Value> = stdout(&again).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(events.iter().any(|e| e["type"] == "buildCached") && !events.iter().any(|e| e["type"] == "buildStarted"));
+    assert_exit(&c.devloop(&p, &["delete", "--wait"]).await, 0);
+    assert!(c.get("apps/v1", "Deployment", Some(&c.ns), "api").await.is_none());
+    c.cleanup().await;
+}
