@@ -167,7 +167,11 @@ fn main() {
     );
     println!(
         "  {} 10k objects rendered in ≤ 1 s (median {total_med:.1?})",
-        if total_med <= Duration::from_secs(1) { "PASS" } else { "FAIL" }
+        if total_med <= Duration::from_secs(1) {
+            "PASS"
+        } else {
+            "FAIL"
+        }
     );
 
     if std::env::args().any(|a| a == "--raw-only") {
@@ -235,5 +239,8 @@ fn main() {
         dl_med.as_secs_f64() / kz_med.as_secs_f64()
     );
     let overhead = own_med.as_secs_f64() / kz_med.as_secs_f64();
-    println!("  {} devloop's overhead ≤ 20 % of the kustomize run", if overhead <= 0.2 { "PASS" } else { "FAIL" });
+    println!(
+        "  {} devloop's overhead ≤ 20 % of the kustomize run",
+        if overhead <= 0.2 { "PASS" } else { "FAIL" }
+    );
 }

@@ -133,7 +133,11 @@ impl fmt::Display for Forward {
             self.local,
             self.spec.target(),
             self.spec.namespace
-        )
+        )?;
+        if self.requested_port != 0 && self.requested_port != self.local.port() {
+            write!(f, "; port {} was taken", self.requested_port)?;
+        }
+        Ok(())
     }
 }
 
@@ -184,9 +188,9 @@ pub enum PortForwardError {
         available: String,
     },
     #[error(
-        "port-forward `{target}`: service `{service}` has no selector, so no pod to forward to\n\nhint: forward to the pod or workload behind it instead"
+        "port-forward `{target}`: `{object}` has no selector, so there is no pod to forward to\n\nhint: forward to a pod or to the workload behind it instead"
     )]
-    NoSelector { target: String, service: String },
+    NoSelector { target: String, object: String },
     #[error("port-forward `{target}`: no container of `{object}` declares a port named `{port}`")]
     NoNamedPort {
         target: String,
@@ -742,7 +746,7 @@ async fn open(client: &Client, spec: &ForwardSpec) -> Result<Tunnel, PortForward
     let api_err = |e| PortForwardError::api(&target, e);
     let no_selector = || PortForwardError::NoSelector {
         target: target.clone(),
-        service: spec.name.clone(),
+        object: format!("{}/{}", spec.resource_type, spec.name),
     };
     let (pod, port) = match spec.resource_type {
         ResourceType::Pod => {
@@ -807,14 +811,7 @@ async fn open(client: &Client, spec: &ForwardSpec) -> Result<Tunnel, PortForward
                     .map(|s| s.selector)
             };
             // The API server rejects workloads without a selector; an empty one would match every pod.
-            let selector = workload_selector(selector).ok_or_else(|| PortForwardError::Api {
-                target: target.clone(),
-                message: format!(
-                    "{} `{}` has no usable selector",
-                    spec.resource_type, spec.name
-                ),
-                code: None,
-            })?;
+            let selector = workload_selector(selector).ok_or_else(no_selector)?;
             let pod = newest_ready_pod(&pods, &selector, spec).await?;
             let port = pod_port(&pod, &spec.port, &target)?;
             (pod, port)
@@ -949,12 +946,12 @@ async fn pipe(
             None => return Ok(()),
         }
     }
-    works();
-    if let Some(f) = tunnel.forwarder.take()
-        && let Err(e) = f.join().await
-    {
-        // kube may report a send after the server's normal Close (STACK.md): not a failure of the forward.
-        tracing::debug!(error = %e, "port-forward tunnel closed with an error");
+    if let Some(f) = tunnel.forwarder.take() {
+        match f.join().await {
+            Ok(()) => works(),
+            // kube may report a send after the server's normal Close (STACK.md): not a failure of the forward.
+            Err(e) => tracing::debug!(error = %e, "port-forward tunnel closed with an error"),
+        }
     }
     Ok(())
 }

@@ -544,7 +544,9 @@ async fn run_builds_deploys_and_waits_then_delete_cleans_up() {
     support::require_docker();
     let c = Cluster::start().await;
     if c.fake.is_none() && std::env::var_os("DEVLOOP_TEST_REGISTRY").is_none() {
-        eprintln!("skipped on a real cluster without DEVLOOP_TEST_REGISTRY: the built image must reach the nodes");
+        eprintln!(
+            "skipped on a real cluster without DEVLOOP_TEST_REGISTRY: the built image must reach the nodes"
+        );
         return;
     }
     let image = support::unique("devloop-test-run");
@@ -554,7 +556,10 @@ async fn run_builds_deploys_and_waits_then_delete_cleans_up() {
         "devloop.yaml",
         &format!("apiVersion: devloop/v1alpha1\nkind: Config\nmetadata:\n  name: runtest\nbuild:\n  artifacts:\n    - image: {image}\nmanifests:\n  rawYaml: [\"k8s/*.yaml\"]\n"),
     );
-    p.write("Dockerfile", "FROM scratch\nCOPY bin/busybox /bin/busybox\n");
+    p.write(
+        "Dockerfile",
+        "FROM scratch\nCOPY bin/busybox /bin/busybox\n",
+    );
     p.write(".dockerignore", "k8s\n");
     p.write("k8s/app.yaml", &deployment("api", &image));
     let mut args = vec!["run".to_string()];
@@ -565,18 +570,71 @@ async fn run_builds_deploys_and_waits_then_delete_cleans_up() {
     let out = c.devloop(&p, &args).await;
     assert_exit(&out, 0);
     let err = stderr(&out);
-    assert!(err.contains(&format!("{image}: building")) && err.contains("deployment/api ready"), "{err}");
-    let d = c.get("apps/v1", "Deployment", Some(&c.ns), "api").await.unwrap();
-    let deployed = d["spec"]["template"]["spec"]["containers"][0]["image"].as_str().unwrap().to_string();
+    assert!(
+        err.contains(&format!("{image}: building")) && err.contains("deployment/api ready"),
+        "{err}"
+    );
+    let d = c
+        .get("apps/v1", "Deployment", Some(&c.ns), "api")
+        .await
+        .unwrap();
+    let deployed = d["spec"]["template"]["spec"]["containers"][0]["image"]
+        .as_str()
+        .unwrap()
+        .to_string();
     p.cleanup_image(&deployed);
-    assert!(deployed.contains(&format!("{image}:")), "the built reference is deployed: {deployed}");
+    assert!(
+        deployed.contains(&format!("{image}:")),
+        "the built reference is deployed: {deployed}"
+    );
 
     // Nothing changed: a second run builds nothing and leaves the objects unchanged.
     let again = c.devloop(&p, &["run", "-o", "json"]).await;
     assert_exit(&again, 0);
-    let events: Vec<Value> = stdout(&again).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    assert!(events.iter().any(|e| e["type"] == "buildCached") && !events.iter().any(|e| e["type"] == "buildStarted"));
+    let events: Vec<Value> = stdout(&again)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        events.iter().any(|e| e["type"] == "buildCached")
+            && !events.iter().any(|e| e["type"] == "buildStarted")
+    );
     assert_exit(&c.devloop(&p, &["delete", "--wait"]).await, 0);
-    assert!(c.get("apps/v1", "Deployment", Some(&c.ns), "api").await.is_none());
+    assert!(
+        c.get("apps/v1", "Deployment", Some(&c.ns), "api")
+            .await
+            .is_none()
+    );
     c.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejected_credentials_say_they_may_have_expired() {
+    let c = Cluster::start().await;
+    if c.fake.is_none() {
+        return;
+    }
+    let text = std::fs::read_to_string(&c.kubeconfig)
+        .unwrap()
+        .replace(support::fake_apiserver::TOKEN, "expired-token");
+    let bad = c._dir.path().join("expired-kubeconfig");
+    std::fs::write(&bad, text).unwrap();
+    let p = project(&[("a.yaml", configmap("settings", "1"))]);
+    let bad_path = bad.display().to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_devloop"))
+            .args(["deploy", "--kubeconfig", &bad_path])
+            .current_dir(p.path())
+            .env("DEVLOOP_CACHE_DIR", p.cache.path())
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_exit(&out, 2);
+    let err = stderr(&out);
+    assert!(
+        err.contains("401") && err.contains("may have expired"),
+        "{err}"
+    );
 }

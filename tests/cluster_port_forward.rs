@@ -349,10 +349,9 @@ async fn service_forward_keeps_its_port_and_follows_a_rollout() {
     let mut held = TcpStream::connect(local).await.unwrap();
     let (status, body) = get(&mut held).await.expect("a response from pod A");
     assert_eq!(status, 200);
-    if c.fake.is_some() {
+    if let Some(fake) = &c.fake {
         assert_eq!(body, format!("hello from {pod_a}\n"));
         // The Service's named targetPort `http` resolved to the container port.
-        let fake = c.fake.as_ref().unwrap();
         let pf: Vec<_> = fake
             .requests()
             .into_iter()
@@ -420,6 +419,14 @@ async fn local_ports_fall_to_the_next_free_one_predictably() {
         .map(|f| (f.requested_port, f.local.port()))
         .collect();
     assert_eq!(ports, [(wanted, wanted + 1), (wanted, wanted + 2)]);
+    assert_eq!(
+        forwards[0].to_string(),
+        format!(
+            "forwarding 127.0.0.1:{} → service/web:80 (namespace `{}`); port {wanted} was taken",
+            wanted + 1,
+            c.ns
+        )
+    );
 
     let forwarder = Arc::new(forwarder);
     let cancel = run(&forwarder);
@@ -673,6 +680,7 @@ async fn fake_portforward_frames_match_the_recording() {
         None,
         "the 101 comes from the kubelet side"
     );
+    panic!("HEAD<<{head}>>");
     // Port 8080 little-endian on channels 0 and 1.
     assert_eq!(
         frame(&mut socket, &mut pending).await,
@@ -789,12 +797,31 @@ async fn fake_portforward_subprotocols_and_errors_match_the_recording() {
         header(&head, "sec-websocket-protocol"),
         Some("v4.channel.k8s.io")
     );
-    let (_s, head, _) = upgrade(&fake, &path, None).await;
+    let (mut s, head, mut pending) = upgrade(&fake, &path, None).await;
     assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
     assert_eq!(
         header(&head, "sec-websocket-protocol"),
         Some(""),
         "an empty header when none was offered"
+    );
+    // Binary framing, as with v4 (the kubelet's "" protocol is binary).
+    assert_eq!(
+        frame(&mut s, &mut pending).await,
+        Some((0x82, vec![0, 0x90, 0x1f]))
+    );
+    // Not recorded, from the kubelet's source: the base64 variant sends text frames `'0'+channel` + base64.
+    let (mut s, head, mut pending) = upgrade(&fake, &path, Some("v4.base64.channel.k8s.io")).await;
+    assert_eq!(
+        header(&head, "sec-websocket-protocol"),
+        Some("v4.base64.channel.k8s.io")
+    );
+    assert_eq!(
+        frame(&mut s, &mut pending).await,
+        Some((0x81, b"0kB8=".to_vec()))
+    );
+    assert_eq!(
+        frame(&mut s, &mut pending).await,
+        Some((0x81, b"1kB8=".to_vec()))
     );
     for refused in ["portforward.k8s.io", "v5.channel.k8s.io"] {
         let (mut s, head, rest) = upgrade(&fake, &path, Some(refused)).await;

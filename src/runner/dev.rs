@@ -538,7 +538,7 @@ mod tests {
             .run(|tx, shutdown, seen| async move {
                 until(&seen, |e| iterations(e) == 1).await;
                 std::fs::write(&base_file, "base v2").unwrap();
-                tx.send(change(&[base_file.clone()])).unwrap();
+                tx.send(change(std::slice::from_ref(&base_file))).unwrap();
                 until(&seen, |e| iterations(e) == 2).await;
                 shutdown.cancel();
             })
@@ -553,13 +553,13 @@ mod tests {
         assert!(
             builds[3..].contains(&"base".to_string()) && builds[3..].contains(&"app".to_string())
         );
-        let second = ev.iter().filter_map(|e| match e {
+        let mut second = ev.iter().filter_map(|e| match e {
             Event::Iteration {
                 rebuilt, cached, ..
             } => Some((rebuilt.clone(), cached.clone())),
             _ => None,
         });
-        let (rebuilt, _) = second.last().unwrap();
+        let (rebuilt, _) = second.next_back().unwrap();
         assert_eq!(rebuilt, vec!["app".to_string(), "base".to_string()]);
         assert_eq!(
             *h.deployer.deletes.lock().unwrap(),
@@ -578,7 +578,7 @@ mod tests {
                 until(&seen, |e| iterations(e) == 1).await;
                 // A save without an edit: the event arrives, the content is the same.
                 std::fs::write(&f, "other").unwrap();
-                tx.send(change(&[f.clone()])).unwrap();
+                tx.send(change(std::slice::from_ref(&f))).unwrap();
                 until(&seen, |e| {
                     count(e, |x| matches!(x, Event::BuildCached { .. })) >= 1
                 })
@@ -607,14 +607,14 @@ mod tests {
                 until(&seen, |e| iterations(e) == 1).await;
                 *builder_delay.lock().unwrap() = Duration::from_millis(400);
                 std::fs::write(&a, "app v2").unwrap();
-                tx.send(change(&[a.clone()])).unwrap();
+                tx.send(change(std::slice::from_ref(&a))).unwrap();
                 until(&seen, |e| {
                     count(e, |x| matches!(x, Event::BuildStarted { .. })) >= 4
                 })
                 .await;
                 // A second edit while the first build runs: the build is dropped, both changes go together.
                 std::fs::write(&o, "other v2").unwrap();
-                tx.send(change(&[o.clone()])).unwrap();
+                tx.send(change(std::slice::from_ref(&o))).unwrap();
                 until(&seen, |e| iterations(e) == 2).await;
                 shutdown.cancel();
             })
@@ -647,8 +647,8 @@ mod tests {
                 until(&seen, |e| iterations(e) == 1).await;
                 std::fs::write(&a, "app v3").unwrap();
                 std::fs::write(&o, "other v3").unwrap();
-                tx.send(change(&[a.clone()])).unwrap();
-                tx.send(change(&[o.clone()])).unwrap();
+                tx.send(change(std::slice::from_ref(&a))).unwrap();
+                tx.send(change(std::slice::from_ref(&o))).unwrap();
                 until(&seen, |e| iterations(e) >= 2).await;
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 shutdown.cancel();
@@ -679,14 +679,14 @@ mod tests {
                 until(&seen, |e| iterations(e) == 1).await;
                 fail.lock().unwrap().push("other".into());
                 std::fs::write(&o, "broken").unwrap();
-                tx.send(change(&[o.clone()])).unwrap();
+                tx.send(change(std::slice::from_ref(&o))).unwrap();
                 until(&seen, |e| {
                     count(e, |x| matches!(x, Event::IterationFailed { .. })) == 1
                 })
                 .await;
                 fail.lock().unwrap().clear();
                 std::fs::write(&o, "fixed").unwrap();
-                tx.send(change(&[o.clone()])).unwrap();
+                tx.send(change(std::slice::from_ref(&o))).unwrap();
                 until(&seen, |e| iterations(e) == 2).await;
                 shutdown.cancel();
             })
