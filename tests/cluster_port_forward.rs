@@ -680,7 +680,6 @@ async fn fake_portforward_frames_match_the_recording() {
         None,
         "the 101 comes from the kubelet side"
     );
-    panic!("HEAD<<{head}>>");
     // Port 8080 little-endian on channels 0 and 1.
     assert_eq!(
         frame(&mut socket, &mut pending).await,

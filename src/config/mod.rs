@@ -1,6 +1,7 @@
 //! Config: `devloop.yaml` + profiles + flags → a validated `Config`. The only YAML-aware config code; reads the
 //! config file and checks that the paths it names exist, nothing else.
 
+pub mod deploy;
 pub mod manifests;
 pub mod profile;
 pub mod raw;
@@ -58,6 +59,8 @@ pub struct Config {
     pub project: String,
     pub build: BuildConfig,
     pub manifests: Manifests,
+    /// `deploy.docker`: run the project as containers on the local Docker daemon instead of Kubernetes.
+    pub docker: Option<deploy::DockerDeploy>,
     pub active_profiles: Vec<ActiveProfile>,
 }
 
@@ -266,12 +269,12 @@ fn apply_profiles(
         let p = &profiles[i];
         let replace = p.replace.clone().unwrap_or_default();
         for r in &replace {
-            if !matches!(r.split('.').next(), Some("build" | "manifests")) {
+            if !matches!(r.split('.').next(), Some("build" | "manifests" | "deploy")) {
                 return Err(invalid(
                     file,
                     format!("profiles[{i}].replace"),
                     format!("`{r}` is not a path a profile can set"),
-                    Some("paths start with `build.` or `manifests.`, e.g. `manifests.rawYaml`"),
+                    Some("paths start with `build.`, `manifests.` or `deploy.`, e.g. `manifests.rawYaml`"),
                 ));
             }
         }
@@ -282,6 +285,9 @@ fn apply_profiles(
             }
             if let Some(mf) = &p.manifests {
                 m.insert("manifests".into(), to_value(file, mf)?);
+            }
+            if let Some(d) = &p.deploy {
+                m.insert("deploy".into(), to_value(file, d)?);
             }
         }
         profile::strip_nulls(&mut overlay);
@@ -364,6 +370,15 @@ fn validate(
         project,
         build,
         manifests: raw.manifests.unwrap_or_default(),
+        docker: match raw.deploy.and_then(|d| d.docker) {
+            Some(d) => Some(deploy::validate(&d, base_dir).map_err(|e| ConfigError::Invalid {
+                file: file.to_string(),
+                field: e.field,
+                message: e.message,
+                hint: e.hint,
+            })?),
+            None => None,
+        },
         active_profiles,
     })
 }

@@ -18,6 +18,7 @@ use super::raw::{RawActivation, RawProfile};
 const KEYED_LISTS: &[(&str, &str)] = &[
     ("build.artifacts", "image"),
     ("manifests.helm.releases", "name"),
+    ("deploy.docker.containers", "name"),
 ];
 
 /// What a profile activation can be matched against.

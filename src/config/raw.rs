@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::deploy::RawDeploy;
 use super::manifests::Manifests;
 
 /// The whole `devloop.yaml` document.
@@ -21,6 +22,8 @@ pub struct RawConfig {
     pub build: Option<RawBuild>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manifests: Option<Manifests>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deploy: Option<RawDeploy>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub profiles: Option<Vec<RawProfile>>,
 }
@@ -141,6 +144,8 @@ pub struct RawProfile {
     pub build: Option<RawBuild>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manifests: Option<Manifests>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deploy: Option<RawDeploy>,
 }
 
 /// `profiles[].activation[]`: all the given conditions of one entry must hold; any entry activates.
