@@ -14,6 +14,9 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 #[path = "../tests/support"]
+// Cargo builds a `harness = false` bench with `--cfg test` but without the test harness: the fake's unit-test
+// modules are compiled while their `#[test]` functions are dropped, so their imports look unused.
+#[cfg_attr(test, allow(unused_imports))]
 mod support {
     //! Only the fake API server of the test support (the rest needs the test harness).
     pub mod fake_apiserver;
@@ -678,7 +681,7 @@ fn edit_phase(
 /// The timings of one edit from the events up to its `iteration`.
 fn measure_edit(written: Instant, events: &[(Instant, Value)]) -> Result<Edit> {
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    let of = |ty: &str| events.iter().filter(move |(_, e)| e["type"] == ty);
+    let of = |ty: &'static str| events.iter().filter(move |(_, e)| e["type"] == ty);
     let num = |e: &Value, key: &str| e["data"][key].as_f64().unwrap_or(0.0);
     let (received, iteration) = events.last().context("no events")?;
     ensure!(

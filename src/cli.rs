@@ -114,6 +114,9 @@ pub struct DevArgs {
     /// Delete what was deployed when devloop stops (`--cleanup=false` keeps it running).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
     pub cleanup: bool,
+    /// Forward every port of every Service of the project to localhost (besides `portForward:` entries).
+    #[arg(long = "port-forward")]
+    pub port_forward: bool,
     /// Stream the logs of the project's pods (`--tail=false` to turn off).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
     pub tail: bool,

@@ -132,6 +132,33 @@ pub enum Event {
         namespace: Option<String>,
         dry_run: bool,
     },
+    /// A local port forwards to a cluster resource (`service/api:80`); `requestedPort` differs from the local
+    /// port when that one was taken.
+    PortForwardStarted {
+        resource: String,
+        namespace: String,
+        port: String,
+        address: String,
+        requested_port: u16,
+    },
+    /// A forwarded connection could not reach a pod; the listener stays open and later connections retry.
+    PortForwardFailed {
+        resource: String,
+        address: String,
+        message: String,
+    },
+    /// Connections through a forward work again after a failure.
+    PortForwardRecovered {
+        resource: String,
+        address: String,
+        pod: String,
+    },
+    /// Connections through a forward now reach a pod of a new rollout.
+    PortForwardRetargeted {
+        resource: String,
+        address: String,
+        pod: String,
+    },
     /// One line a container of the project wrote; `workload` names what the pod belongs to.
     Log {
         pod: String,

@@ -317,7 +317,13 @@ impl Forwarder {
                 None => remote_port_number(&client, &spec).await?,
             };
             let (socket, local) = bind(&spec, requested).await?;
-            tracing::debug!(%local, target = %spec.target(), "port-forward listening");
+            events.emit(Event::PortForwardStarted {
+                resource: format!("{}/{}", spec.resource_type, spec.name),
+                namespace: spec.namespace.clone(),
+                port: spec.port.to_string(),
+                address: local.to_string(),
+                requested_port: requested,
+            });
             listeners.push(Listener {
                 socket,
                 forward: Forward {
@@ -493,16 +499,21 @@ impl Forwarder {
     fn report(&self, note: Note<'_>) {
         match note {
             // The message names the target; the local address is in the announcement.
-            Note::Failed { forward, message } => {
-                tracing::debug!(local = %forward.local, "port-forward failed");
-                self.events.emit(Event::Warning { message });
-            }
-            Note::Recovered { forward, pod } => {
-                tracing::info!(local = %forward.local, target = %forward.spec.target(), pod, "port-forward recovered");
-            }
-            Note::Retargeted { forward, pod } => {
-                tracing::info!(local = %forward.local, target = %forward.spec.target(), pod, "port-forward now reaches a new pod");
-            }
+            Note::Failed { forward, message } => self.events.emit(Event::PortForwardFailed {
+                resource: forward.spec.target(),
+                address: forward.local.to_string(),
+                message,
+            }),
+            Note::Recovered { forward, pod } => self.events.emit(Event::PortForwardRecovered {
+                resource: forward.spec.target(),
+                address: forward.local.to_string(),
+                pod: pod.to_string(),
+            }),
+            Note::Retargeted { forward, pod } => self.events.emit(Event::PortForwardRetargeted {
+                resource: forward.spec.target(),
+                address: forward.local.to_string(),
+                pod: pod.to_string(),
+            }),
         }
     }
 }

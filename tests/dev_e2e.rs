@@ -59,7 +59,7 @@ async fn edit_rebuilds_once_applies_only_the_change_and_ctrl_c_cleans_up() {
     p.write(
         "k8s/app.yaml",
         &format!(
-            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {{app: web}}\n  template:\n    metadata:\n      labels: {{app: web}}\n    spec:\n      containers:\n        - name: web\n          image: {image}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  mode: dev\n"
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {{app: web}}\n  template:\n    metadata:\n      labels: {{app: web}}\n    spec:\n      containers:\n        - name: web\n          image: {image}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  mode: dev\n---\napiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  selector: {{app: web}}\n  ports:\n    - {{name: http, port: 18080, targetPort: 8080}}\n"
         ),
     );
 
@@ -68,6 +68,7 @@ async fn edit_rebuilds_once_applies_only_the_change_and_ctrl_c_cleans_up() {
             "dev",
             "-o",
             "json",
+            "--port-forward",
             "--debounce",
             "50",
             "--kubeconfig",
@@ -94,6 +95,19 @@ async fn edit_rebuilds_once_applies_only_the_change_and_ctrl_c_cleans_up() {
         .unwrap()
         .to_string();
     p.cleanup_image(&first_tag);
+    // `--port-forward`: every Service port gets a local listener once the first deploy is done.
+    let forward = wait_for(&mut lines, &mut seen, "the port-forward", |e| {
+        e["type"] == "portForwardStarted"
+    })
+    .await;
+    assert_eq!(forward["data"]["resource"], "service/web");
+    assert!(
+        forward["data"]["address"]
+            .as_str()
+            .unwrap()
+            .starts_with("127.0.0.1:"),
+        "{forward}"
+    );
     let deployment = fake.object("Deployment", &ns, "web").unwrap();
     assert!(
         deployment["spec"]["template"]["spec"]["containers"][0]["image"]

@@ -16,6 +16,7 @@ use crate::deploy::kube::KubePlan;
 use crate::error::Error;
 use crate::event::Event;
 use crate::output::Console;
+use crate::port_forward::{ForwardSpec, Forwarder, PortRef, ResourceType};
 use crate::render::inputs::{Input, inputs};
 use crate::runner::BuildOptions;
 use crate::runner::dev::{DevLoop, DevOptions, session};
@@ -84,6 +85,8 @@ pub async fn run(global: &GlobalArgs, args: DevArgs, console: Console) -> Result
         })
     };
     let push = args.push || global.default_repo.is_some() || cfg.build.push;
+    let (progress_tx, mut progress_rx) = tokio::sync::watch::channel(0usize);
+    let forwards = forward_specs(&cfg, &namespace, args.port_forward, &console)?;
     let dev = DevLoop {
         builder: &builder,
         deployer: &target,
@@ -103,6 +106,7 @@ pub async fn run(global: &GlobalArgs, args: DevArgs, console: Console) -> Result
             cleanup: args.cleanup,
             cleanup_timeout: Duration::from_secs(60),
         },
+        progress: progress_tx,
     };
     let shutdown = CancellationToken::new();
     let selector = target.selector();
@@ -110,11 +114,38 @@ pub async fn run(global: &GlobalArgs, args: DevArgs, console: Console) -> Result
     let client = target.client().clone();
     let logs_cancel = shutdown.clone();
     let tail = args.tail;
-    let side = async move {
+    let logs = async move {
         if tail {
             let _ = crate::logs::follow(&client, &namespace, &selector, &logs_events, &logs_cancel)
                 .await;
         }
+    };
+    let forward_events = console.sink();
+    let forward_client = target.client().clone();
+    let forward_cancel = shutdown.clone();
+    let port_forwards = async move {
+        if forwards.is_empty() {
+            return;
+        }
+        // Named ports are looked up in the cluster: start once the first deploy created the objects.
+        if progress_rx.wait_for(|n| *n > 0).await.is_err() {
+            return;
+        }
+        match Forwarder::start(forward_client, forwards, forward_events.clone()).await {
+            // Connections made while a rollout is still coming up wait for a ready pod this long.
+            Ok((forwarder, _)) => {
+                forwarder
+                    .with_pod_wait(Duration::from_secs(600))
+                    .run(forward_cancel)
+                    .await
+            }
+            Err(e) => forward_events.emit(Event::Warning {
+                message: format!("port-forwards not started: {e}"),
+            }),
+        }
+    };
+    let side = async move {
+        tokio::join!(logs, port_forwards);
     };
     let ctrl_c = super::cancel_on_ctrl_c(shutdown.clone());
     let result = tokio::select! {
@@ -132,6 +163,60 @@ fn unreachable_after_exit() -> Result<crate::runner::dev::DevSummary, Error> {
         message: "cannot listen for Ctrl-C".into(),
         hint: None,
     })
+}
+
+/// The forwards `devloop dev` keeps open: `portForward:` entries, plus every Service port with `--port-forward`.
+fn forward_specs(
+    cfg: &Config,
+    namespace: &str,
+    all_services: bool,
+    console: &Console,
+) -> Result<Vec<ForwardSpec>, Error> {
+    let mut specs = Vec::new();
+    for p in &cfg.port_forwards {
+        let Some(resource_type) = ResourceType::parse(&p.resource_type) else {
+            continue;
+        };
+        let port = match p.port.parse::<u16>() {
+            Ok(n) => PortRef::Number(n),
+            Err(_) => PortRef::Name(p.port.clone()),
+        };
+        specs.push(ForwardSpec {
+            resource_type,
+            name: p.resource_name.clone(),
+            namespace: p.namespace.clone().unwrap_or_else(|| namespace.to_string()),
+            port,
+            local_port: p.local_port,
+            address: p.address,
+        });
+    }
+    if all_services {
+        // Services do not depend on the images: render them with none, and without the warnings that causes.
+        let env: std::collections::BTreeMap<String, String> = std::env::vars().collect();
+        let labels = super::render::labels(cfg);
+        let rendered = crate::render::render(&crate::render::RenderRequest {
+            base_dir: &cfg.base_dir,
+            manifests: &cfg.manifests,
+            images: &[],
+            labels: &labels,
+            namespace: Some(namespace),
+            env: &env,
+        })?;
+        let objects: Vec<serde_json::Value> = rendered
+            .objects
+            .into_iter()
+            .map(|o| o.into_value())
+            .collect();
+        let found = crate::port_forward::service_specs(
+            objects.iter(),
+            std::net::IpAddr::from([127, 0, 0, 1]),
+        );
+        if found.is_empty() {
+            console.info("--port-forward: the project renders no Service with a selector");
+        }
+        specs.extend(found);
+    }
+    Ok(specs)
 }
 
 /// What `devloop dev` watches: each artifact's context (minus what its `.dockerignore` excludes) and Dockerfile,

@@ -106,8 +106,16 @@ pub struct PortMapping {
 /// A bind mount (relative to the project) or a named volume.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub enum Volume {
-    Bind { source: PathBuf, target: String, read_only: bool },
-    Named { name: String, target: String, read_only: bool },
+    Bind {
+        source: PathBuf,
+        target: String,
+        read_only: bool,
+    },
+    Named {
+        name: String,
+        target: String,
+        read_only: bool,
+    },
 }
 
 /// A Docker healthcheck, durations in nanoseconds as the Engine API wants them.
@@ -162,7 +170,11 @@ pub struct Invalid {
 }
 
 fn invalid(field: String, message: String, hint: Option<&str>) -> Invalid {
-    Invalid { field, message, hint: hint.map(str::to_string) }
+    Invalid {
+        field,
+        message,
+        hint: hint.map(str::to_string),
+    }
 }
 
 /// Parses `5s`, `1m30s`, `250ms` into nanoseconds.
@@ -199,25 +211,44 @@ pub fn validate(raw: &RawDockerDeploy, base_dir: &Path) -> Result<DockerDeploy, 
     for (i, c) in raw.containers.iter().enumerate() {
         let field = |f: &str| format!("deploy.docker.containers[{i}].{f}");
         let valid_name = !c.name.is_empty()
-            && c.name.chars().all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '-' | '_' | '.'))
+            && c.name
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '-' | '_' | '.'))
             && c.name.starts_with(|ch: char| ch.is_ascii_alphanumeric());
         if !valid_name {
-            return Err(invalid(field("name"), format!("`{}` is not a valid container name", c.name), Some("use letters, digits, `-`, `_`, `.`")));
+            return Err(invalid(
+                field("name"),
+                format!("`{}` is not a valid container name", c.name),
+                Some("use letters, digits, `-`, `_`, `.`"),
+            ));
         }
         if names.iter().filter(|n| **n == c.name).count() > 1 {
-            return Err(invalid(field("name"), format!("`{}` is defined twice", c.name), None));
+            return Err(invalid(
+                field("name"),
+                format!("`{}` is defined twice", c.name),
+                None,
+            ));
         }
         let mut ports = Vec::new();
         for (j, p) in c.ports.iter().enumerate() {
             ports.push(parse_port(p).ok_or_else(|| {
-                invalid(field(&format!("ports[{j}]")), format!("`{p}` is not a port mapping"), Some("use `[host_ip:]host:container[/tcp|udp]`, e.g. `8080:80`"))
+                invalid(
+                    field(&format!("ports[{j}]")),
+                    format!("`{p}` is not a port mapping"),
+                    Some("use `[host_ip:]host:container[/tcp|udp]`, e.g. `8080:80`"),
+                )
             })?);
         }
         let mut env = BTreeMap::new();
         for (j, f) in c.env_file.iter().enumerate() {
             let path = base_dir.join(f);
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| invalid(field(&format!("envFile[{j}]")), format!("cannot read `{f}`: {e}"), Some("paths are relative to the config file's directory")))?;
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                invalid(
+                    field(&format!("envFile[{j}]")),
+                    format!("cannot read `{f}`: {e}"),
+                    Some("paths are relative to the config file's directory"),
+                )
+            })?;
             for (n, line) in text.lines().enumerate() {
                 let line = line.trim();
                 if line.is_empty() || line.starts_with('#') {
@@ -225,10 +256,18 @@ pub fn validate(raw: &RawDockerDeploy, base_dir: &Path) -> Result<DockerDeploy, 
                 }
                 let line = line.strip_prefix("export ").unwrap_or(line);
                 let Some((k, v)) = line.split_once('=') else {
-                    return Err(invalid(field(&format!("envFile[{j}]")), format!("`{f}` line {}: `{line}` is not `NAME=value`", n + 1), None));
+                    return Err(invalid(
+                        field(&format!("envFile[{j}]")),
+                        format!("`{f}` line {}: `{line}` is not `NAME=value`", n + 1),
+                        None,
+                    ));
                 };
                 let v = v.trim();
-                let v = v.strip_prefix('"').and_then(|x| x.strip_suffix('"')).or_else(|| v.strip_prefix('\'').and_then(|x| x.strip_suffix('\''))).unwrap_or(v);
+                let v = v
+                    .strip_prefix('"')
+                    .and_then(|x| x.strip_suffix('"'))
+                    .or_else(|| v.strip_prefix('\'').and_then(|x| x.strip_suffix('\'')))
+                    .unwrap_or(v);
                 env.insert(k.trim().to_string(), v.to_string());
             }
         }
@@ -242,13 +281,29 @@ pub fn validate(raw: &RawDockerDeploy, base_dir: &Path) -> Result<DockerDeploy, 
         let healthcheck = match &c.healthcheck {
             None => None,
             Some(h) => {
-                if !matches!(h.test.first().map(String::as_str), Some("CMD" | "CMD-SHELL" | "NONE")) {
-                    return Err(invalid(field("healthcheck.test"), format!("`{:?}` must start with `CMD`, `CMD-SHELL` or `NONE`", h.test), None));
+                if !matches!(
+                    h.test.first().map(String::as_str),
+                    Some("CMD" | "CMD-SHELL" | "NONE")
+                ) {
+                    return Err(invalid(
+                        field("healthcheck.test"),
+                        format!(
+                            "`{:?}` must start with `CMD`, `CMD-SHELL` or `NONE`",
+                            h.test
+                        ),
+                        None,
+                    ));
                 }
                 let d = |s: &Option<String>, f: &str, default: i64| -> Result<i64, Invalid> {
                     match s {
                         None => Ok(default),
-                        Some(v) => parse_duration_ns(v).ok_or_else(|| invalid(field(&format!("healthcheck.{f}")), format!("`{v}` is not a duration"), Some("e.g. `5s`, `1m30s`, `500ms`"))),
+                        Some(v) => parse_duration_ns(v).ok_or_else(|| {
+                            invalid(
+                                field(&format!("healthcheck.{f}")),
+                                format!("`{v}` is not a duration"),
+                                Some("e.g. `5s`, `1m30s`, `500ms`"),
+                            )
+                        }),
                     }
                 };
                 Some(Healthcheck {
@@ -263,22 +318,41 @@ pub fn validate(raw: &RawDockerDeploy, base_dir: &Path) -> Result<DockerDeploy, 
         let mut depends_on = Vec::new();
         for (j, d) in c.depends_on.iter().enumerate() {
             if !names.contains(&d.name.as_str()) || d.name == c.name {
-                return Err(invalid(field(&format!("dependsOn[{j}].name")), format!("`{}` is not another container of deploy.docker", d.name), None));
+                return Err(invalid(
+                    field(&format!("dependsOn[{j}].name")),
+                    format!("`{}` is not another container of deploy.docker", d.name),
+                    None,
+                ));
             }
             let condition = match d.condition.as_deref() {
                 None | Some("started") => Condition::Started,
                 Some("healthy") => Condition::Healthy,
                 Some("completed") => Condition::Completed,
-                Some(other) => return Err(invalid(field(&format!("dependsOn[{j}].condition")), format!("unknown condition `{other}`"), Some("use `started`, `healthy` or `completed`"))),
+                Some(other) => {
+                    return Err(invalid(
+                        field(&format!("dependsOn[{j}].condition")),
+                        format!("unknown condition `{other}`"),
+                        Some("use `started`, `healthy` or `completed`"),
+                    ));
+                }
             };
-            depends_on.push(Dependency { name: d.name.clone(), condition });
+            depends_on.push(Dependency {
+                name: d.name.clone(),
+                condition,
+            });
         }
         let restart = match c.restart.as_deref() {
             None | Some("no") => Restart::No,
             Some("always") => Restart::Always,
             Some("on-failure") => Restart::OnFailure,
             Some("unless-stopped") => Restart::UnlessStopped,
-            Some(other) => return Err(invalid(field("restart"), format!("unknown restart policy `{other}`"), Some("use `no`, `always`, `on-failure` or `unless-stopped`"))),
+            Some(other) => {
+                return Err(invalid(
+                    field("restart"),
+                    format!("unknown restart policy `{other}`"),
+                    Some("use `no`, `always`, `on-failure` or `unless-stopped`"),
+                ));
+            }
         };
         containers.push(Container {
             name: c.name.clone(),
@@ -298,16 +372,31 @@ pub fn validate(raw: &RawDockerDeploy, base_dir: &Path) -> Result<DockerDeploy, 
     while order.len() < containers.len() {
         let before = order.len();
         for c in &containers {
-            if !order.contains(&c.name.as_str()) && c.depends_on.iter().all(|d| order.contains(&d.name.as_str())) {
+            if !order.contains(&c.name.as_str())
+                && c.depends_on
+                    .iter()
+                    .all(|d| order.contains(&d.name.as_str()))
+            {
                 order.push(&c.name);
             }
         }
         if order.len() == before {
-            let stuck: Vec<String> = containers.iter().filter(|c| !order.contains(&c.name.as_str())).map(|c| format!("`{}`", c.name)).collect();
-            return Err(invalid("deploy.docker.containers".into(), format!("`dependsOn` forms a cycle among {}", stuck.join(", ")), None));
+            let stuck: Vec<String> = containers
+                .iter()
+                .filter(|c| !order.contains(&c.name.as_str()))
+                .map(|c| format!("`{}`", c.name))
+                .collect();
+            return Err(invalid(
+                "deploy.docker.containers".into(),
+                format!("`dependsOn` forms a cycle among {}", stuck.join(", ")),
+                None,
+            ));
         }
     }
-    Ok(DockerDeploy { containers, stop_grace_period_secs: raw.stop_grace_period.unwrap_or(10) })
+    Ok(DockerDeploy {
+        containers,
+        stop_grace_period_secs: raw.stop_grace_period.unwrap_or(10),
+    })
 }
 
 fn parse_port(s: &str) -> Option<PortMapping> {
@@ -323,8 +412,16 @@ fn parse_port(s: &str) -> Option<PortMapping> {
         [c, h, ip] => (*ip, *h, *c),
         _ => return None,
     };
-    let host_ip = host_ip.trim_start_matches('[').trim_end_matches(']').to_string();
-    Some(PortMapping { host_ip, host_port: host.parse().ok()?, container_port: container.parse().ok()?, protocol })
+    let host_ip = host_ip
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    Some(PortMapping {
+        host_ip,
+        host_port: host.parse().ok()?,
+        container_port: container.parse().ok()?,
+        protocol,
+    })
 }
 
 fn parse_volume(s: &str, base_dir: &Path) -> Option<Volume> {
@@ -340,9 +437,20 @@ fn parse_volume(s: &str, base_dir: &Path) -> Option<Volume> {
     }
     if source.starts_with('.') || source.starts_with('/') || source.starts_with('~') {
         let path = base_dir.join(source);
-        Some(Volume::Bind { source: path, target: target.to_string(), read_only })
-    } else if source.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) {
-        Some(Volume::Named { name: source.to_string(), target: target.to_string(), read_only })
+        Some(Volume::Bind {
+            source: path,
+            target: target.to_string(),
+            read_only,
+        })
+    } else if source
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        Some(Volume::Named {
+            name: source.to_string(),
+            target: target.to_string(),
+            read_only,
+        })
     } else {
         None
     }
@@ -360,30 +468,68 @@ mod tests {
     #[test]
     fn validates_a_typical_stack() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join(".env"), "# db\nPOSTGRES_USER=shop\nexport POSTGRES_PASSWORD=\"pw\"\n").unwrap();
+        std::fs::write(
+            dir.path().join(".env"),
+            "# db\nPOSTGRES_USER=shop\nexport POSTGRES_PASSWORD=\"pw\"\n",
+        )
+        .unwrap();
         let d = validate(
             &raw("containers:\n  - name: db\n    image: postgres:16\n    envFile: [.env]\n    volumes: [\"data:/var/lib/postgresql/data\"]\n    healthcheck: {test: [CMD-SHELL, pg_isready], interval: 1s}\n  - name: api\n    image: shop-api\n    ports: [\"8080:80\", \"127.0.0.1:9090:9090/udp\"]\n    env: {POSTGRES_USER: api}\n    volumes: [\"./www:/www:ro\"]\n    dependsOn: [{name: db, condition: healthy}]\n    restart: on-failure\n"),
             dir.path(),
         )
         .unwrap();
-        assert_eq!(d.containers[0].env.get("POSTGRES_PASSWORD").map(String::as_str), Some("pw"));
-        assert_eq!(d.containers[0].healthcheck.as_ref().unwrap().interval_ns, 1_000_000_000);
-        assert_eq!(d.containers[1].env.get("POSTGRES_USER").map(String::as_str), Some("api"));
-        assert_eq!(d.containers[1].ports[0], PortMapping { host_ip: "0.0.0.0".into(), host_port: 8080, container_port: 80, protocol: "tcp".into() });
+        assert_eq!(
+            d.containers[0]
+                .env
+                .get("POSTGRES_PASSWORD")
+                .map(String::as_str),
+            Some("pw")
+        );
+        assert_eq!(
+            d.containers[0].healthcheck.as_ref().unwrap().interval_ns,
+            1_000_000_000
+        );
+        assert_eq!(
+            d.containers[1].env.get("POSTGRES_USER").map(String::as_str),
+            Some("api")
+        );
+        assert_eq!(
+            d.containers[1].ports[0],
+            PortMapping {
+                host_ip: "0.0.0.0".into(),
+                host_port: 8080,
+                container_port: 80,
+                protocol: "tcp".into()
+            }
+        );
         assert_eq!(d.containers[1].ports[1].protocol, "udp");
         assert_eq!(d.containers[1].depends_on[0].condition, Condition::Healthy);
-        assert!(matches!(&d.containers[1].volumes[0], Volume::Bind { read_only: true, .. }));
+        assert!(matches!(
+            &d.containers[1].volumes[0],
+            Volume::Bind {
+                read_only: true,
+                ..
+            }
+        ));
         assert_eq!(d.containers[1].restart, Restart::OnFailure);
     }
 
     #[test]
     fn errors_name_the_field() {
         let dir = tempfile::tempdir().unwrap();
-        let e = validate(&raw("containers:\n  - {name: a, image: x, ports: [\"80:http\"]}\n"), dir.path()).unwrap_err();
+        let e = validate(
+            &raw("containers:\n  - {name: a, image: x, ports: [\"80:http\"]}\n"),
+            dir.path(),
+        )
+        .unwrap_err();
         assert_eq!(e.field, "deploy.docker.containers[0].ports[0]");
         let e = validate(&raw("containers:\n  - {name: a, image: x, dependsOn: [{name: b}]}\n  - {name: b, image: x, dependsOn: [{name: a}]}\n"), dir.path()).unwrap_err();
         assert!(e.message.contains("cycle"), "{e:?}");
-        let e = validate(&raw("containers:\n  - {name: a, image: x, dependsOn: [{name: zz}]}\n"), dir.path()).unwrap_err();
+        let e = validate(
+            &raw("containers:\n  - {name: a, image: x, dependsOn: [{name: zz}]}\n"),
+            dir.path(),
+        )
+        .unwrap_err();
         assert_eq!(e.field, "deploy.docker.containers[0].dependsOn[0].name");
         assert_eq!(parse_duration_ns("1m30s"), Some(90_000_000_000));
         assert_eq!(parse_duration_ns("250ms"), Some(250_000_000));

@@ -61,6 +61,8 @@ pub struct Config {
     pub manifests: Manifests,
     /// `deploy.docker`: run the project as containers on the local Docker daemon instead of Kubernetes.
     pub docker: Option<deploy::DockerDeploy>,
+    /// `portForward`: local ports `devloop dev` forwards to cluster resources.
+    pub port_forwards: Vec<PortForward>,
     pub active_profiles: Vec<ActiveProfile>,
 }
 
@@ -97,6 +99,81 @@ pub struct Artifact {
 pub struct Require {
     pub image: String,
     pub alias: String,
+}
+
+/// A validated `portForward` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortForward {
+    /// `service`, `deployment`, `statefulset` or `pod`.
+    pub resource_type: String,
+    pub resource_name: String,
+    /// `None`: the namespace devloop deploys to.
+    pub namespace: Option<String>,
+    /// A number or a port name.
+    pub port: String,
+    pub local_port: Option<u16>,
+    pub address: std::net::IpAddr,
+}
+
+fn validate_port_forwards(
+    file: &str,
+    raw: Vec<raw::RawPortForward>,
+) -> Result<Vec<PortForward>, ConfigError> {
+    raw.into_iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let field = |f: &str| format!("portForward[{i}].{f}");
+            let resource_type = p
+                .resource_type
+                .unwrap_or_else(|| "service".into())
+                .to_lowercase();
+            if !matches!(
+                resource_type.as_str(),
+                "service" | "deployment" | "statefulset" | "pod"
+            ) {
+                return Err(invalid(
+                    file,
+                    field("resourceType"),
+                    format!("unknown resource type `{resource_type}`"),
+                    Some("use `service`, `deployment`, `statefulset` or `pod`"),
+                ));
+            }
+            let port = match p.port {
+                raw::RawPort::Number(0) => {
+                    return Err(invalid(
+                        file,
+                        field("port"),
+                        "port 0 cannot be forwarded",
+                        None,
+                    ));
+                }
+                raw::RawPort::Number(n) => n.to_string(),
+                raw::RawPort::Name(n) if !n.is_empty() => n,
+                raw::RawPort::Name(_) => {
+                    return Err(invalid(file, field("port"), "empty port name", None));
+                }
+            };
+            let address = match p.address.as_deref() {
+                None => std::net::IpAddr::from([127, 0, 0, 1]),
+                Some(a) => a.parse().map_err(|_| {
+                    invalid(
+                        file,
+                        field("address"),
+                        format!("`{a}` is not an IP address"),
+                        Some("e.g. `127.0.0.1` or `0.0.0.0`"),
+                    )
+                })?,
+            };
+            Ok(PortForward {
+                resource_type,
+                resource_name: p.resource_name,
+                namespace: p.namespace,
+                port,
+                local_port: p.local_port,
+                address,
+            })
+        })
+        .collect()
 }
 
 /// How built images are tagged.
@@ -274,7 +351,9 @@ fn apply_profiles(
                     file,
                     format!("profiles[{i}].replace"),
                     format!("`{r}` is not a path a profile can set"),
-                    Some("paths start with `build.`, `manifests.` or `deploy.`, e.g. `manifests.rawYaml`"),
+                    Some(
+                        "paths start with `build.`, `manifests.` or `deploy.`, e.g. `manifests.rawYaml`",
+                    ),
                 ));
             }
         }
@@ -288,6 +367,9 @@ fn apply_profiles(
             }
             if let Some(d) = &p.deploy {
                 m.insert("deploy".into(), to_value(file, d)?);
+            }
+            if let Some(f) = &p.port_forward {
+                m.insert("portForward".into(), to_value(file, f)?);
             }
         }
         profile::strip_nulls(&mut overlay);
@@ -370,13 +452,16 @@ fn validate(
         project,
         build,
         manifests: raw.manifests.unwrap_or_default(),
+        port_forwards: validate_port_forwards(file, raw.port_forward.unwrap_or_default())?,
         docker: match raw.deploy.and_then(|d| d.docker) {
-            Some(d) => Some(deploy::validate(&d, base_dir).map_err(|e| ConfigError::Invalid {
-                file: file.to_string(),
-                field: e.field,
-                message: e.message,
-                hint: e.hint,
-            })?),
+            Some(d) => Some(
+                deploy::validate(&d, base_dir).map_err(|e| ConfigError::Invalid {
+                    file: file.to_string(),
+                    field: e.field,
+                    message: e.message,
+                    hint: e.hint,
+                })?,
+            ),
             None => None,
         },
         active_profiles,

@@ -25,7 +25,41 @@ pub struct RawConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deploy: Option<RawDeploy>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port_forward: Option<Vec<RawPortForward>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub profiles: Option<Vec<RawProfile>>,
+}
+
+/// `portForward[]`: a local port forwarded to a cluster resource by `devloop dev`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawPortForward {
+    /// `service` (default), `deployment`, `statefulset` or `pod`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_type: Option<String>,
+    pub resource_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// A port number, or a port name.
+    pub port: RawPort,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_port: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+}
+
+/// A port as written: a number or a name.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum RawPort {
+    Number(u16),
+    Name(String),
+}
+
+impl Default for RawPort {
+    fn default() -> Self {
+        RawPort::Number(0)
+    }
 }
 
 /// `metadata:`: the project's identity.
@@ -146,6 +180,8 @@ pub struct RawProfile {
     pub manifests: Option<Manifests>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deploy: Option<RawDeploy>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port_forward: Option<Vec<RawPortForward>>,
 }
 
 /// `profiles[].activation[]`: all the given conditions of one entry must hold; any entry activates.

@@ -327,6 +327,54 @@ impl Printer {
                     }
                 ));
             }
+            Event::PortForwardStarted {
+                resource,
+                port,
+                address,
+                requested_port,
+                ..
+            } => {
+                let moved = if address.ends_with(&format!(":{requested_port}")) {
+                    String::new()
+                } else {
+                    format!(" (port {requested_port} was taken)")
+                };
+                self.line(&format!(
+                    "{} forwarding {} → {resource}:{port}{moved}",
+                    self.paint("36", "⇄"),
+                    self.paint("1", address)
+                ));
+            }
+            Event::PortForwardFailed {
+                resource,
+                address,
+                message,
+            } => {
+                self.line(&format!(
+                    "{} {address} → {resource}: {message}",
+                    self.paint("33", "⇄")
+                ));
+            }
+            Event::PortForwardRecovered {
+                resource,
+                address,
+                pod,
+            } => {
+                self.line(&format!(
+                    "{} {address} → {resource} works again (pod {pod})",
+                    self.paint("32", "⇄")
+                ));
+            }
+            Event::PortForwardRetargeted {
+                resource,
+                address,
+                pod,
+            } => {
+                self.line(&format!(
+                    "{} {address} → {resource} now reaches pod {pod}",
+                    self.paint("36", "⇄")
+                ));
+            }
             Event::Log {
                 pod,
                 container,

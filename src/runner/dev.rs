@@ -56,6 +56,8 @@ pub struct DevLoop<'a, B: Builder, D: Deployer> {
     pub reload: &'a ReloadFn<'a>,
     pub plan: &'a PlanFn<'a, D::Plan>,
     pub opts: DevOptions,
+    /// Counts successful iterations, so side streams (port-forwards) can start after the first deploy.
+    pub progress: tokio::sync::watch::Sender<usize>,
 }
 
 /// What one session did, for the exit summary.
@@ -174,6 +176,7 @@ impl<B: Builder, D: Deployer> DevLoop<'_, B, D> {
             };
             match outcome {
                 Some(Ok(report)) => {
+                    self.progress.send_modify(|n| *n += 1);
                     for r in report.results {
                         images.insert(tag::normalize_repository(&r.image), r);
                     }
@@ -493,6 +496,7 @@ mod tests {
                     cleanup: true,
                     cleanup_timeout: Duration::from_secs(5),
                 },
+                progress: tokio::sync::watch::channel(0).0,
             };
             let (tx, rx) = mpsc::unbounded_channel();
             let shutdown = CancellationToken::new();
