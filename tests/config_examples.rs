@@ -16,6 +16,7 @@ fn the_annotated_example_parses() {
     assert_eq!(raw.profiles.unwrap().len(), 2);
     let manifests = raw.manifests.unwrap();
     assert!(manifests.kustomize.is_some() && manifests.helm.is_some());
+    assert_eq!(raw.port_forward.unwrap().len(), 1);
 }
 
 #[test]
