@@ -288,13 +288,14 @@ fn run(forwarder: &Arc<Forwarder>) -> CancellationToken {
     cancel
 }
 
+/// The port-forward failures reported so far.
 fn warnings(events: &Mutex<Vec<Event>>) -> Vec<String> {
     events
         .lock()
         .unwrap()
         .iter()
         .filter_map(|e| match e {
-            Event::Warning { message } => Some(message.clone()),
+            Event::PortForwardFailed { message, .. } => Some(message.clone()),
             _ => None,
         })
         .collect()
