@@ -16,7 +16,7 @@
 // Benches are compiled with `cfg(test)` but without the test harness: the fake's unit-test modules lose their
 // `#[test]` functions and with them the use of their imports.
 #[allow(unused_imports)]
-#[path = "../tests/support"]
+#[path = "../../scratch/deploybench/support"]
 mod support {
     //! Only the fake API server of the test support (the rest needs the test harness).
     pub mod fake_apiserver;

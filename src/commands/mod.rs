@@ -18,7 +18,7 @@ use crate::event::BuiltArtifact;
 use crate::event::Event;
 use crate::output::Console;
 use crate::render::ArtifactImage;
-use crate::runner::BuildOptions;
+use crate::runner::{ArtifactResult, BuildOptions};
 use crate::tag;
 use crate::template;
 
@@ -80,16 +80,7 @@ pub async fn resolve_images(
             .collect::<Result<_, _>>()?
     } else {
         let built = build::build(cfg, opts, console).await?;
-        return Ok(built
-            .iter()
-            .map(|r| ArtifactImage {
-                name: r.image.clone(),
-                reference: r.deploy_reference(),
-                repository: r.repository.clone(),
-                tag: r.deploy_tag(),
-                digest: r.digest.clone(),
-            })
-            .collect());
+        return Ok(built.iter().map(ArtifactResult::artifact_image).collect());
     };
     given
         .into_iter()

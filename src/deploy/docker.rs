@@ -1222,7 +1222,14 @@ impl Deployer for DockerTarget {
             for v in volumes {
                 let object = format!("volume/{}", v.name);
                 if !opts.dry_run {
-                    match self.docker.remove_volume(&v.name, None).await {
+                    match self
+                        .docker
+                        .remove_volume(
+                            &v.name,
+                            None::<bollard::query_parameters::RemoveVolumeOptions>,
+                        )
+                        .await
+                    {
                         Ok(()) => {}
                         Err(e) if is_not_found(&e) => {}
                         Err(e) => return Err(api_error(&object, "remove", &e)),
@@ -1342,6 +1349,7 @@ fn assess(c: &ContainerInspectResponse, want: Want, restart: Restart) -> Assessm
         },
         Some(ContainerStateStatusEnum::CREATED) => Assessment::Pending("created".into()),
         Some(ContainerStateStatusEnum::PAUSED) => Assessment::Pending("paused".into()),
+        Some(ContainerStateStatusEnum::STOPPING) => Assessment::Pending("stopping".into()),
         Some(ContainerStateStatusEnum::REMOVING) => {
             failed("Removed", "the container is being removed".into())
         }

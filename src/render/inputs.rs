@@ -41,12 +41,7 @@ pub fn inputs(manifests: &Manifests, base_dir: &Path) -> Vec<Input> {
 
 /// The literal directory a glob starts from (`k8s/*.yaml` → `k8s/`), or the file itself when it has no wildcard.
 fn glob_input(base_dir: &Path, glob: &str) -> Input {
-    let cleaned = glob.strip_prefix("./").unwrap_or(glob);
-    let components: Vec<&str> = cleaned.split('/').collect();
-    let literal = components
-        .iter()
-        .take_while(|c| !c.contains(['*', '?', '[', '{', '\\']))
-        .count();
+    let (cleaned, components, literal) = super::source::split_glob(glob);
     if literal == components.len() {
         return Input::File(base_dir.join(cleaned));
     }

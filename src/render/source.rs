@@ -133,12 +133,7 @@ fn expand_glob(
         glob: glob.to_owned(),
         base_dir: base_dir.to_owned(),
     };
-    let cleaned = glob.strip_prefix("./").unwrap_or(glob);
-    let components: Vec<&str> = cleaned.split('/').collect();
-    let literal = components
-        .iter()
-        .take_while(|c| !c.contains(['*', '?', '[', '{', '\\']))
-        .count();
+    let (cleaned, components, literal) = split_glob(glob);
     if literal == components.len() {
         let path = PathBuf::from(cleaned);
         return if base_dir.join(&path).is_file() {
@@ -183,6 +178,18 @@ fn expand_glob(
     }
     found.sort();
     Ok(found)
+}
+
+/// A glob without its leading `./`, its `/`-separated components, and how many leading components are literal
+/// (contain no wildcard): the directory a match can only lie under.
+pub(crate) fn split_glob(glob: &str) -> (&str, Vec<&str>, usize) {
+    let cleaned = glob.strip_prefix("./").unwrap_or(glob);
+    let components: Vec<&str> = cleaned.split('/').collect();
+    let literal = components
+        .iter()
+        .take_while(|c| !c.contains(['*', '?', '[', '{', '\\']))
+        .count();
+    (cleaned, components, literal)
 }
 
 /// Visits the files under `dir` (shown as `shown`) down to `depth` levels.

@@ -282,13 +282,7 @@ impl<B: Builder, D: Deployer> DevLoop<'_, B, D> {
             .artifacts
             .iter()
             .filter_map(|a| current.get(&tag::normalize_repository(&a.image)))
-            .map(|r| ArtifactImage {
-                name: r.image.clone(),
-                reference: r.deploy_reference(),
-                repository: r.repository.clone(),
-                tag: r.deploy_tag(),
-                digest: r.digest.clone(),
-            })
+            .map(ArtifactResult::artifact_image)
             .collect();
         let plan = (self.plan)(cfg, &artifact_images)?;
         phase.store(PHASE_APPLY, Ordering::SeqCst);

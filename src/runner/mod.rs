@@ -84,6 +84,17 @@ impl ArtifactResult {
         }
     }
 
+    /// The image to inject into manifests (with its immutable deploy reference).
+    pub fn artifact_image(&self) -> crate::render::ArtifactImage {
+        crate::render::ArtifactImage {
+            name: self.image.clone(),
+            reference: self.deploy_reference(),
+            repository: self.repository.clone(),
+            tag: self.deploy_tag(),
+            digest: self.digest.clone(),
+        }
+    }
+
     pub fn built_artifact(&self) -> BuiltArtifact {
         BuiltArtifact {
             image: self.image.clone(),
@@ -396,15 +407,10 @@ impl<B: Builder> BuildRun<'_, B> {
                 let remote = self.builder.remote_digest(&repository, &tag).await?;
                 match remote {
                     Some(d) if rec.pushed_digest.as_deref() == Some(d.as_str()) => Some(d),
-                    _ => {
-                        let d = self
-                            .builder
-                            .push(&a.image, &repository, &tag, &self.events)
-                            .await?;
-                        rec.pushed_digest = Some(d.clone());
-                        self.store.record(&rec, &file_digests)?;
-                        Some(d)
-                    }
+                    _ => Some(
+                        self.push_and_record(&mut rec, &repository, &tag, &file_digests)
+                            .await?,
+                    ),
                 }
             } else {
                 None
@@ -472,17 +478,32 @@ impl<B: Builder> BuildRun<'_, B> {
         };
         self.store.record(&rec, &file_digests)?;
         let digest = if push {
-            let d = self
-                .builder
-                .push(&a.image, &repository, &tag, &self.events)
-                .await?;
-            rec.pushed_digest = Some(d.clone());
-            self.store.record(&rec, &file_digests)?;
-            Some(d)
+            Some(
+                self.push_and_record(&mut rec, &repository, &tag, &file_digests)
+                    .await?,
+            )
         } else {
             None
         };
         Ok(result(built.image_id, digest, false))
+    }
+
+    /// Pushes `repository:tag` and records the pushed digest with the build, so an unchanged image is not pushed
+    /// again.
+    async fn push_and_record(
+        &self,
+        rec: &mut Record,
+        repository: &str,
+        tag: &str,
+        files: &cache::FileDigests,
+    ) -> Result<String, Error> {
+        let digest = self
+            .builder
+            .push(&rec.artifact, repository, tag, &self.events)
+            .await?;
+        rec.pushed_digest = Some(digest.clone());
+        self.store.record(rec, files)?;
+        Ok(digest)
     }
 }
 

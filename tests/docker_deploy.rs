@@ -1,0 +1,663 @@
+//! The Docker deploy target against the real daemon (tier "docker" in docs/testing.md): containers from
+//! FROM-scratch busybox images, replaced only when they change, dependency order, readiness failures with logs,
+//! prune, logs, and a delete that leaves what devloop did not create alone.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use devloop::config::deploy::{
+    Condition, Container, Dependency, DockerDeploy, Healthcheck, PortMapping, Restart, Volume,
+};
+use devloop::deploy::docker::{DockerPlan, DockerTarget};
+use devloop::deploy::{Change, DeleteOptions, DeployError, Deployer};
+use devloop::event::{Event, EventSink};
+use support::{Project, unique};
+use tokio_util::sync::CancellationToken;
+
+const DEADLINE: Duration = Duration::from_secs(60);
+
+/// One test's project: its name, a directory for image contexts, and cleanup of everything named after it.
+struct Stack {
+    project: String,
+    files: Project,
+    /// Containers created outside devloop, removed at the end.
+    foreign: Vec<String>,
+}
+
+impl Stack {
+    fn new() -> Stack {
+        support::require_docker();
+        Stack {
+            project: unique("dltest"),
+            files: Project::new(),
+            foreign: Vec::new(),
+        }
+    }
+
+    /// Builds a FROM-scratch busybox image whose `/www/index.html` is `content`; returns its reference.
+    fn image(&mut self, content: &str) -> String {
+        let tag = format!("{}:{}", unique("devloop-test-deploy"), "v");
+        let ctx = unique("ctx");
+        self.files.with_busybox(&format!("{ctx}/bin/busybox"));
+        self.files.write(&format!("{ctx}/www/index.html"), content);
+        self.files.write(
+            &format!("{ctx}/Dockerfile"),
+            "FROM scratch\nCOPY bin/busybox /bin/busybox\nCOPY www /www\n",
+        );
+        let out = Command::new("docker")
+            .args(["build", "-q", "-t", &tag])
+            .arg(self.files.path().join(&ctx))
+            .env("DOCKER_BUILDKIT", "0")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "docker build: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        self.files.cleanup_image(&tag);
+        tag
+    }
+
+    async fn target(&self) -> DockerTarget {
+        DockerTarget::connect(&self.project).await.unwrap()
+    }
+
+    fn docker_name(&self, name: &str) -> String {
+        format!("{}-{name}", self.project)
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        let label = format!("label=dev.devloop.project={}", self.project);
+        let ids = Command::new("docker")
+            .args(["ps", "-aq", "--filter", &label])
+            .output()
+            .unwrap();
+        let mut ids: Vec<String> = String::from_utf8_lossy(&ids.stdout)
+            .split_whitespace()
+            .map(str::to_string)
+            .collect();
+        ids.extend(self.foreign.iter().cloned());
+        if !ids.is_empty() {
+            let _ = Command::new("docker")
+                .args(["rm", "-f"])
+                .args(&ids)
+                .output();
+        }
+        let _ = Command::new("docker")
+            .args(["network", "rm", &format!("devloop-{}", self.project)])
+            .output();
+        let vols = Command::new("docker")
+            .args(["volume", "ls", "-q", "--filter", &label])
+            .output()
+            .unwrap();
+        let vols: Vec<String> = String::from_utf8_lossy(&vols.stdout)
+            .split_whitespace()
+            .map(str::to_string)
+            .collect();
+        if !vols.is_empty() {
+            let _ = Command::new("docker")
+                .args(["volume", "rm", "-f"])
+                .args(&vols)
+                .output();
+        }
+    }
+}
+
+fn container(name: &str, image: &str, command: &[&str]) -> Container {
+    Container {
+        name: name.into(),
+        image: image.into(),
+        ports: Vec::new(),
+        env: BTreeMap::new(),
+        volumes: Vec::new(),
+        command: Some(command.iter().map(|s| s.to_string()).collect()),
+        args: None,
+        healthcheck: None,
+        depends_on: Vec::new(),
+        restart: Restart::No,
+    }
+}
+
+const HTTPD: &[&str] = &["/bin/busybox", "httpd", "-f", "-p", "8080", "-h", "/www"];
+const SLEEP: &[&str] = &["/bin/busybox", "sleep", "300"];
+
+fn plan(containers: Vec<Container>, images: &[(&str, &str)]) -> DockerPlan {
+    DockerPlan {
+        deploy: DockerDeploy {
+            containers,
+            stop_grace_period_secs: 1,
+        },
+        images: images
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The body of `GET /index.html`, retried while the server comes up.
+async fn http_get(port: u16) -> String {
+    tokio::task::spawn_blocking(move || {
+        let mut last = String::new();
+        for _ in 0..100 {
+            if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+                s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                let _ = s.write_all(b"GET /index.html HTTP/1.0\r\nHost: localhost\r\n\r\n");
+                let mut text = String::new();
+                let _ = s.read_to_string(&mut text);
+                if text.starts_with("HTTP/1.0 200") || text.starts_with("HTTP/1.1 200") {
+                    return text
+                        .split_once("\r\n\r\n")
+                        .map(|(_, b)| b.to_string())
+                        .unwrap_or_default();
+                }
+                last = text;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("no HTTP 200 on 127.0.0.1:{port}; last answer: {last:?}");
+    })
+    .await
+    .unwrap()
+}
+
+fn inspect(name: &str, format: &str) -> Option<String> {
+    let out = Command::new("docker")
+        .args(["inspect", "--format", format, name])
+        .output()
+        .unwrap();
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+fn network_exists(name: &str) -> bool {
+    Command::new("docker")
+        .args(["network", "inspect", name])
+        .output()
+        .unwrap()
+        .status
+        .success()
+}
+
+fn change_of(set: &devloop::deploy::DeployedSet, name: &str) -> Change {
+    set.applied
+        .iter()
+        .find(|a| a.reference.name == name)
+        .map(|a| a.change)
+        .unwrap_or_else(|| panic!("{name} not in {set:?}"))
+}
+
+/// Seconds since the epoch of an RFC 3339 UTC timestamp as Docker writes it (`2026-11-05T10:11:12.123456789Z`).
+fn epoch(t: &str) -> f64 {
+    let (date, time) = t.trim_end_matches('Z').split_once('T').unwrap();
+    let d: Vec<i64> = date.split('-').map(|x| x.parse().unwrap()).collect();
+    let (y, m) = if d[1] <= 2 {
+        (d[0] - 1, d[1] + 9)
+    } else {
+        (d[0], d[1] - 3)
+    };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * m + 2) / 5 + d[2] - 1;
+    let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
+    let hms: Vec<f64> = time.split(':').map(|x| x.parse().unwrap()).collect();
+    days as f64 * 86_400.0 + hms[0] * 3600.0 + hms[1] * 60.0 + hms[2]
+}
+
+fn collector() -> (EventSink, Arc<Mutex<Vec<Event>>>) {
+    EventSink::collector()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn web_container_is_replaced_only_when_its_image_changes() {
+    let mut s = Stack::new();
+    let v1 = s.image("v1\n");
+    let v2 = s.image("v2\n");
+    let port = free_port();
+    let mut web = container("web", "web", HTTPD);
+    web.ports.push(PortMapping {
+        host_ip: "127.0.0.1".into(),
+        host_port: port,
+        container_port: 8080,
+        protocol: "tcp".into(),
+    });
+    web.env.insert("GREETING".into(), "hello".into());
+    let target = s.target().await;
+    let cancel = CancellationToken::new();
+    let (events, seen) = collector();
+
+    let first = target
+        .deploy(&plan(vec![web.clone()], &[("web", &v1)]), &events, &cancel)
+        .await
+        .unwrap();
+    assert_eq!(change_of(&first, "web"), Change::Created);
+    target
+        .wait_ready(&first, DEADLINE, &events, &cancel)
+        .await
+        .unwrap();
+    assert_eq!(http_get(port).await, "v1\n");
+    let name = s.docker_name("web");
+    let first_id = inspect(&name, "{{.Id}}").unwrap();
+    let labels = inspect(&name, "{{json .Config.Labels}}").unwrap();
+    let labels: serde_json::Value = serde_json::from_str(&labels).unwrap();
+    assert_eq!(labels["dev.devloop.managed-by"], "devloop");
+    assert_eq!(labels["dev.devloop.project"], s.project.as_str());
+    assert_eq!(labels["dev.devloop.config"].as_str().unwrap().len(), 64);
+    assert_eq!(
+        inspect(&name, "{{range .Config.Env}}{{println .}}{{end}}")
+            .unwrap()
+            .lines()
+            .any(|l| l == "GREETING=hello"),
+        true
+    );
+    let network = format!("devloop-{}", s.project);
+    assert_eq!(
+        inspect(&network, "{{index .Labels \"dev.devloop.managed-by\"}}").as_deref(),
+        Some("devloop")
+    );
+
+    // A new image: a new container serves the new content on the same port.
+    let second = target
+        .deploy(&plan(vec![web.clone()], &[("web", &v2)]), &events, &cancel)
+        .await
+        .unwrap();
+    assert_eq!(change_of(&second, "web"), Change::Recreated);
+    target
+        .wait_ready(&second, DEADLINE, &events, &cancel)
+        .await
+        .unwrap();
+    assert_eq!(http_get(port).await, "v2\n");
+    let second_id = inspect(&name, "{{.Id}}").unwrap();
+    assert_ne!(first_id, second_id);
+    // busybox httpd runs as PID 1 without a SIGTERM handler: the stop had to be forced, and devloop says so.
+    let warned = seen.lock().unwrap().iter().any(|e| {
+        matches!(e, Event::Warning { message } if message.contains("container/web") && message.contains("was killed"))
+    });
+    assert!(warned, "{:?}", seen.lock().unwrap());
+
+    // Nothing changed: the container is left alone.
+    let third = target
+        .deploy(&plan(vec![web.clone()], &[("web", &v2)]), &events, &cancel)
+        .await
+        .unwrap();
+    assert_eq!(change_of(&third, "web"), Change::Unchanged);
+    assert_eq!(inspect(&name, "{{.Id}}").unwrap(), second_id);
+    target
+        .wait_ready(&third, DEADLINE, &events, &cancel)
+        .await
+        .unwrap();
+
+    // A config change (env) replaces it too.
+    web.env.insert("GREETING".into(), "bye".into());
+    let fourth = target
+        .deploy(&plan(vec![web], &[("web", &v2)]), &events, &cancel)
+        .await
+        .unwrap();
+    assert_eq!(change_of(&fourth, "web"), Change::Recreated);
+
+    let deleted = target
+        .delete_all(DeleteOptions::default(), &events)
+        .await
+        .unwrap();
+    let names: Vec<String> = deleted.iter().map(|r| r.short()).collect();
+    assert_eq!(
+        names,
+        vec!["container/web".to_string(), format!("network/{network}")]
+    );
+    assert_eq!(inspect(&name, "{{.Id}}"), None);
+    assert!(!network_exists(&network));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dependents_start_after_their_dependency_is_healthy() {
+    let mut s = Stack::new();
+    let image = s.image("db\n");
+    let mut db = container(
+        "db",
+        &image,
+        &[
+            "/bin/busybox",
+            "sh",
+            "-c",
+            "sleep 2; touch /tmp/ready; exec /bin/busybox sleep 300",
+        ],
+    );
+    db.healthcheck = Some(Healthcheck {
+        test: vec![
+            "CMD".into(),
+            "/bin/busybox".into(),
+            "test".into(),
+            "-f".into(),
+            "/tmp/ready".into(),
+        ],
+        interval_ns: 200_000_000,
+        timeout_ns: 2_000_000_000,
+        retries: 50,
+        start_period_ns: 0,
+    });
+    let mut api = container("api", &image, SLEEP);
+    api.depends_on.push(Dependency {
+        name: "db".into(),
+        condition: Condition::Healthy,
+    });
+    // Listed first: the order comes from `dependsOn`, not from the list.
+    let target = s.target().await;
+    let cancel = CancellationToken::new();
+    let (events, seen) = collector();
+    let set = target
+        .deploy(&plan(vec![api, db], &[]), &events, &cancel)
+        .await
+        .unwrap();
+    target
+        .wait_ready(&set, DEADLINE, &events, &cancel)
+        .await
+        .unwrap();
+    // db turns healthy 2 s after it starts (its healthcheck polls every 200 ms): api must start after that.
+    let db_started = epoch(&inspect(&s.docker_name("db"), "{{.State.StartedAt}}").unwrap());
+    let api_started = epoch(&inspect(&s.docker_name("api"), "{{.State.StartedAt}}").unwrap());
+    assert!(
+        api_started - db_started >= 2.0,
+        "api started {:.3} s after db",
+        api_started - db_started
+    );
+    let applied: Vec<String> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|e| match e {
+            Event::Applied { object, .. } => Some(object.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(applied, vec!["container/db", "container/api"]);
+    let waited = seen.lock().unwrap().iter().any(|e| {
+        matches!(e, Event::RolloutProgress { object, message, .. } if object == "container/db" && message.contains("`api` waits"))
+    });
+    assert!(waited, "{:?}", seen.lock().unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashing_container_fails_with_its_last_log_lines() {
+    let mut s = Stack::new();
+    let image = s.image("x\n");
+    let crash = container(
+        "crash",
+        &image,
+        &[
+            "/bin/busybox",
+            "sh",
+            "-c",
+            "for i in $(seq 1 30); do echo line $i; done; echo 'boom: no database' >&2; exit 3",
+        ],
+    );
+    let target = s.target().await;
+    let cancel = CancellationToken::new();
+    let (events, seen) = collector();
+    let set = target
+        .deploy(&plan(vec![crash], &[]), &events, &cancel)
+        .await
+        .unwrap();
+    let err = target
+        .wait_ready(&set, DEADLINE, &events, &cancel)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, DeployError::Status(_)), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.starts_with("container/crash: Error: exited with code 3"),
+        "{text}"
+    );
+    let seen = seen.lock().unwrap();
+    let Some(Event::RolloutFailed {
+        pod,
+        container,
+        logs,
+        ..
+    }) = seen
+        .iter()
+        .find(|e| matches!(e, Event::RolloutFailed { .. }))
+    else {
+        panic!("no rolloutFailed: {seen:?}")
+    };
+    assert_eq!(pod.as_deref(), Some("crash"));
+    assert_eq!(container.as_deref(), Some("crash"));
+    assert_eq!(logs.len(), 20, "{logs:?}");
+    assert_eq!(logs.last().map(String::as_str), Some("boom: no database"));
+    assert_eq!(logs.first().map(String::as_str), Some("line 12"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn containers_devloop_did_not_create_are_never_touched() {
+    let mut s = Stack::new();
+    let image = s.image("x\n");
+    let target = s.target().await;
+    let cancel = CancellationToken::new();
+    let (events, _) = collector();
+
+    // Same image, another name, no labels: deploy and delete leave it running.
+    let bystander = unique("devloop-test-bystander");
+    let run = |name: &str| {
+        let out = Command::new("docker")
+            .args(["run", "-d", "--name", name, &image])
+            .args(SLEEP)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&bystander);
+    s.foreign.push(bystander.clone());
+    let set = target
+        .deploy(
+            &plan(vec![container("app", &image, SLEEP)], &[]),
+            &events,
+            &cancel,
+        )
+        .await
+        .unwrap();
+    target
+        .wait_ready(&set, DEADLINE, &events, &cancel)
+        .await
+        .unwrap();
+    let deleted = target
+        .delete_all(DeleteOptions::default(), &events)
+        .await
+        .unwrap();
+    assert_eq!(deleted[0].short(), "container/app");
+    assert_eq!(
+        inspect(&bystander, "{{.State.Running}}").as_deref(),
+        Some("true")
+    );
+
+    // A foreign container with the name devloop would use: an error that names it, and it keeps running.
+    let clash = s.docker_name("web");
+    run(&clash);
+    s.foreign.push(clash.clone());
+    let err = target
+        .deploy(
+            &plan(vec![container("web", &image, SLEEP)], &[]),
+            &events,
+            &cancel,
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(&format!(
+            "a container named `{clash}` exists and devloop did not create it"
+        )),
+        "{err}"
+    );
+    assert!(err.contains("hint: "), "{err}");
+    assert_eq!(
+        inspect(&clash, "{{.State.Running}}").as_deref(),
+        Some("true")
+    );
+    target
+        .delete_all(DeleteOptions::default(), &events)
+        .await
+        .unwrap();
+    assert_eq!(
+        inspect(&clash, "{{.State.Running}}").as_deref(),
+        Some("true")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn containers_left_out_of_the_plan_are_pruned_and_volumes_kept_unless_purged() {
+    let mut s = Stack::new();
+    let image = s.image("x\n");
+    let target = s.target().await;
+    let cancel = CancellationToken::new();
+    let (events, seen) = collector();
+    let mut keeper = container("keeper", &image, SLEEP);
+    keeper.volumes.push(Volume::Named {
+        name: "data".into(),
+        target: "/data".into(),
+        read_only: false,
+    });
+    let www = s.files.path().join("site");
+    std::fs::create_dir_all(&www).unwrap();
+    keeper.volumes.push(Volume::Bind {
+        source: s.files.path().join("./site"),
+        target: "/site".into(),
+        read_only: true,
+    });
+    let gone = container("gone", &image, SLEEP);
+    target
+        .deploy(&plan(vec![keeper.clone(), gone], &[]), &events, &cancel)
+        .await
+        .unwrap();
+    let set = target
+        .deploy(&plan(vec![keeper], &[]), &events, &cancel)
+        .await
+        .unwrap();
+    assert_eq!(change_of(&set, "keeper"), Change::Unchanged);
+    assert_eq!(
+        set.pruned.iter().map(|r| r.short()).collect::<Vec<_>>(),
+        ["container/gone"]
+    );
+    assert!(
+        seen.lock()
+            .unwrap()
+            .iter()
+            .any(|e| matches!(e, Event::Pruned { object, .. } if object == "container/gone"))
+    );
+    assert_eq!(inspect(&s.docker_name("gone"), "{{.Id}}"), None);
+    let volume = format!("{}-data", s.project);
+    assert_eq!(
+        inspect(&volume, "{{index .Labels \"dev.devloop.project\"}}").as_deref(),
+        Some(s.project.as_str())
+    );
+
+    // Dry run lists and deletes nothing; a delete keeps the named volume; a purge removes it.
+    let listed = target
+        .delete_all(
+            DeleteOptions {
+                dry_run: true,
+                wait: false,
+            },
+            &events,
+        )
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert!(inspect(&s.docker_name("keeper"), "{{.Id}}").is_some());
+    target
+        .delete_all(DeleteOptions::default(), &events)
+        .await
+        .unwrap();
+    assert!(inspect(&volume, "{{.Name}}").is_some());
+    let purged = s
+        .target()
+        .await
+        .with_purge_volumes(true)
+        .delete_all(DeleteOptions::default(), &events)
+        .await
+        .unwrap();
+    assert_eq!(
+        purged.iter().map(|r| r.short()).collect::<Vec<_>>(),
+        [format!("volume/{volume}")]
+    );
+    assert_eq!(inspect(&volume, "{{.Name}}"), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_follow_new_containers_from_their_first_line() {
+    let mut s = Stack::new();
+    let image = s.image("x\n");
+    let talker = |word: &str| {
+        container(
+            "talker",
+            &image,
+            &[
+                "/bin/busybox",
+                "sh",
+                "-c",
+                &format!("echo first {word}; echo second {word}; exec /bin/busybox sleep 300"),
+            ],
+        )
+    };
+    let target = Arc::new(s.target().await);
+    let cancel = CancellationToken::new();
+    let (events, seen) = collector();
+    target
+        .deploy(&plan(vec![talker("one")], &[]), &events, &cancel)
+        .await
+        .unwrap();
+    let follower = {
+        let (target, events, cancel) = (Arc::clone(&target), events.clone(), cancel.clone());
+        tokio::spawn(async move { target.follow_logs(&events, &cancel).await })
+    };
+    let lines = |seen: &Arc<Mutex<Vec<Event>>>| -> Vec<String> {
+        seen.lock()
+            .unwrap()
+            .iter()
+            .filter_map(|e| match e {
+                Event::Log { pod, line, .. } if pod == "talker" => Some(line.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    let wait_for = |want: Vec<&str>| {
+        let seen = Arc::clone(&seen);
+        let want: Vec<String> = want.into_iter().map(str::to_string).collect();
+        async move {
+            for _ in 0..100 {
+                if lines(&seen) == want {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            panic!("log lines {:?}, want {want:?}", lines(&seen));
+        }
+    };
+    wait_for(vec!["first one", "second one"]).await;
+    target
+        .deploy(&plan(vec![talker("two")], &[]), &events, &cancel)
+        .await
+        .unwrap();
+    wait_for(vec!["first one", "second one", "first two", "second two"]).await;
+    cancel.cancel();
+    follower.await.unwrap().unwrap();
+}
