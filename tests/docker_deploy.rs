@@ -336,7 +336,7 @@ async fn dependents_start_after_their_dependency_is_healthy() {
             "/bin/busybox",
             "sh",
             "-c",
-            "sleep 2; touch /tmp/ready; exec /bin/busybox sleep 300",
+            "/bin/busybox mkdir -p /tmp; /bin/busybox sleep 2; /bin/busybox touch /tmp/ready; exec /bin/busybox sleep 300",
         ],
     );
     db.healthcheck = Some(Healthcheck {
@@ -404,7 +404,7 @@ async fn a_crashing_container_fails_with_its_last_log_lines() {
             "/bin/busybox",
             "sh",
             "-c",
-            "for i in $(seq 1 30); do echo line $i; done; echo 'boom: no database' >&2; exit 3",
+            "for i in $(/bin/busybox seq 1 30); do echo line $i; done; echo 'boom: no database' >&2; exit 3",
         ],
     );
     let target = s.target().await;
@@ -439,7 +439,11 @@ async fn a_crashing_container_fails_with_its_last_log_lines() {
     assert_eq!(pod.as_deref(), Some("crash"));
     assert_eq!(container.as_deref(), Some("crash"));
     assert_eq!(logs.len(), 20, "{logs:?}");
-    assert_eq!(logs.last().map(String::as_str), Some("boom: no database"));
+    assert_eq!(
+        logs.last().map(String::as_str),
+        Some("boom: no database"),
+        "{logs:?}"
+    );
     assert_eq!(logs.first().map(String::as_str), Some("line 12"));
 }
 

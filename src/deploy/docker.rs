@@ -40,6 +40,8 @@ pub const CONTAINER_LABEL: &str = "dev.devloop.container";
 pub const API_VERSION: &str = "docker/v1";
 /// How often container states are polled while waiting.
 const POLL: Duration = Duration::from_millis(100);
+/// How long a container without a healthcheck must keep running to count as ready.
+const SETTLE: Duration = Duration::from_millis(500);
 /// How many trailing log lines a failure report keeps.
 const TAIL_LINES: usize = 20;
 /// How long a dependent waits for a dependency's condition (`deploy` has no deadline of its own).
@@ -66,6 +68,16 @@ struct Planned {
     container: Container,
     image_id: String,
     digest: String,
+}
+
+/// A container `wait_ready` still waits for.
+struct Waiting {
+    name: String,
+    restart: Restart,
+    /// The last progress message reported.
+    last: Option<String>,
+    /// When it was first seen running (containers without a healthcheck).
+    running_since: Option<Instant>,
 }
 
 /// What a dependent or `wait_ready` waits for.
@@ -712,6 +724,21 @@ impl DockerTarget {
 
     /// The last lines a container wrote (stdout and stderr).
     async fn last_logs(&self, name: &str) -> Vec<String> {
+        // Docker 20.10 may report a container as exited before its log copier has written the last lines (seen
+        // here: a final stderr line missing): read until two reads agree, briefly.
+        let mut previous = self.read_tail(name).await;
+        for _ in 0..5 {
+            tokio::time::sleep(POLL).await;
+            let current = self.read_tail(name).await;
+            if current == previous {
+                break;
+            }
+            previous = current;
+        }
+        previous
+    }
+
+    async fn read_tail(&self, name: &str) -> Vec<String> {
         let mut stream = self.docker.logs(
             name,
             Some(LogsOptions {
@@ -1046,24 +1073,43 @@ impl Deployer for DockerTarget {
     ) -> Result<(), DeployError> {
         let started = Instant::now();
         // Containers left alone were running with this config already; only replaced ones are waited for.
-        let mut pending: Vec<(String, Restart, Option<String>)> = deployed
+        let mut pending: Vec<Waiting> = deployed
             .applied
             .iter()
             .filter(|a| a.reference.kind == "Container" && a.change != Change::Unchanged)
-            .map(|a| (a.reference.name.clone(), restart_of(&a.object), None))
+            .map(|a| Waiting {
+                name: a.reference.name.clone(),
+                restart: restart_of(&a.object),
+                last: None,
+                running_since: None,
+            })
             .collect();
         let total = pending.len();
         loop {
             let mut still = Vec::with_capacity(pending.len());
-            for (name, restart, last) in pending {
-                let object = format!("container/{name}");
-                let verdict = match self.inspect(&object, &self.container_name(&name)).await? {
+            for mut w in pending {
+                let object = format!("container/{}", w.name);
+                let current = self.inspect(&object, &self.container_name(&w.name)).await?;
+                let mut verdict = match &current {
                     None => Assessment::Failed {
                         reason: "Removed".into(),
                         message: "the container was removed".into(),
                     },
-                    Some(c) => assess(&c, Want::Ready, restart),
+                    Some(c) => assess(c, Want::Ready, w.restart),
                 };
+                // Without a healthcheck, "ready" means it kept running for a moment: a container that crashes
+                // on start-up (a bad flag, a missing file) must not pass as ready.
+                let unprobed_running = current.as_ref().is_some_and(|c| {
+                    let state = c.state.as_ref();
+                    state.and_then(|s| s.status) == Some(ContainerStateStatusEnum::RUNNING)
+                        && state.and_then(|s| s.health.as_ref()).is_none()
+                });
+                if verdict == Assessment::Ready && unprobed_running {
+                    let since = *w.running_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() < SETTLE {
+                        verdict = Assessment::Pending("running".into());
+                    }
+                }
                 match verdict {
                     Assessment::Ready => events.emit(Event::RolloutReady {
                         object,
@@ -1071,18 +1117,19 @@ impl Deployer for DockerTarget {
                         duration_ms: millis(started.elapsed()),
                     }),
                     Assessment::Pending(message) => {
-                        if last.as_deref() != Some(message.as_str()) {
+                        if w.last.as_deref() != Some(message.as_str()) {
                             events.emit(Event::RolloutProgress {
                                 object,
                                 namespace: None,
                                 message: message.clone(),
                             });
                         }
-                        still.push((name, restart, Some(message)));
+                        w.last = Some(message);
+                        still.push(w);
                     }
                     Assessment::Failed { reason, message } => {
                         return Err(self
-                            .report_failure(&name, &reason, &message, None, events)
+                            .report_failure(&w.name, &reason, &message, None, events)
                             .await);
                     }
                 }
@@ -1101,7 +1148,7 @@ impl Deployer for DockerTarget {
                     pending.len(),
                     deadline.as_secs()
                 );
-                for (name, _, last) in &pending {
+                for Waiting { name, last, .. } in &pending {
                     let message = last.clone().unwrap_or_else(|| "not ready".into());
                     let logs = self.last_logs(&self.container_name(name)).await;
                     events.emit(Event::RolloutFailed {
