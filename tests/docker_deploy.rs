@@ -260,13 +260,8 @@ async fn web_container_is_replaced_only_when_its_image_changes() {
     assert_eq!(labels["dev.devloop.managed-by"], "devloop");
     assert_eq!(labels["dev.devloop.project"], s.project.as_str());
     assert_eq!(labels["dev.devloop.config"].as_str().unwrap().len(), 64);
-    assert_eq!(
-        inspect(&name, "{{range .Config.Env}}{{println .}}{{end}}")
-            .unwrap()
-            .lines()
-            .any(|l| l == "GREETING=hello"),
-        true
-    );
+    let env = inspect(&name, "{{range .Config.Env}}{{println .}}{{end}}").unwrap();
+    assert!(env.lines().any(|l| l == "GREETING=hello"), "{env}");
     let network = format!("devloop-{}", s.project);
     assert_eq!(
         inspect(&network, "{{index .Labels \"dev.devloop.managed-by\"}}").as_deref(),
@@ -397,6 +392,7 @@ async fn dependents_start_after_their_dependency_is_healthy() {
 async fn a_crashing_container_fails_with_its_last_log_lines() {
     let mut s = Stack::new();
     let image = s.image("x\n");
+    // Docker copies stdout and stderr separately: only a pause orders lines across the two in its log.
     let crash = container(
         "crash",
         &image,
@@ -404,7 +400,7 @@ async fn a_crashing_container_fails_with_its_last_log_lines() {
             "/bin/busybox",
             "sh",
             "-c",
-            "for i in $(/bin/busybox seq 1 30); do echo line $i; done; echo 'boom: no database' >&2; exit 3",
+            "for i in $(/bin/busybox seq 1 30); do echo line $i; done; /bin/busybox sleep 0.3; echo 'boom: no database' >&2; exit 3",
         ],
     );
     let target = s.target().await;

@@ -722,23 +722,8 @@ impl DockerTarget {
         }
     }
 
-    /// The last lines a container wrote (stdout and stderr).
+    /// The last lines a container wrote (stdout and stderr, in the order the daemon logged them).
     async fn last_logs(&self, name: &str) -> Vec<String> {
-        // Docker 20.10 may report a container as exited before its log copier has written the last lines (seen
-        // here: a final stderr line missing): read until two reads agree, briefly.
-        let mut previous = self.read_tail(name).await;
-        for _ in 0..5 {
-            tokio::time::sleep(POLL).await;
-            let current = self.read_tail(name).await;
-            if current == previous {
-                break;
-            }
-            previous = current;
-        }
-        previous
-    }
-
-    async fn read_tail(&self, name: &str) -> Vec<String> {
         let mut stream = self.docker.logs(
             name,
             Some(LogsOptions {
