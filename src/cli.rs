@@ -194,6 +194,9 @@ pub struct DeleteArgs {
     /// List what would be deleted; delete nothing.
     #[arg(long = "dry-run")]
     pub dry_run: bool,
+    /// Docker target: also remove the named volumes devloop created (they are kept by default).
+    #[arg(long = "purge-volumes")]
+    pub purge_volumes: bool,
 }
 
 /// Parses `90s`, `10m`, `1h`, `1h30m` or a plain number of seconds.

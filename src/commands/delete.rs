@@ -8,6 +8,27 @@ use crate::output::Console;
 /// Runs `devloop delete`.
 pub async fn run(global: &GlobalArgs, args: DeleteArgs, console: Console) -> Result<(), Error> {
     let cfg = super::load_config(global, "delete", &console)?;
+    if cfg.docker.is_some() {
+        let target = crate::deploy::docker::DockerTarget::connect(&cfg.project)
+            .await?
+            .with_purge_volumes(args.purge_volumes);
+        let deleted = target
+            .delete_all(
+                DeleteOptions {
+                    dry_run: args.dry_run,
+                    wait: true,
+                },
+                &console.sink(),
+            )
+            .await?;
+        if deleted.is_empty() {
+            console.info(&format!(
+                "nothing of project `{}` runs on the Docker daemon",
+                cfg.project
+            ));
+        }
+        return Ok(());
+    }
     let target = super::connect(global, &cfg, false).await?;
     let deleted = target
         .delete_all(

@@ -21,6 +21,9 @@ pub async fn run(global: &GlobalArgs, args: DeployArgs, console: Console) -> Res
         ..Default::default()
     };
     let images = super::resolve_images(&cfg, &args.source, &opts, &console).await?;
+    if let Some(docker) = &cfg.docker {
+        return deploy_docker(&cfg, docker, &images, &args.apply, &console).await;
+    }
     let target = super::connect(global, &cfg, args.apply.force_conflicts).await?;
     apply_and_wait(
         &cfg,
@@ -69,5 +72,46 @@ pub async fn apply_and_wait(
     tokio::select! {
         r = work => r,
         _ = super::cancel_on_ctrl_c(cancel.clone()) => Err(Error::Usage { message: "interrupted".into(), hint: None }),
+    }
+}
+
+/// The Docker target: containers on the local daemon instead of a cluster.
+pub async fn deploy_docker(
+    cfg: &Config,
+    docker: &crate::config::deploy::DockerDeploy,
+    images: &[ArtifactImage],
+    apply: &ApplyArgs,
+    console: &Console,
+) -> Result<(), Error> {
+    let target = crate::deploy::docker::DockerTarget::connect(&cfg.project).await?;
+    let plan = docker_plan(docker, images);
+    let cancel = CancellationToken::new();
+    let events = console.sink();
+    let work = async {
+        let deployed = target.deploy(&plan, &events, &cancel).await?;
+        if !apply.no_status_check {
+            target
+                .wait_ready(&deployed, apply.status_check_deadline, &events, &cancel)
+                .await?;
+        }
+        Ok::<_, Error>(())
+    };
+    tokio::select! {
+        r = work => r,
+        _ = super::cancel_on_ctrl_c(cancel.clone()) => Err(Error::Usage { message: "interrupted".into(), hint: None }),
+    }
+}
+
+/// What the Docker target runs: the configured containers, artifact names replaced by built references.
+pub fn docker_plan(
+    docker: &crate::config::deploy::DockerDeploy,
+    images: &[ArtifactImage],
+) -> crate::deploy::docker::DockerPlan {
+    crate::deploy::docker::DockerPlan {
+        deploy: docker.clone(),
+        images: images
+            .iter()
+            .map(|i| (i.name.clone(), i.reference.clone()))
+            .collect(),
     }
 }

@@ -12,6 +12,7 @@ use crate::cache::Store;
 use crate::cli::{DevArgs, GlobalArgs, TriggerArg};
 use crate::config::Config;
 use crate::context::{DockerIgnore, read_ignore_rules};
+use crate::deploy::docker::DockerPlan;
 use crate::deploy::kube::KubePlan;
 use crate::error::Error;
 use crate::event::Event;
@@ -27,6 +28,9 @@ use crate::watch::{Trigger, WatchRoot, WatchSpec, Watcher};
 /// Runs `devloop dev`.
 pub async fn run(global: &GlobalArgs, args: DevArgs, console: Console) -> Result<(), Error> {
     let cfg = super::load_config(global, "dev", &console)?;
+    if cfg.docker.is_some() {
+        return run_docker(global, args, console, cfg).await;
+    }
     let target = super::connect(global, &cfg, args.apply.force_conflicts).await?;
     let store = Store::open(crate::cache::default_dir()?)?;
     let (builder, _) = DockerBuilder::connect(cfg.build.use_buildkit).await?;
@@ -36,28 +40,7 @@ pub async fn run(global: &GlobalArgs, args: DevArgs, console: Console) -> Result
         super::process_env(),
     );
 
-    let mut watcher = {
-        let (w, warnings) =
-            Watcher::start(watch_spec(&cfg, &args)).map_err(|e| Error::Io(e.to_string()))?;
-        for w in warnings {
-            console.sink().emit(Event::Warning {
-                message: w.to_string(),
-            });
-        }
-        w
-    };
-    if args.trigger == TriggerArg::Manual {
-        watcher
-            .manual_trigger(std::io::stdin())
-            .map_err(|e| Error::Io(e.to_string()))?;
-        console.info("press Enter to rebuild and redeploy");
-    }
-    console.info(&format!(
-        "watching {} (Ctrl-C to stop{})",
-        cfg.base_dir.display(),
-        if args.cleanup { " and clean up" } else { "" }
-    ));
-
+    let watcher = start_watcher(&cfg, &args, &console)?;
     let file = global.filename.clone();
     let opts_for_reload = global.clone();
     let reload_console = console.clone();
@@ -153,6 +136,94 @@ pub async fn run(global: &GlobalArgs, args: DevArgs, console: Console) -> Result
         // Never completes on its own: the first Ctrl-C cancels `shutdown` (the session then cleans up and
         // returns), the second exits the process.
         _ = ctrl_c => unreachable_after_exit(),
+    };
+    result.map(|_| ())
+}
+
+/// Starts watching what `cfg` builds and renders, and reads Enter in manual mode.
+fn start_watcher(cfg: &Config, args: &DevArgs, console: &Console) -> Result<Watcher, Error> {
+    let (mut watcher, warnings) =
+        Watcher::start(watch_spec(cfg, args)).map_err(|e| Error::Io(e.to_string()))?;
+    for w in warnings {
+        console.sink().emit(Event::Warning {
+            message: w.to_string(),
+        });
+    }
+    if args.trigger == TriggerArg::Manual {
+        watcher
+            .manual_trigger(std::io::stdin())
+            .map_err(|e| Error::Io(e.to_string()))?;
+        console.info("press Enter to rebuild and redeploy");
+    }
+    console.info(&format!(
+        "watching {} (Ctrl-C to stop{})",
+        cfg.base_dir.display(),
+        if args.cleanup { " and clean up" } else { "" }
+    ));
+    Ok(watcher)
+}
+
+/// `devloop dev` with `deploy.docker`: containers on the daemon that builds them; logs from the containers.
+async fn run_docker(
+    global: &GlobalArgs,
+    args: DevArgs,
+    console: Console,
+    cfg: Config,
+) -> Result<(), Error> {
+    let target = crate::deploy::docker::DockerTarget::connect(&cfg.project).await?;
+    let store = Store::open(crate::cache::default_dir()?)?;
+    let (builder, _) = DockerBuilder::connect(cfg.build.use_buildkit).await?;
+    let vars = Vars::new(
+        &cfg.base_dir,
+        Timestamp::now().rfc3339(),
+        super::process_env(),
+    );
+    let watcher = start_watcher(&cfg, &args, &console)?;
+    let reload_global = global.clone();
+    let reload_console = console.clone();
+    let reload = move || super::load_config(&reload_global, "dev", &reload_console);
+    let plan =
+        |cfg: &Config, images: &[crate::render::ArtifactImage]| -> Result<DockerPlan, Error> {
+            match &cfg.docker {
+                Some(d) => Ok(super::deploy::docker_plan(d, images)),
+                None => Err(Error::Usage {
+                    message: format!("{}: `deploy.docker` was removed", cfg.file),
+                    hint: Some("restart `devloop dev` to deploy somewhere else".into()),
+                }),
+            }
+        };
+    let dev = DevLoop {
+        builder: &builder,
+        deployer: &target,
+        store: &store,
+        vars: &vars,
+        events: console.sink(),
+        reload: &reload,
+        plan: &plan,
+        opts: DevOptions {
+            build: BuildOptions {
+                deploy_tags: true,
+                ..Default::default()
+            },
+            status_deadline: args.apply.status_check_deadline,
+            cleanup: args.cleanup,
+            cleanup_timeout: Duration::from_secs(60),
+        },
+        progress: tokio::sync::watch::channel(0usize).0,
+    };
+    let shutdown = CancellationToken::new();
+    let logs_events = console.sink();
+    let logs_cancel = shutdown.clone();
+    let tail = args.tail;
+    let target_ref = &target;
+    let side = async move {
+        if tail {
+            let _ = target_ref.follow_logs(&logs_events, &logs_cancel).await;
+        }
+    };
+    let result = tokio::select! {
+        r = session(&dev, cfg, watcher, side, shutdown.clone()) => r,
+        _ = super::cancel_on_ctrl_c(shutdown.clone()) => unreachable_after_exit(),
     };
     result.map(|_| ())
 }

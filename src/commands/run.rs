@@ -9,6 +9,20 @@ use crate::runner::BuildOptions;
 /// Runs `devloop run`.
 pub async fn run(global: &GlobalArgs, args: RunArgs, console: Console) -> Result<(), Error> {
     let cfg = super::load_config(global, "run", &console)?;
+    if let Some(docker) = &cfg.docker {
+        // The Docker target runs on the daemon that builds: nothing to push or load.
+        let opts = BuildOptions {
+            no_cache: args.no_cache,
+            deploy_tags: true,
+            ..Default::default()
+        };
+        let source = ImageSource {
+            build_artifacts: None,
+            images: Vec::new(),
+        };
+        let images = super::resolve_images(&cfg, &source, &opts, &console).await?;
+        return super::deploy::deploy_docker(&cfg, docker, &images, &args.apply, &console).await;
+    }
     // Connect first: an unreachable cluster should fail before minutes of building.
     let target = super::connect(global, &cfg, args.apply.force_conflicts).await?;
     let push = args.push || global.default_repo.is_some() || cfg.build.push;

@@ -1,0 +1,229 @@
+//! `devloop dev` and `run` with the Docker deploy target, no cluster: busybox `httpd` serving a file; an edit gives a
+//! new container serving the new content on the same port; logs of both containers arrive prefixed; Ctrl-C removes
+//! the containers and network devloop created and leaves a foreign container alone.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::io::{Read, Write};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::{Project, unique};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// GET / over plain TCP; `None` until something answers with a body.
+fn get(port: u16) -> Option<String> {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(s, "GET / HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    out.split("\r\n\r\n").nth(1).map(str::to_string)
+}
+
+fn serves(port: u16, body: &str) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if get(port).as_deref() == Some(body) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+fn project(project: &str, image: &str, port: u16) -> Project {
+    let p = Project::new();
+    p.with_busybox("bin/busybox");
+    p.write(
+        "devloop.yaml",
+        &format!(
+            "apiVersion: devloop/v1alpha1\nkind: Config\nmetadata:\n  name: {project}\nbuild:\n  artifacts:\n    - image: {image}\ndeploy:\n  docker:\n    stopGracePeriod: 1\n    containers:\n      - name: web\n        image: {image}\n        ports: [\"127.0.0.1:{port}:8080\"]\n"
+        ),
+    );
+    p.write(
+        "Dockerfile",
+        "FROM scratch\nCOPY bin/busybox /bin/busybox\nCOPY www /www\nENTRYPOINT [\"/bin/busybox\", \"httpd\", \"-f\", \"-v\", \"-p\", \"8080\", \"-h\", \"/www\"]\n",
+    );
+    p.write("www/index.html", "v1\n");
+    p
+}
+
+fn docker_ps(label: &str) -> Vec<String> {
+    let out = Command::new("docker")
+        .args(["ps", "-aq", "--filter", &format!("label={label}")])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+async fn next_event(
+    lines: &mut tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+    seen: &mut Vec<Value>,
+    ty: &str,
+) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = tokio::time::timeout(left, lines.next_line())
+            .await
+            .unwrap_or_else(|_| panic!("timed out waiting for {ty}: {seen:#?}"));
+        let line = line
+            .unwrap()
+            .unwrap_or_else(|| panic!("devloop exited waiting for {ty}: {seen:#?}"));
+        let e: Value = serde_json::from_str(&line).unwrap();
+        seen.push(e.clone());
+        if e["type"] == ty {
+            return e;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_on_docker_serves_each_edit_and_cleans_up_only_its_own() {
+    support::require_docker();
+    let name = unique("dl-docker-dev");
+    let image = unique("devloop-test-ddev");
+    let port = free_port();
+    let mut p = project(&name, &image, port);
+    // A container devloop did not create, from a project-looking name: it must survive everything.
+    let foreign = format!("{name}-foreign");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_devloop"))
+        .args(["dev", "-o", "json", "--debounce", "50"])
+        .current_dir(p.path())
+        .env("DEVLOOP_CACHE_DIR", p.cache.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    next_event(&mut lines, &mut seen, "iteration").await;
+    let first = seen.iter().find(|e| e["type"] == "buildFinished").unwrap()["data"]["tag"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    p.cleanup_image(&first);
+    assert!(serves(port, "v1\n"), "the published port serves the file");
+    assert!(
+        Command::new("docker")
+            .args(["run", "-d", "--name", &foreign, &first])
+            .status()
+            .unwrap()
+            .success()
+    );
+
+    p.write("www/index.html", "v2\n");
+    next_event(&mut lines, &mut seen, "iteration").await;
+    let second = seen
+        .iter()
+        .rev()
+        .find(|e| e["type"] == "buildFinished")
+        .unwrap()["data"]["tag"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    p.cleanup_image(&second);
+    assert!(
+        serves(port, "v2\n"),
+        "a new container serves the new content on the same port"
+    );
+
+    // Logs of both containers arrive prefixed with the container's name (httpd -v logs each request).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while seen.iter().filter(|e| e["type"] == "log").count() < 2 && Instant::now() < deadline {
+        let _ = get(port);
+        let more = tokio::time::timeout(Duration::from_millis(500), lines.next_line()).await;
+        if let Ok(Ok(Some(l))) = more {
+            seen.push(serde_json::from_str(&l).unwrap());
+        }
+    }
+    assert!(
+        seen.iter()
+            .any(|e| e["type"] == "log" && e["data"]["container"] == "web"),
+        "{seen:#?}"
+    );
+
+    let pid = child.id().unwrap().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    next_event(&mut lines, &mut seen, "devStopped").await;
+    let status = tokio::time::timeout(Duration::from_secs(60), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success());
+    assert!(
+        docker_ps(&format!("dev.devloop.project={name}")).is_empty(),
+        "devloop's containers are removed"
+    );
+    let networks = Command::new("docker")
+        .args([
+            "network",
+            "ls",
+            "-q",
+            "--filter",
+            &format!("name=devloop-{name}"),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&networks.stdout).trim().is_empty(),
+        "its network is removed"
+    );
+    let still = Command::new("docker")
+        .args(["inspect", "-f", "{{.State.Running}}", &foreign])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&still.stdout).trim(),
+        "true",
+        "a foreign container is left alone"
+    );
+    let _ = Command::new("docker").args(["rm", "-f", &foreign]).output();
+}
+
+#[test]
+fn run_then_delete_on_docker() {
+    support::require_docker();
+    let name = unique("dl-docker-run");
+    let image = unique("devloop-test-drun");
+    let port = free_port();
+    let mut p = project(&name, &image, port);
+    let out = p.devloop(&["run"]);
+    support::assert_ok(&out);
+    let tag = Command::new("docker")
+        .args([
+            "ps",
+            "--filter",
+            &format!("label=dev.devloop.project={name}"),
+            "--format",
+            "{{.Image}}",
+        ])
+        .output()
+        .unwrap();
+    p.cleanup_image(String::from_utf8_lossy(&tag.stdout).trim());
+    assert!(serves(port, "v1\n"), "{}", support::stderr(&out));
+    let out = p.devloop(&["delete"]);
+    support::assert_ok(&out);
+    assert!(docker_ps(&format!("dev.devloop.project={name}")).is_empty());
+}
