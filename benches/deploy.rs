@@ -16,7 +16,7 @@
 // Benches are compiled with `cfg(test)` but without the test harness: the fake's unit-test modules lose their
 // `#[test]` functions and with them the use of their imports.
 #[allow(unused_imports)]
-#[path = "../../scratch/deploybench/support"]
+#[path = "../tests/support"]
 mod support {
     //! Only the fake API server of the test support (the rest needs the test harness).
     pub mod fake_apiserver;
@@ -185,7 +185,7 @@ fn run() -> Result<()> {
         settings.runs
     );
     println!(
-        "api server: in-process fake ({}), kubectl: {}",
+        "api server: in-process fake ({}) behind an in-process TLS front, kubectl: {}",
         fake.url(),
         kubectl_version(&settings)?
     );
@@ -846,10 +846,10 @@ fn categorize(requests: &[RequestRecord]) -> BTreeMap<String, usize> {
     let mut out = BTreeMap::new();
     for r in requests {
         let segs: Vec<&str> = r.path.trim_matches('/').split('/').collect();
-        let discovery = match segs.as_slice() {
-            ["version"] | ["api"] | ["apis"] | ["api", _] | ["apis", _] | ["apis", _, _] => true,
-            _ => false,
-        };
+        let discovery = matches!(
+            segs.as_slice(),
+            ["version"] | ["api"] | ["apis"] | ["api", _] | ["apis", _] | ["apis", _, _]
+        );
         let category = if segs.first() == Some(&"openapi") {
             "openapi"
         } else if discovery {

@@ -541,6 +541,8 @@ impl Edit {
 }
 
 struct EditReport {
+    /// devloop's memory after the edits (a context of a few files: the fixed cost).
+    memory: Memory,
     edits: Vec<Edit>,
     docker: Vec<f64>,
     first: Value,
@@ -673,8 +675,10 @@ fn edit_phase(
         }
     }
     std::thread::sleep(EDIT_GAP);
+    let memory = Memory::of(dev.pid())?;
     let (stop, stopped) = stop_and_check(&mut dev, cluster, &ns)?;
     Ok(EditReport {
+        memory,
         edits,
         docker,
         first,
@@ -818,8 +822,89 @@ impl EditReport {
              ms  {}",
             verdict(worst <= OVERHEAD_TARGET_MS)
         );
+        let _ = writeln!(
+            out,
+            "memory after the edits (a context of 4 files): {}",
+            self.memory.describe()
+        );
         let _ = writeln!(out, "{}", self.stop.describe());
         out
+    }
+}
+
+/// Where a process's resident memory is, from `/proc/PID/status` and `/proc/PID/smaps`.
+struct Memory {
+    status: ProcStatus,
+    /// Resident KiB by kind of mapping, largest first.
+    groups: Vec<(String, u64)>,
+    /// Anonymous mappings other than `[heap]` (glibc gives each thread arena its own).
+    anon_mappings: usize,
+}
+
+impl Memory {
+    fn of(pid: u32) -> Result<Memory> {
+        let proc_dir = PathBuf::from(format!("/proc/{pid}"));
+        let status = status_of(&proc_dir)?;
+        let exe = fs::read_link(proc_dir.join("exe")).unwrap_or_default();
+        let smaps = fs::read_to_string(proc_dir.join("smaps"))
+            .with_context(|| format!("read `{}/smaps`", proc_dir.display()))?;
+        let mut groups: std::collections::BTreeMap<String, u64> = Default::default();
+        let mut anon_mappings = 0;
+        let mut current = String::new();
+        for line in smaps.lines() {
+            let mut fields = line.split_whitespace();
+            let first = fields.next().unwrap_or_default();
+            // A mapping's header starts with its address range, `start-end`.
+            if first.contains('-') && first.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+                let name = fields.nth(4).unwrap_or_default();
+                current = if name.is_empty() {
+                    anon_mappings += 1;
+                    "anonymous mappings".to_string()
+                } else if Path::new(name) == exe {
+                    "devloop binary".to_string()
+                } else if name.starts_with('/') {
+                    "shared libraries".to_string()
+                } else if name == "[heap]" || name == "[stack]" {
+                    name.to_string()
+                } else {
+                    "other".to_string()
+                };
+            } else if first == "Rss:" {
+                let kib: u64 = fields.next().and_then(|v| v.parse().ok()).unwrap_or(0);
+                *groups.entry(current.clone()).or_default() += kib;
+            }
+        }
+        let mut groups: Vec<(String, u64)> = groups.into_iter().filter(|(_, k)| *k > 0).collect();
+        groups.sort_by_key(|g| std::cmp::Reverse(g.1));
+        Ok(Memory {
+            status,
+            groups,
+            anon_mappings,
+        })
+    }
+
+    fn describe(&self) -> String {
+        let mib = |k: u64| k as f64 / 1024.0;
+        let groups: Vec<String> = self
+            .groups
+            .iter()
+            .map(|(name, k)| {
+                if name == "anonymous mappings" {
+                    format!("{name} ({}) {:.1}", self.anon_mappings, mib(*k))
+                } else {
+                    format!("{name} {:.1}", mib(*k))
+                }
+            })
+            .collect();
+        format!(
+            "RSS {:.1} MiB (anonymous {:.1}, file-backed {:.1}; peak {:.1}; {} threads); by mapping, MiB: {}",
+            mib(self.status.rss),
+            mib(self.status.rss_anon),
+            mib(self.status.rss_file),
+            mib(self.status.hwm),
+            self.status.threads,
+            groups.join(", ")
+        )
     }
 }
 
@@ -837,9 +922,7 @@ struct IdleReport {
     rss_start_kib: u64,
     rss_end_kib: u64,
     rss_max_kib: u64,
-    hwm_kib: u64,
-    threads: u64,
-    smaps: String,
+    memory: Memory,
     events_while_idle: usize,
     stop: Stop,
 }
@@ -907,7 +990,7 @@ fn idle_phase(
     let wall = started.elapsed();
     let end_cpu = cpu_of(&proc_dir, env.clock_ticks)?;
     let end_status = status_of(&proc_dir)?;
-    let smaps = fs::read_to_string(proc_dir.join("smaps_rollup")).unwrap_or_default();
+    let memory = Memory::of(dev.pid())?;
     let events_while_idle = dev.drain().len();
     let (stop, _) = stop_and_check(&mut dev, cluster, &ns)?;
     drop(dev);
@@ -927,9 +1010,7 @@ fn idle_phase(
         rss_start_kib: start_status.rss,
         rss_end_kib: end_status.rss,
         rss_max_kib: rss_max_kib.max(end_status.rss),
-        hwm_kib: end_status.hwm,
-        threads: end_status.threads,
-        smaps,
+        memory,
         events_while_idle,
         stop,
     })
@@ -989,29 +1070,14 @@ impl IdleReport {
         let _ = writeln!(
             out,
             "  RSS: {:.1} MiB at the start, {:.1} MiB at the end, {:.1} MiB at most while idle, target ≤ {:.0} MiB  \
-             {}; peak since start (VmHWM, incl. the first iteration) {:.1} MiB; {} threads",
+             {}",
             mib(self.rss_start_kib),
             mib(self.rss_end_kib),
             mib(self.rss_max_kib),
             mib(IDLE_RSS_TARGET_KIB),
             verdict(self.rss_max_kib <= IDLE_RSS_TARGET_KIB),
-            mib(self.hwm_kib),
-            self.threads
         );
-        let wanted = [
-            "Rss:",
-            "Pss_Anon:",
-            "Pss_File:",
-            "Private_Dirty:",
-            "Anonymous:",
-        ];
-        let parts: Vec<String> = self
-            .smaps
-            .lines()
-            .filter(|l| wanted.iter().any(|w| l.starts_with(w)))
-            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
-            .collect();
-        let _ = writeln!(out, "  smaps_rollup at the end: {}", parts.join(", "));
+        let _ = writeln!(out, "  at the end: {}", self.memory.describe());
         let _ = writeln!(
             out,
             "  events while idle: {} (expected 0)",
@@ -1047,6 +1113,8 @@ fn cpu_of(proc_dir: &Path, clock_ticks: f64) -> Result<Duration> {
 struct ProcStatus {
     rss: u64,
     hwm: u64,
+    rss_anon: u64,
+    rss_file: u64,
     threads: u64,
 }
 
@@ -1064,6 +1132,8 @@ fn status_of(proc_dir: &Path) -> Result<ProcStatus> {
     Ok(ProcStatus {
         rss: get("VmRSS:")?,
         hwm: get("VmHWM:")?,
+        rss_anon: get("RssAnon:")?,
+        rss_file: get("RssFile:")?,
         threads: get("Threads:")?,
     })
 }
