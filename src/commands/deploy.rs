@@ -58,21 +58,7 @@ pub async fn apply_and_wait(
             .map(|o| o.into_value())
             .collect(),
     };
-    let cancel = CancellationToken::new();
-    let events = console.sink();
-    let work = async {
-        let deployed = target.deploy(&plan, &events, &cancel).await?;
-        if !apply.no_status_check {
-            target
-                .wait_ready(&deployed, apply.status_check_deadline, &events, &cancel)
-                .await?;
-        }
-        Ok::<_, Error>(())
-    };
-    tokio::select! {
-        r = work => r,
-        _ = super::cancel_on_ctrl_c(cancel.clone()) => Err(Error::Usage { message: "interrupted".into(), hint: None }),
-    }
+    deploy_and_wait(target, &plan, apply, console).await
 }
 
 /// The Docker target: containers on the local daemon instead of a cluster.
@@ -85,10 +71,20 @@ pub async fn deploy_docker(
 ) -> Result<(), Error> {
     let target = crate::deploy::docker::DockerTarget::connect(&cfg.project).await?;
     let plan = docker_plan(docker, images);
+    deploy_and_wait(&target, &plan, apply, console).await
+}
+
+/// Deploys `plan` with any target and (unless disabled) waits until it is ready; Ctrl-C cancels cleanly.
+async fn deploy_and_wait<D: Deployer>(
+    target: &D,
+    plan: &D::Plan,
+    apply: &ApplyArgs,
+    console: &Console,
+) -> Result<(), Error> {
     let cancel = CancellationToken::new();
     let events = console.sink();
     let work = async {
-        let deployed = target.deploy(&plan, &events, &cancel).await?;
+        let deployed = target.deploy(plan, &events, &cancel).await?;
         if !apply.no_status_check {
             target
                 .wait_ready(&deployed, apply.status_check_deadline, &events, &cancel)
