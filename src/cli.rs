@@ -84,6 +84,23 @@ pub enum Command {
     Delete(DeleteArgs),
     /// Watch, rebuild and redeploy on every change; stream logs; clean up on exit.
     Dev(DevArgs),
+    /// Write a devloop.yaml from a docker-compose file: its services become containers on the local Docker
+    /// daemon, its builds artifacts; what cannot be converted is listed.
+    Init(InitArgs),
+}
+
+/// Options of `devloop init`.
+#[derive(Debug, Clone, Args)]
+pub struct InitArgs {
+    /// The compose file to convert (`compose.yaml`, `docker-compose.yml`, …).
+    #[arg(long = "from-compose", value_name = "FILE", required = true)]
+    pub from_compose: PathBuf,
+    /// Where to write the devloop.yaml (default: the `-f` path, `devloop.yaml`); `-` prints it on stdout.
+    #[arg(long = "output-file", value_name = "FILE")]
+    pub output_file: Option<PathBuf>,
+    /// Overwrite the output file when it exists.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// What triggers a rebuild in `devloop dev`.

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 
 use crate::config::ActiveProfile;
+use crate::config::compose::{Finding, Interpolated, ServiceOutcome};
 
 /// One thing that happened. Serialized as `{"type": "...", "data": {...}}`, one per line.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -189,6 +190,21 @@ pub enum Event {
     },
     /// Something the user should know that does not stop the command.
     Warning { message: String },
+    /// `devloop init --from-compose` wrote a devloop.yaml (`file`, or `-` for stdout): what each compose service
+    /// became, what was not converted and why, what converted with a difference, which `${VAR}` were
+    /// substituted (names and sources, never values) and the devloop profiles it defines.
+    InitComplete {
+        compose_file: String,
+        file: String,
+        project: String,
+        services: Vec<ServiceOutcome>,
+        containers: usize,
+        artifacts: usize,
+        not_converted: Vec<Finding>,
+        notes: Vec<Finding>,
+        interpolated: Vec<Interpolated>,
+        profiles: Vec<String>,
+    },
 }
 
 /// The result of building one artifact, as reported to users and written by `--file-output`.

@@ -8,7 +8,8 @@
 //!  manifests ──render(images, labels, namespace)──▶ objects ──▶ YAML (stdout) │ deploy (next)
 //! ```
 //!
-//! Modules, in data-flow order: [`cli`] (arguments) → [`config`] (devloop.yaml + profiles) → [`context`]
+//! Modules, in data-flow order: [`cli`] (arguments) → [`config`] (devloop.yaml + profiles; [`config::compose`]
+//! turns a docker-compose file into one for `devloop init`) → [`context`]
 //! (the exact build context and its tar) → [`cache`] (content digests, keys, build records) → [`template`] and
 //! [`tag`] (build args, image references) → [`build`] (Builder seam, Docker backend) → [`render`] (manifests →
 //! objects) → [`runner`] (wires the stages, owns concurrency and cancellation) → [`commands`] (one per

@@ -4,6 +4,7 @@ pub mod build;
 pub mod delete;
 pub mod deploy;
 pub mod dev;
+pub mod init;
 pub mod render;
 pub mod run;
 
@@ -31,6 +32,7 @@ pub async fn run(cli: Cli, console: Console) -> Result<(), Error> {
         Command::Deploy(args) => deploy::run(&cli.global, args, console).await,
         Command::Delete(args) => delete::run(&cli.global, args, console).await,
         Command::Dev(args) => dev::run(&cli.global, args, console).await,
+        Command::Init(args) => init::run(&cli.global, args, console),
     }
 }
 

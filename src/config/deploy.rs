@@ -249,27 +249,14 @@ pub fn validate(raw: &RawDockerDeploy, base_dir: &Path) -> Result<DockerDeploy, 
                     Some("paths are relative to the config file's directory"),
                 )
             })?;
-            for (n, line) in text.lines().enumerate() {
-                let line = line.trim();
-                if line.is_empty() || line.starts_with('#') {
-                    continue;
-                }
-                let line = line.strip_prefix("export ").unwrap_or(line);
-                let Some((k, v)) = line.split_once('=') else {
-                    return Err(invalid(
-                        field(&format!("envFile[{j}]")),
-                        format!("`{f}` line {}: `{line}` is not `NAME=value`", n + 1),
-                        None,
-                    ));
-                };
-                let v = v.trim();
-                let v = v
-                    .strip_prefix('"')
-                    .and_then(|x| x.strip_suffix('"'))
-                    .or_else(|| v.strip_prefix('\'').and_then(|x| x.strip_suffix('\'')))
-                    .unwrap_or(v);
-                env.insert(k.trim().to_string(), v.to_string());
-            }
+            let entries = read_env_file(&text).map_err(|(n, line)| {
+                invalid(
+                    field(&format!("envFile[{j}]")),
+                    format!("`{f}` line {n}: `{line}` is not `NAME=value`"),
+                    None,
+                )
+            })?;
+            env.extend(entries.into_iter().map(|e| (e.name, e.value)));
         }
         env.extend(c.env.clone());
         let mut volumes = Vec::new();
@@ -397,6 +384,44 @@ pub fn validate(raw: &RawDockerDeploy, base_dir: &Path) -> Result<DockerDeploy, 
         containers,
         stop_grace_period_secs: raw.stop_grace_period.unwrap_or(10),
     })
+}
+
+/// One `NAME=value` line of an `envFile`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvLine {
+    /// 1-based.
+    pub line: usize,
+    pub name: String,
+    pub value: String,
+}
+
+/// Reads an `envFile` the way the Docker target does: `NAME=value` lines, `#` comments, an optional `export `,
+/// one pair of surrounding quotes removed; nothing else is interpreted. Returns the lines in file order, or the
+/// number and text of the first line that is not `NAME=value`.
+pub fn read_env_file(text: &str) -> Result<Vec<EnvLine>, (usize, String)> {
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let line = line.strip_prefix("export ").unwrap_or(line);
+        let Some((k, v)) = line.split_once('=') else {
+            return Err((n + 1, line.to_string()));
+        };
+        let v = v.trim();
+        let v = v
+            .strip_prefix('"')
+            .and_then(|x| x.strip_suffix('"'))
+            .or_else(|| v.strip_prefix('\'').and_then(|x| x.strip_suffix('\'')))
+            .unwrap_or(v);
+        out.push(EnvLine {
+            line: n + 1,
+            name: k.trim().to_string(),
+            value: v.to_string(),
+        });
+    }
+    Ok(out)
 }
 
 fn parse_port(s: &str) -> Option<PortMapping> {

@@ -1,6 +1,8 @@
 //! Config: `devloop.yaml` + profiles + flags → a validated `Config`. The only YAML-aware config code; reads the
-//! config file and checks that the paths it names exist, nothing else.
+//! config file and checks that the paths it names exist, nothing else (`compose/` reads a compose file, its
+//! `.env` and env files, for `devloop init`).
 
+pub mod compose;
 pub mod deploy;
 pub mod manifests;
 pub mod profile;
@@ -215,13 +217,25 @@ pub fn load(
         file: file.clone(),
         source,
     })?;
-    let raw = parse(&file, &text)?;
     let base_dir = std::path::absolute(path)
         .ok()
         .and_then(|p| p.parent().map(Path::to_path_buf))
         .unwrap_or_else(|| PathBuf::from("."));
-    let (raw, active_profiles) = apply_profiles(&file, raw, opts, env)?;
-    validate(&file, &base_dir, raw, active_profiles)
+    load_text(&file, &text, &base_dir, opts, env)
+}
+
+/// [`load`] for config text that is not (yet) in a file: `file` names it in messages, relative paths resolve
+/// against `base_dir`. `devloop init` checks what it generates with this before writing it.
+pub fn load_text(
+    file: &str,
+    text: &str,
+    base_dir: &Path,
+    opts: &LoadOptions,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigError> {
+    let raw = parse(file, text)?;
+    let (raw, active_profiles) = apply_profiles(file, raw, opts, env)?;
+    validate(file, base_dir, raw, active_profiles)
 }
 
 /// Parses the YAML text of a config file into its raw mirror (syntax, unknown fields, wrong types).

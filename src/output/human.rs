@@ -452,7 +452,64 @@ impl Printer {
             Event::Warning { message } => {
                 self.line(&format!("{} {message}", self.paint("1;33", "warning:")));
             }
+            Event::InitComplete {
+                compose_file,
+                file,
+                services,
+                containers,
+                artifacts,
+                not_converted,
+                notes,
+                interpolated,
+                ..
+            } => {
+                let what = if file == "-" {
+                    format!("converted {compose_file} (printed on stdout)")
+                } else {
+                    format!("wrote {file} from {compose_file}")
+                };
+                self.line(&format!(
+                    "{} {what}: {} → {}, {}",
+                    self.paint("32", "✓"),
+                    plural(services.len(), "service"),
+                    plural(*containers, "container"),
+                    plural(*artifacts, "artifact")
+                ));
+                let list = |p: &Self, title: &str, items: &[crate::config::compose::Finding]| {
+                    if !items.is_empty() {
+                        p.line(&p.paint("1", title));
+                        for f in items {
+                            p.line(&format!("  {}: {}", f.at, f.reason));
+                        }
+                    }
+                };
+                list(self, "not converted:", not_converted);
+                list(self, "converted with differences:", notes);
+                if !interpolated.is_empty() {
+                    self.line(&self.paint(
+                        "1",
+                        "variables substituted as compose would (their values are in the file):",
+                    ));
+                    for i in interpolated {
+                        self.line(&format!(
+                            "  ${{{}}} ({}): {}",
+                            i.variable,
+                            i.source.describe(),
+                            i.used_in.join(", ")
+                        ));
+                    }
+                }
+            }
         }
+    }
+}
+
+/// `1 service`, `3 services`.
+fn plural(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
     }
 }
 
