@@ -781,8 +781,8 @@ fn run_devloop(fx: &Fixture, ns: &str, mode: Mode) -> Result<Vec<(String, Durati
     Ok(devloop_phases(&events, exited))
 }
 
-/// devloop's events → consecutive phases: start-up and connect (until `DeployStarted`), discovery and planning
-/// (until the first `Applied`), apply (until the last `Applied`), prune (until `DeployComplete`), status check
+/// devloop's events → consecutive phases: start-up and connect (until `deployStarted`), discovery and planning
+/// (until the first `applied`), apply (until the last `applied`), prune (until `deployComplete`), status check
 /// (until the last event), exit.
 fn devloop_phases(events: &[(String, Duration)], exited: Duration) -> Vec<(String, Duration)> {
     let first = |ty: &str| events.iter().find(|(t, _)| t == ty).map(|(_, at)| *at);
@@ -794,10 +794,10 @@ fn devloop_phases(events: &[(String, Duration)], exited: Duration) -> Vec<(Strin
             .map(|(_, at)| *at)
     };
     let marks = [
-        ("start-up + connect", first("DeployStarted")),
-        ("discovery + plan", first("Applied")),
-        ("apply", last("Applied")),
-        ("prune inventory", first("DeployComplete")),
+        ("start-up + connect", first("deployStarted")),
+        ("discovery + plan", first("applied")),
+        ("apply", last("applied")),
+        ("prune inventory", first("deployComplete")),
         ("status check", events.last().map(|(_, at)| *at)),
         ("exit", Some(exited)),
     ];

@@ -2,6 +2,8 @@
 //! would make (ReplicaSets and pods for Deployments, Job pods and conditions, StatefulSet/DaemonSet pods, garbage
 //! collection, namespace cleanup, pod status); must only write through the store so watches see every change.
 
+use std::collections::HashMap;
+
 use serde_json::{Map, Value, json};
 
 use super::apply;
@@ -28,7 +30,9 @@ fn meta_str<'a>(obj: &'a Value, field: &str) -> &'a str {
 }
 
 fn is_terminating(obj: &Value) -> bool {
-    obj.pointer("/metadata/deletionTimestamp").is_some()
+    obj.get("metadata")
+        .and_then(|m| m.get("deletionTimestamp"))
+        .is_some()
 }
 
 fn owner_uids(obj: &Value) -> Vec<String> {
@@ -43,7 +47,7 @@ fn owner_uids(obj: &Value) -> Vec<String> {
 }
 
 fn owned_by(obj: &Value, uid: &str) -> bool {
-    owner_uids(obj).iter().any(|u| u == uid)
+    owner_refs(obj).iter().any(|r| r["uid"] == uid)
 }
 
 fn owner_ref(owner: &Value, r: &ResourceDef) -> Value {
@@ -223,12 +227,59 @@ pub fn delete(
     Ok(Deleted::Terminating(state.replace(r, new)))
 }
 
-fn all_keys(state: &State) -> Vec<(ObjKey, Value)> {
+/// Copies of the stored objects of `r` (copies: the controllers write to the state while they go).
+fn objects_of(state: &State, r: &'static ResourceDef) -> Vec<(ObjKey, Value)> {
     state
-        .objects
-        .iter()
+        .list(r, None)
+        .into_iter()
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect()
+}
+
+/// Like [`objects_of`], without the objects that (with their dependents: ReplicaSets and Pods) did not change
+/// since the controllers last converged in this epoch.
+fn due_objects(state: &State, r: &'static ResourceDef) -> Vec<(ObjKey, Value)> {
+    let since = match state.converged {
+        Some((rv, epoch)) if epoch == state.epoch => rv,
+        _ => return objects_of(state, r),
+    };
+    // The highest resourceVersion among each owner's dependents, Pods first so that a ReplicaSet's entry
+    // reaches its Deployment.
+    let mut dependents: HashMap<&str, u64> = HashMap::new();
+    for kind in [res("Pod"), res("ReplicaSet")] {
+        for (_, o) in state.list(kind, None) {
+            let latest = rv_of(o).max(dependents.get(meta_str(o, "uid")).copied().unwrap_or(0));
+            for owner in owner_refs(o) {
+                if let Some(uid) = owner["uid"].as_str() {
+                    let e = dependents.entry(uid).or_insert(0);
+                    *e = (*e).max(latest);
+                }
+            }
+        }
+    }
+    state
+        .list(r, None)
+        .into_iter()
+        .filter(|(_, v)| {
+            let uid = meta_str(v, "uid");
+            rv_of(v).max(dependents.get(uid).copied().unwrap_or(0)) > since
+                || state.moved_sims.contains(uid)
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+/// An object's resourceVersion as a number (`u64::MAX` when it has none: always "changed").
+fn rv_of(o: &Value) -> u64 {
+    meta_str(o, "resourceVersion").parse().unwrap_or(u64::MAX)
+}
+
+/// `metadata.ownerReferences` (empty when there are none).
+fn owner_refs(obj: &Value) -> &[Value] {
+    obj.get("metadata")
+        .and_then(|m| m.get("ownerReferences"))
+        .and_then(Value::as_array)
+        .map_or(&[], Vec::as_slice)
 }
 
 fn res_of(key: &ObjKey) -> &'static ResourceDef {
@@ -238,23 +289,71 @@ fn res_of(key: &ObjKey) -> &'static ResourceDef {
         .expect("stored objects have a resource")
 }
 
+/// What the garbage collector does to one dependent, decided from the state at the start of its pass.
+enum Collect {
+    /// Every owner is gone: delete in the background.
+    Orphaned,
+    /// An owner is being deleted with `orphan`: drop the reference to it.
+    Release(String),
+    /// An owner is being deleted in the foreground: delete this dependent too.
+    Foreground,
+}
+
 /// Garbage collection: dependents of gone owners, foreground and orphan finalizers.
 fn garbage_collect(state: &mut State) -> bool {
+    let finalizers_of = |o: &Value| -> Vec<String> {
+        o.pointer("/metadata/finalizers")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|f| f.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let decisions: Vec<(ObjKey, Collect)> = {
+        let by_uid: std::collections::HashMap<&str, &Value> = state
+            .objects
+            .values()
+            .map(|v| (meta_str(v, "uid"), v))
+            .collect();
+        state
+            .objects
+            .iter()
+            .filter_map(|(key, obj)| {
+                let owners = owner_uids(obj);
+                if owners.is_empty() || is_terminating(obj) {
+                    return None;
+                }
+                let live_owners: Vec<&Value> = owners
+                    .iter()
+                    .filter_map(|u| by_uid.get(u.as_str()).copied())
+                    .collect();
+                if live_owners.is_empty() {
+                    return Some((key.clone(), Collect::Orphaned));
+                }
+                if let Some(orphaning) = live_owners
+                    .iter()
+                    .find(|o| is_terminating(o) && finalizers_of(o).iter().any(|f| f == "orphan"))
+                {
+                    let uid = meta_str(orphaning, "uid").to_string();
+                    return Some((key.clone(), Collect::Release(uid)));
+                }
+                live_owners
+                    .iter()
+                    .any(|o| {
+                        is_terminating(o)
+                            && finalizers_of(o).iter().any(|f| f == "foregroundDeletion")
+                    })
+                    .then(|| (key.clone(), Collect::Foreground))
+            })
+            .collect()
+    };
     let mut changed = false;
-    let objects = all_keys(state);
-    let by_uid: std::collections::HashMap<String, Value> = objects
-        .iter()
-        .map(|(_, v)| (meta_str(v, "uid").to_string(), v.clone()))
-        .collect();
-    for (key, obj) in &objects {
-        let owners = owner_uids(obj);
-        if owners.is_empty() || is_terminating(obj) {
-            continue;
-        }
-        let r = res_of(key);
-        let live_owners: Vec<&Value> = owners.iter().filter_map(|u| by_uid.get(u)).collect();
-        if live_owners.is_empty() {
-            changed |= delete(
+    for (key, decision) in decisions {
+        let r = res_of(&key);
+        changed |= match decision {
+            Collect::Orphaned => delete(
                 state,
                 r,
                 &key.namespace,
@@ -262,25 +361,17 @@ fn garbage_collect(state: &mut State) -> bool {
                 Some("Background"),
                 None,
             )
-            .is_ok();
-            continue;
-        }
-        let finalizers_of = |o: &Value| -> Vec<String> {
-            o.pointer("/metadata/finalizers")
-                .and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|f| f.as_str().map(str::to_string))
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
-        if let Some(orphaning) = live_owners
-            .iter()
-            .find(|o| is_terminating(o) && finalizers_of(o).iter().any(|f| f == "orphan"))
-        {
-            let uid = meta_str(orphaning, "uid").to_string();
-            changed |= state.controller_write(
+            .is_ok(),
+            Collect::Foreground => delete(
+                state,
+                r,
+                &key.namespace,
+                &key.name,
+                Some("Foreground"),
+                None,
+            )
+            .is_ok(),
+            Collect::Release(uid) => state.controller_write(
                 r,
                 &key.namespace,
                 &key.name,
@@ -299,29 +390,19 @@ fn garbage_collect(state: &mut State) -> bool {
                         }
                     }
                 },
-            );
-            continue;
-        }
-        if live_owners.iter().any(|o| {
-            is_terminating(o) && finalizers_of(o).iter().any(|f| f == "foregroundDeletion")
-        }) {
-            changed |= delete(
-                state,
-                r,
-                &key.namespace,
-                &key.name,
-                Some("Foreground"),
-                None,
-            )
-            .is_ok();
-        }
+            ),
+        };
     }
     // Owners waiting on finalizers go once nothing references them any more.
-    for (key, obj) in all_keys(state) {
-        if !is_terminating(&obj) || key.plural == "namespaces" || key.plural == "pods" {
-            continue;
-        }
-        let uid = meta_str(&obj, "uid").to_string();
+    let waiting: Vec<(ObjKey, String)> = state
+        .objects
+        .iter()
+        .filter(|(key, obj)| {
+            is_terminating(obj) && key.plural != "namespaces" && key.plural != "pods"
+        })
+        .map(|(key, obj)| (key.clone(), meta_str(obj, "uid").to_string()))
+        .collect();
+    for (key, uid) in waiting {
         let dependents = state.objects.values().any(|o| owned_by(o, &uid));
         if !dependents {
             state.remove(res_of(&key), &key.namespace, &key.name);
@@ -335,17 +416,17 @@ fn namespaces(state: &mut State) -> bool {
     let mut changed = false;
     let now = now_nanos();
     let ns_res = res("Namespace");
-    for (_, ns) in all_keys(state)
-        .into_iter()
-        .filter(|(k, _)| k.plural == "namespaces" && k.group.is_empty())
-    {
+    for (_, ns) in objects_of(state, ns_res) {
         let name = meta_str(&ns, "name").to_string();
         if !is_terminating(&ns) || state.stuck_namespaces.contains(&name) {
             continue;
         }
-        let content: Vec<(ObjKey, Value)> = all_keys(state)
-            .into_iter()
+        // What is left in the namespace, and whether each is already being deleted.
+        let content: Vec<(ObjKey, bool)> = state
+            .objects
+            .iter()
             .filter(|(k, _)| k.namespace == name)
+            .map(|(k, o)| (k.clone(), is_terminating(o)))
             .collect();
         if content.is_empty() {
             let since = *state
@@ -359,8 +440,8 @@ fn namespaces(state: &mut State) -> bool {
             }
             continue;
         }
-        for (k, o) in content {
-            if !is_terminating(&o) {
+        for (k, terminating) in content {
+            if !terminating {
                 changed |= delete(
                     state,
                     res_of(&k),
@@ -433,10 +514,7 @@ fn insert_nonzero(m: &mut Map<String, Value>, key: &str, v: i64) {
 fn deployments(state: &mut State) -> bool {
     let mut changed = false;
     let (dep_res, rs_res) = (res("Deployment"), res("ReplicaSet"));
-    for (key, dep) in all_keys(state)
-        .into_iter()
-        .filter(|(k, _)| k.plural == "deployments")
-    {
+    for (key, dep) in due_objects(state, dep_res) {
         if is_terminating(&dep) {
             continue;
         }
@@ -452,8 +530,8 @@ fn deployments(state: &mut State) -> bool {
         let owned_rs: Vec<Value> = state
             .list(rs_res, Some(&ns))
             .into_iter()
+            .filter(|(_, r)| owned_by(r, &uid) && !is_terminating(r))
             .map(|(_, v)| v.clone())
-            .filter(|r| owned_by(r, &uid) && !is_terminating(r))
             .collect();
         let mut created_rs = false;
         if !owned_rs.iter().any(|r| meta_str(r, "name") == rs_name) {
@@ -638,10 +716,7 @@ fn deployments(state: &mut State) -> bool {
 fn replicasets(state: &mut State) -> bool {
     let mut changed = false;
     let rs_res = res("ReplicaSet");
-    for (key, rs) in all_keys(state)
-        .into_iter()
-        .filter(|(k, _)| k.plural == "replicasets")
-    {
+    for (key, rs) in due_objects(state, rs_res) {
         if is_terminating(&rs) {
             continue;
         }
@@ -726,10 +801,7 @@ fn replicasets(state: &mut State) -> bool {
 fn jobs(state: &mut State) -> bool {
     let mut changed = false;
     let job_res = res("Job");
-    for (key, job) in all_keys(state)
-        .into_iter()
-        .filter(|(k, _)| k.plural == "jobs" && k.group == "batch")
-    {
+    for (key, job) in due_objects(state, job_res) {
         if is_terminating(&job) {
             continue;
         }
@@ -847,10 +919,7 @@ fn jobs(state: &mut State) -> bool {
 fn statefulsets(state: &mut State) -> bool {
     let mut changed = false;
     let sts_res = res("StatefulSet");
-    for (key, sts) in all_keys(state)
-        .into_iter()
-        .filter(|(k, _)| k.plural == "statefulsets")
-    {
+    for (key, sts) in due_objects(state, sts_res) {
         if is_terminating(&sts) {
             continue;
         }
@@ -959,10 +1028,7 @@ fn statefulsets(state: &mut State) -> bool {
 fn daemonsets(state: &mut State) -> bool {
     let mut changed = false;
     let ds_res = res("DaemonSet");
-    for (key, ds) in all_keys(state)
-        .into_iter()
-        .filter(|(k, _)| k.plural == "daemonsets")
-    {
+    for (key, ds) in due_objects(state, ds_res) {
         if is_terminating(&ds) {
             continue;
         }
@@ -1033,10 +1099,7 @@ fn kubelet(state: &mut State) -> bool {
     let mut changed = false;
     let pod_res = res("Pod");
     let now = now_nanos();
-    for (key, pod) in all_keys(state)
-        .into_iter()
-        .filter(|(k, _)| k.plural == "pods" && k.group.is_empty())
-    {
+    for (key, pod) in due_objects(state, pod_res) {
         let uid = meta_str(&pod, "uid").to_string();
         if !state.pods.contains_key(&uid) {
             let target = state.behaviour.target_for(&pod);
@@ -1081,7 +1144,8 @@ fn kubelet(state: &mut State) -> bool {
     changed
 }
 
-/// Runs every controller until nothing changes (bounded).
+/// Runs the controllers until nothing changes (bounded). Workloads whose objects and dependents did not change
+/// since the controllers last converged are skipped (their status would come out the same).
 pub fn reconcile(state: &mut State) {
     for _ in 0..25 {
         let changed = garbage_collect(state)
@@ -1093,9 +1157,18 @@ pub fn reconcile(state: &mut State) {
             | jobs(state)
             | kubelet(state);
         if !changed {
+            state.converged = Some((state.rv, state.epoch));
+            state.moved_sims.clear();
             break;
         }
     }
+}
+
+/// Runs every controller over every object: after changes the resourceVersions do not show (pod simulations,
+/// behaviours, time).
+pub fn reconcile_all(state: &mut State) {
+    state.epoch += 1;
+    reconcile(state);
 }
 
 /// Time-driven steps: pods reaching their target state, graceful deletions finishing, progress deadlines.
@@ -1104,11 +1177,12 @@ pub fn tick(state: &mut State) {
     let now = now_nanos();
     let mut due = false;
     let start_after = state.timing.pod_start.as_nanos();
-    for sim in state.pods.values_mut() {
+    for (uid, sim) in &mut state.pods {
         if now.saturating_sub(sim.created_nanos) >= start_after
             && let Some(target) = sim.pending_target.take()
         {
             sim.set_state(None, &target, now);
+            state.moved_sims.insert(uid.clone());
             due = true;
         }
     }

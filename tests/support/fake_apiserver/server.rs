@@ -2,6 +2,7 @@
 //! headers and framing (JSON with `\n`, chunked watch events one per chunk, chunked text logs); must not answer
 //! anything the real server would refuse.
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -528,6 +529,11 @@ fn list(
 ) -> Result<Value, ApiError> {
     let (labels, fields) = selectors(q)?;
     let mut start_after: Option<String> = None;
+    let wanted = |k: &ObjKey| {
+        k.group == res.group
+            && k.plural == res.plural
+            && (namespace.is_empty() || k.namespace == namespace)
+    };
     let (rv, snapshot) = if let Some(token) = param(q, "continue").filter(|t| !t.is_empty()) {
         let decoded = base64_decode(token)
             .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
@@ -561,20 +567,14 @@ fn list(
             }
             (Some(v), _) => {
                 parse_rv(v)?;
-                (st.rv, st.objects.clone())
+                (st.rv, current(st, &wanted, &labels, &fields))
             }
-            (None, _) => (st.rv, st.objects.clone()),
+            (None, _) => (st.rv, current(st, &wanted, &labels, &fields)),
         }
     };
     let matching: Vec<(ObjKey, Value)> = snapshot
         .into_iter()
-        .filter(|(k, v)| {
-            k.group == res.group
-                && k.plural == res.plural
-                && (namespace.is_empty() || k.namespace == namespace)
-                && labels.matches_labels(v)
-                && fields.matches_fields(v)
-        })
+        .filter(|(k, v)| wanted(k) && labels.matches_labels(v) && fields.matches_fields(v))
         .filter(|(k, _)| {
             start_after
                 .as_ref()
@@ -605,6 +605,20 @@ fn list(
     Ok(
         json!({"kind": format!("{}List", res.kind), "apiVersion": res.api_version(), "metadata": meta, "items": items}),
     )
+}
+
+/// Copies of the current objects whose key matches, in key order.
+fn current(
+    st: &State,
+    wanted: &impl Fn(&ObjKey) -> bool,
+    labels: &Selector,
+    fields: &Selector,
+) -> BTreeMap<ObjKey, Value> {
+    st.objects
+        .iter()
+        .filter(|(k, v)| wanted(k) && labels.matches_labels(v) && fields.matches_fields(v))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 fn delete(

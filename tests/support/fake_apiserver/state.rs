@@ -1,7 +1,7 @@
 //! Fake API server, store: objects keyed by resource/namespace/name, one global resourceVersion counter, and the
 //! event log watches replay from; every write goes through here so watches and resourceVersions stay consistent.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -159,6 +159,14 @@ pub struct State {
     /// Pods (by uid) whose graceful deletion started, with the time it started.
     pub terminating_since: HashMap<String, u128>,
     pub ip_seq: u64,
+    /// Bumped by whatever changes what the controllers see other than through an object's resourceVersion:
+    /// removals, pod simulations and behaviours set by tests, time-driven steps.
+    pub epoch: u64,
+    /// `(rv, epoch)` when the controllers last had nothing left to do: workloads whose objects (and dependents)
+    /// are all at or below that rv, in the same epoch, need no work.
+    pub converged: Option<(u64, u64)>,
+    /// Pods (by uid) whose simulation moved on since the controllers last converged.
+    pub moved_sims: HashSet<String>,
 }
 
 /// The resourceVersion the fake cluster's history starts at (older ones are "too old").
@@ -185,6 +193,9 @@ impl State {
             namespace_empty_since: HashMap::new(),
             terminating_since: HashMap::new(),
             ip_seq: 0,
+            epoch: 0,
+            converged: None,
+            moved_sims: HashSet::new(),
         };
         let ns = super::resources::find_kind("Namespace").expect("namespaces are in the table");
         for name in ["default", "kube-node-lease", "kube-public", "kube-system"] {
@@ -210,12 +221,20 @@ impl State {
         res: &'static ResourceDef,
         namespace: Option<&str>,
     ) -> Vec<(&ObjKey, &Value)> {
+        // Keys sort by group, plural, namespace, name: a resource (in a namespace) is one contiguous range.
+        let namespace = namespace.filter(|ns| !ns.is_empty());
+        let start = ObjKey {
+            group: res.group,
+            plural: res.plural,
+            namespace: namespace.unwrap_or_default().to_string(),
+            name: String::new(),
+        };
         self.objects
-            .iter()
-            .filter(|(k, _)| {
+            .range(start..)
+            .take_while(|(k, _)| {
                 k.group == res.group
                     && k.plural == res.plural
-                    && namespace.is_none_or(|ns| ns.is_empty() || k.namespace == ns)
+                    && namespace.is_none_or(|ns| k.namespace == ns)
             })
             .collect()
     }
@@ -325,6 +344,8 @@ impl State {
     ) -> Option<Value> {
         let key = ObjKey::new(res, namespace, name);
         let mut obj = self.objects.remove(&key)?;
+        // A removal changes what its owners see without touching their resourceVersions.
+        self.epoch += 1;
         let prev = Some(obj.clone());
         let rv = self.bump();
         obj["metadata"]["resourceVersion"] = json!(rv.to_string());
@@ -346,14 +367,15 @@ impl State {
         subresource: Option<&str>,
         mutate: impl FnOnce(&mut Value),
     ) -> bool {
-        let Some(old) = self.get(res, namespace, name).cloned() else {
+        let Some(current) = self.get(res, namespace, name) else {
             return false;
         };
-        let mut new = old.clone();
+        let mut new = current.clone();
         mutate(&mut new);
-        if new == old {
+        if new == *current {
             return false;
         }
+        let old = current.clone();
         let scope = match subresource {
             Some("status") => Scope::Status,
             _ if res.has_status() => Scope::Main,
