@@ -155,7 +155,7 @@ impl FakeApiServer {
         let out = {
             let mut st = self.shared.lock();
             let out = f(&mut st);
-            controllers::reconcile(&mut st);
+            controllers::reconcile_all(&mut st);
             out
         };
         // Log followers wait on the same notification as watches, so wake them even when no object changed.
