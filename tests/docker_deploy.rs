@@ -124,6 +124,7 @@ fn container(name: &str, image: &str, command: &[&str]) -> Container {
         healthcheck: None,
         depends_on: Vec::new(),
         restart: Restart::No,
+        init: false,
     }
 }
 
@@ -318,6 +319,66 @@ async fn web_container_is_replaced_only_when_its_image_changes() {
     );
     assert_eq!(inspect(&name, "{{.Id}}"), None);
     assert!(!network_exists(&network));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_init_a_main_process_that_ignores_sigterm_stops_at_once() {
+    let mut s = Stack::new();
+    let v1 = s.image("v1\n");
+    let v2 = s.image("v2\n");
+    let port = free_port();
+    let mut web = container("web", "web", HTTPD);
+    web.init = true;
+    web.ports.push(PortMapping {
+        host_ip: "127.0.0.1".into(),
+        host_port: port,
+        container_port: 8080,
+        protocol: "tcp".into(),
+    });
+    // A long grace period: without init, busybox httpd as PID 1 would hold every replacement for 10 s.
+    let plan = |image: &str| DockerPlan {
+        deploy: DockerDeploy {
+            containers: vec![web.clone()],
+            stop_grace_period_secs: 10,
+        },
+        images: BTreeMap::from([("web".to_string(), image.to_string())]),
+    };
+    let target = s.target().await;
+    let cancel = CancellationToken::new();
+    let (events, seen) = collector();
+    let first = target.deploy(&plan(&v1), &events, &cancel).await.unwrap();
+    target
+        .wait_ready(&first, DEADLINE, &events, &cancel)
+        .await
+        .unwrap();
+    let name = s.docker_name("web");
+    assert_eq!(
+        inspect(&name, "{{.HostConfig.Init}}").as_deref(),
+        Some("true")
+    );
+    assert_eq!(http_get(port).await, "v1\n");
+
+    let started = std::time::Instant::now();
+    let second = target.deploy(&plan(&v2), &events, &cancel).await.unwrap();
+    let took = started.elapsed();
+    assert_eq!(change_of(&second, "web"), Change::Recreated);
+    target
+        .wait_ready(&second, DEADLINE, &events, &cancel)
+        .await
+        .unwrap();
+    assert_eq!(http_get(port).await, "v2\n");
+    assert!(took < Duration::from_secs(5), "replacement took {took:?}");
+    let killed = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|e| matches!(e, Event::Warning { message } if message.contains("was killed")));
+    assert!(!killed, "{:?}", seen.lock().unwrap());
+    target
+        .delete_all(DeleteOptions::default(), &events)
+        .await
+        .unwrap();
+    assert_eq!(inspect(&name, "{{.Id}}"), None);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -49,6 +49,10 @@ pub struct RawContainer {
     pub depends_on: Vec<RawDependsOn>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restart: Option<String>,
+    /// Run Docker's init (`docker run --init`) as PID 1: it forwards signals and reaps zombies, so a main process
+    /// that ignores SIGTERM as PID 1 (busybox `httpd`, many shells) still stops at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<bool>,
 }
 
 /// `healthcheck:` (Docker's, durations as `5s`, `1m`).
@@ -92,6 +96,8 @@ pub struct Container {
     pub healthcheck: Option<Healthcheck>,
     pub depends_on: Vec<Dependency>,
     pub restart: Restart,
+    /// Docker's init as PID 1.
+    pub init: bool,
 }
 
 /// `[host_ip:]host:container[/proto]`.
@@ -352,6 +358,7 @@ pub fn validate(raw: &RawDockerDeploy, base_dir: &Path) -> Result<DockerDeploy, 
             healthcheck,
             depends_on,
             restart,
+            init: c.init.unwrap_or(false),
         });
     }
     // A dependency cycle would block forever.

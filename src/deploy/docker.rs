@@ -458,6 +458,7 @@ impl DockerTarget {
                     maximum_retry_count: None,
                 }),
                 network_mode: Some(network.clone()),
+                init: c.init.then_some(true),
                 ..Default::default()
             }),
             networking_config: Some(NetworkingConfig {
@@ -1540,6 +1541,7 @@ mod tests {
                 })
                 .collect(),
             restart: Restart::No,
+            init: false,
         }
     }
 

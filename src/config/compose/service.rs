@@ -169,6 +169,13 @@ impl Cx<'_> {
                 "healthcheck" => c.healthcheck = self.healthcheck(&at, value),
                 "depends_on" => draft.depends_on = self.depends_on(&at, value),
                 "restart" => c.restart = self.restart(&at, value),
+                "init" => match value {
+                    Value::Bool(b) => c.init = b.then_some(true),
+                    other => self.skip(
+                        &at,
+                        format!("expected `true` or `false`, found {}", kind(other)),
+                    ),
+                },
                 "profiles" => draft.profiles = self.profiles(&at, value),
                 "stop_grace_period" => {
                     draft.stop_grace_secs = self.stop_grace(&at, value);

@@ -987,3 +987,19 @@ fn durations_and_ports_helpers() {
         PathBuf::from(".")
     );
 }
+
+#[test]
+fn init_becomes_init() {
+    let c = project(
+        "services:\n  web:\n    image: nginx\n    init: true\n  worker:\n    image: nginx\n    init: false\n  odd:\n    image: nginx\n    init: sometimes\n",
+    )
+    .convert();
+    assert_eq!(container(&c, "web").init, Some(true));
+    assert_eq!(container(&c, "worker").init, None);
+    assert_eq!(container(&c, "odd").init, None);
+    assert!(
+        skipped_at(&c, "odd.init").contains("expected `true` or `false`"),
+        "{:?}",
+        skipped(&c)
+    );
+}
