@@ -7,8 +7,9 @@
 //! Run: `cargo bench --bench dev` (`-- --quick` or `DEVLOOP_BENCH_QUICK=1`: 5 edits and 10 s idle instead of 20
 //! and 60 s). Needs a Docker daemon and `/bin/busybox` (busybox-static). `CARGO_BIN_EXE_devloop` names the binary
 //! to time (else target/release/devloop, built when missing); `DEVLOOP_BENCH_DEBOUNCE=MS` passes `--debounce`
-//! (default: devloop's own); `DEVLOOP_BENCH_KUBECONFIG=FILE` uses that cluster instead of the fake (its nodes
-//! must be able to run the locally built images, e.g. kind, whose nodes devloop loads them into).
+//! (default: devloop's own); `DEVLOOP_BENCH_EDITS=N` sets the number of edits; `DEVLOOP_BENCH_KUBECONFIG=FILE`
+//! uses that cluster instead of the fake (its nodes must be able to run the locally built images, e.g. kind,
+//! whose nodes devloop loads them into).
 
 // A benchmark's report is its output.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
@@ -77,7 +78,13 @@ impl Settings {
                 _ => None,
             };
         Ok(Settings {
-            edits: if quick { 5 } else { 20 },
+            edits: match std::env::var("DEVLOOP_BENCH_EDITS") {
+                Ok(v) if !v.is_empty() => v
+                    .parse()
+                    .with_context(|| format!("DEVLOOP_BENCH_EDITS: `{v}` is not a number"))?,
+                _ if quick => 5,
+                _ => 20,
+            },
             idle: Duration::from_secs(if quick { 10 } else { 60 }),
             debounce,
             kubeconfig: std::env::var_os("DEVLOOP_BENCH_KUBECONFIG")
@@ -118,6 +125,14 @@ impl Cluster {
         match self {
             Cluster::Fake(f) => f.kubeconfig(dir),
             Cluster::Real(k) => k.clone(),
+        }
+    }
+
+    /// How many requests the fake has received (a real cluster does not say).
+    fn requests(&self) -> Option<usize> {
+        match self {
+            Cluster::Fake(f) => Some(f.requests().len()),
+            Cluster::Real(_) => None,
         }
     }
 
@@ -524,6 +539,10 @@ struct Edit {
     before_build: f64,
     /// `appliedMs` − `builtMs`: render and apply.
     apply: f64,
+    /// The apply alone (`deployComplete.durationMs`).
+    deploy: f64,
+    /// Requests the fake API server received from the write to the `iteration` event.
+    requests: Option<usize>,
     /// `readyMs` − `appliedMs` − rollout: the status check's own share of waiting.
     wait_extra: f64,
     builds: usize,
@@ -545,6 +564,8 @@ struct EditReport {
     memory: Memory,
     edits: Vec<Edit>,
     docker: Vec<f64>,
+    /// The same with one `--label`, as devloop passes its cache key (the classic builder adds a `LABEL` step).
+    docker_labelled: Vec<f64>,
     first: Value,
     stop: Stop,
     median_reported_by_devloop: Option<u64>,
@@ -622,7 +643,7 @@ fn edit_phase(
     fs::write(baseline.join("www/index.html"), "<h1>baseline v0</h1>\n")?;
     let docker_tag = format!("devloop-bench-dev-docker-{pid}");
     env.images.add(&docker_tag);
-    docker_build(env, &baseline, &docker_tag).context("warm-up docker build")?;
+    docker_build(env, &baseline, &docker_tag, None).context("warm-up docker build")?;
 
     let mut dev = Dev::start(env, &project, &root.join("edit-cache"), &ns)?;
     let first = dev.until("iteration", FIRST_ITERATION_TIMEOUT)?;
@@ -636,6 +657,7 @@ fn edit_phase(
     let docker_every = (settings.edits / DOCKER_RUNS).max(1);
     let mut edits = Vec::new();
     let mut docker = Vec::new();
+    let mut docker_labelled = Vec::new();
     for i in 0..settings.edits {
         std::thread::sleep(EDIT_GAP);
         let stray = dev.drain();
@@ -644,15 +666,18 @@ fn edit_phase(
             "devloop rebuilt without an edit: {stray:?}"
         );
         let content = format!("<h1>edit {}</h1>\n", i + 1);
+        let requests_before = cluster.requests();
         let written = Instant::now();
         fs::write(project.join("www/index.html"), &content)?;
         let events = dev.until("iteration", EDIT_TIMEOUT)?;
         let values: Vec<Value> = events.iter().map(|(_, e)| e.clone()).collect();
         env.images.add_built(&values);
-        let edit = measure_edit(written, &events)?;
+        let requests = cluster.requests().zip(requests_before).map(|(a, b)| a - b);
+        let edit = measure_edit(written, &events, requests)?;
         eprintln!(
             "edit {:>2}/{}: ready {:>5.0} ms (outside {:>5.0}), build {:>5.0}, rollout {:>4.0}, overhead {:>4.0} \
-             (outside {:>4.0})",
+             (outside {:>4.0}; before build {:>3.0}, render + apply {:>3.0} (apply {:>3.0}, {} requests), wait \
+             {:>2.0})",
             i + 1,
             settings.edits,
             edit.ready,
@@ -660,18 +685,37 @@ fn edit_phase(
             edit.build,
             edit.rollout,
             edit.overhead(),
-            edit.overhead_outside()
+            edit.overhead_outside(),
+            edit.before_build,
+            edit.apply,
+            edit.deploy,
+            edit.requests
+                .map_or_else(|| "?".to_string(), |n| n.to_string()),
+            edit.wait_extra,
         );
         edits.push(edit);
         if (i + 1) % docker_every == 0 && docker.len() < DOCKER_RUNS {
             std::thread::sleep(EDIT_GAP);
-            fs::write(
-                baseline.join("www/index.html"),
-                format!("<h1>baseline edit {}</h1>\n", i + 1),
-            )?;
-            let took = docker_build(env, &baseline, &docker_tag)?;
-            eprintln!("  docker build: {took:.0} ms");
-            docker.push(took);
+            // Both variants after the same kind of edit, alternating which goes first.
+            let mut pair = [(false, 0.0), (true, 0.0)];
+            if docker.len() % 2 == 1 {
+                pair.reverse();
+            }
+            for (labelled, took) in &mut pair {
+                fs::write(
+                    baseline.join("www/index.html"),
+                    format!("<h1>baseline edit {} {labelled}</h1>\n", i + 1),
+                )?;
+                let label = labelled.then_some("devloop.bench=labelled");
+                *took = docker_build(env, &baseline, &docker_tag, label)?;
+            }
+            pair.sort_by_key(|(labelled, _)| *labelled);
+            eprintln!(
+                "  docker build: {:.0} ms, with --label: {:.0} ms",
+                pair[0].1, pair[1].1
+            );
+            docker.push(pair[0].1);
+            docker_labelled.push(pair[1].1);
         }
     }
     std::thread::sleep(EDIT_GAP);
@@ -681,6 +725,7 @@ fn edit_phase(
         memory,
         edits,
         docker,
+        docker_labelled,
         first,
         stop,
         median_reported_by_devloop: stopped["data"]["medianSaveToReadyMs"].as_u64(),
@@ -688,7 +733,11 @@ fn edit_phase(
 }
 
 /// The timings of one edit from the events up to its `iteration`.
-fn measure_edit(written: Instant, events: &[(Instant, Value)]) -> Result<Edit> {
+fn measure_edit(
+    written: Instant,
+    events: &[(Instant, Value)],
+    requests: Option<usize>,
+) -> Result<Edit> {
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     let of = |ty: &'static str| events.iter().filter(move |(_, e)| e["type"] == ty);
     let num = |e: &Value, key: &str| e["data"][key].as_f64().unwrap_or(0.0);
@@ -720,17 +769,26 @@ fn measure_edit(written: Instant, events: &[(Instant, Value)]) -> Result<Edit> {
         to_build_started,
         before_build: built - build,
         apply: applied - built,
+        deploy: of("deployComplete")
+            .map(|(_, e)| num(e, "durationMs"))
+            .sum(),
+        requests,
         wait_extra: ready - applied - rollout,
         builds: of("buildStarted").count(),
         cancelled: of("iterationCancelled").count(),
     })
 }
 
-/// `DOCKER_BUILDKIT=0 docker build -q -t TAG DIR`: wall milliseconds; the image ID is kept for removal.
-fn docker_build(env: &Env, dir: &Path, tag: &str) -> Result<f64> {
+/// `DOCKER_BUILDKIT=0 docker build -q [--label L] -t TAG DIR`: wall milliseconds; the image ID is kept for
+/// removal.
+fn docker_build(env: &Env, dir: &Path, tag: &str, label: Option<&str>) -> Result<f64> {
+    let mut cmd = Command::new("docker");
+    cmd.args(["build", "-q", "-t", tag]);
+    if let Some(label) = label {
+        cmd.args(["--label", label]);
+    }
     let started = Instant::now();
-    let out = Command::new("docker")
-        .args(["build", "-q", "-t", tag])
+    let out = cmd
         .arg(dir)
         .env("DOCKER_BUILDKIT", "0")
         .output()
@@ -755,7 +813,7 @@ impl EditReport {
             "save→ready over {} edits (ms)         median      p90      min      max",
             self.edits.len()
         );
-        let rows: [(&str, Vec<f64>); 11] = [
+        let rows: [(&str, Vec<f64>); 12] = [
             ("save→ready, devloop's readyMs", col(&|e| e.ready)),
             ("save→ready, write → event read", col(&|e| e.outside)),
             ("  build (buildFinished)", col(&|e| e.build)),
@@ -764,6 +822,7 @@ impl EditReport {
             ("  loop overhead, outside", col(&|e| e.overhead_outside())),
             ("overhead: before the build", col(&|e| e.before_build)),
             ("overhead: render + apply", col(&|e| e.apply)),
+            ("  of which apply (deployComplete)", col(&|e| e.deploy)),
             ("overhead: wait beyond rollout", col(&|e| e.wait_extra)),
             ("write → buildStarted read", col(&|e| e.to_build_started)),
             (
@@ -781,25 +840,26 @@ impl EditReport {
                 xs.iter().copied().fold(f64::NEG_INFINITY, f64::max),
             );
         }
-        let _ = writeln!(
-            out,
-            "  {:<36} {:>7.0}  {:>7.0}  {:>7.0}  {:>7.0}   ({} runs, interleaved)",
-            "plain `docker build` (baseline)",
-            percentile(&self.docker, 50.0),
-            percentile(&self.docker, 90.0),
-            self.docker.iter().copied().fold(f64::INFINITY, f64::min),
-            self.docker
-                .iter()
-                .copied()
-                .fold(f64::NEG_INFINITY, f64::max),
-            self.docker.len()
-        );
+        for (name, xs) in [
+            ("plain `docker build` (baseline)", &self.docker),
+            ("  the same with one --label", &self.docker_labelled),
+        ] {
+            let _ = writeln!(
+                out,
+                "  {name:<36} {:>7.0}  {:>7.0}  {:>7.0}  {:>7.0}   ({} runs, interleaved)",
+                percentile(xs, 50.0),
+                percentile(xs, 90.0),
+                xs.iter().copied().fold(f64::INFINITY, f64::min),
+                xs.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+                xs.len()
+            );
+        }
         let builds: usize = self.edits.iter().map(|e| e.builds).sum();
         let cancelled: usize = self.edits.iter().map(|e| e.cancelled).sum();
         let _ = writeln!(
             out,
             "builds: {builds} for {} edits, cancelled iterations: {cancelled}; first iteration: ready {} ms \
-             (build {} ms of it); devloop's own median save→ready (devStopped, incl. the first): {}",
+             (built at {} ms); devloop's own median save→ready (devStopped, incl. the first): {}",
             self.edits.len(),
             self.first["data"]["readyMs"],
             self.first["data"]["builtMs"],
@@ -807,11 +867,11 @@ impl EditReport {
                 .map_or_else(|| "none".to_string(), |m| format!("{m} ms"))
         );
         let build = percentile(&col(&|e| e.build), 50.0);
-        let docker = percentile(&self.docker, 50.0);
         let _ = writeln!(
             out,
-            "devloop's build / plain docker build (medians): {:.2}",
-            build / docker
+            "devloop's build / docker build (medians): {:.2} plain, {:.2} with --label (devloop labels its images)",
+            build / percentile(&self.docker, 50.0),
+            build / percentile(&self.docker_labelled, 50.0)
         );
         let reported = percentile(&col(&|e| e.overhead()), 50.0);
         let outside = percentile(&col(&|e| e.overhead_outside()), 50.0);
@@ -998,7 +1058,7 @@ fn idle_phase(
     fs::write(project.join("www/index.html"), "<h1>baseline idle</h1>\n")?;
     let docker_tag = format!("devloop-bench-idle-docker-{pid}");
     env.images.add(&docker_tag);
-    let first_docker_ms = docker_build(env, &project, &docker_tag)?;
+    let first_docker_ms = docker_build(env, &project, &docker_tag, None)?;
     Ok(IdleReport {
         first_docker_ms,
         first,
