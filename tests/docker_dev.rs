@@ -227,3 +227,97 @@ fn run_then_delete_on_docker() {
     support::assert_ok(&out);
     assert!(docker_ps(&format!("dev.devloop.project={name}")).is_empty());
 }
+
+/// A devloop.yaml with one busybox-httpd artifact + container per `(name, context, port)`.
+fn config(project: &str, image: &str, services: &[(&str, u16)]) -> String {
+    let mut artifacts = String::new();
+    let mut containers = String::new();
+    for (svc, port) in services {
+        artifacts.push_str(&format!(
+            "    - image: {image}-{svc}\n      context: {svc}\n"
+        ));
+        containers.push_str(&format!(
+            "      - name: {svc}\n        image: {image}-{svc}\n        ports: [\"127.0.0.1:{port}:8080\"]\n        init: true\n"
+        ));
+    }
+    format!(
+        "apiVersion: devloop/v1alpha1\nkind: Config\nmetadata:\n  name: {project}\nbuild:\n  artifacts:\n{artifacts}deploy:\n  docker:\n    containers:\n{containers}"
+    )
+}
+
+/// A busybox-httpd context under `dir/` serving `content`.
+fn service(p: &Project, dir: &str, content: &str) {
+    p.with_busybox(&format!("{dir}/bin/busybox"));
+    p.write(
+        &format!("{dir}/Dockerfile"),
+        "FROM scratch\nCOPY bin/busybox /bin/busybox\nCOPY www /www\nENTRYPOINT [\"/bin/busybox\", \"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n",
+    );
+    p.write(&format!("{dir}/www/index.html"), content);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_artifact_added_by_a_config_edit_is_watched_from_then_on() {
+    support::require_docker();
+    let name = unique("dl-docker-reload");
+    let image = unique("devloop-test-dreload");
+    let (web_port, admin_port) = (free_port(), free_port());
+    let mut p = Project::new();
+    service(&p, "web", "web v1\n");
+    p.write("devloop.yaml", &config(&name, &image, &[("web", web_port)]));
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_devloop"))
+        .args(["dev", "-o", "json", "--debounce", "50"])
+        .current_dir(p.path())
+        .env("DEVLOOP_CACHE_DIR", p.cache.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    next_event(&mut lines, &mut seen, "iteration").await;
+    assert!(serves(web_port, "web v1\n"));
+
+    // A second service outside every watched directory, added by editing devloop.yaml.
+    service(&p, "admin", "admin v1\n");
+    p.write(
+        "devloop.yaml",
+        &config(&name, &image, &[("web", web_port), ("admin", admin_port)]),
+    );
+    next_event(&mut lines, &mut seen, "iteration").await;
+    assert!(serves(admin_port, "admin v1\n"), "{seen:#?}");
+
+    // An edit in the new context rebuilds it: the watcher follows the reloaded config.
+    let builds_before = seen.iter().filter(|e| e["type"] == "buildFinished").count();
+    p.write("admin/www/index.html", "admin v2\n");
+    next_event(&mut lines, &mut seen, "iteration").await;
+    assert!(serves(admin_port, "admin v2\n"), "{seen:#?}");
+    let rebuilt: Vec<&Value> = seen
+        .iter()
+        .filter(|e| e["type"] == "buildFinished")
+        .skip(builds_before)
+        .collect();
+    assert_eq!(rebuilt.len(), 1, "{rebuilt:#?}");
+    assert!(serves(web_port, "web v1\n"));
+
+    for e in seen.iter().filter(|e| e["type"] == "buildFinished") {
+        if let Some(tag) = e["data"]["tag"].as_str() {
+            p.cleanup_image(tag);
+        }
+    }
+    let pid = child.id().unwrap().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    next_event(&mut lines, &mut seen, "devStopped").await;
+    let status = tokio::time::timeout(Duration::from_secs(60), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success());
+    assert!(docker_ps(&format!("dev.devloop.project={name}")).is_empty());
+}

@@ -5,6 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::build::docker::DockerBuilder;
@@ -41,14 +42,8 @@ pub async fn run(global: &GlobalArgs, args: DevArgs, console: Console) -> Result
     );
 
     let watcher = start_watcher(&cfg, &args, &console)?;
-    let file = global.filename.clone();
-    let opts_for_reload = global.clone();
-    let reload_console = console.clone();
-    let reload = move || -> Result<Config, Error> {
-        let mut g = opts_for_reload.clone();
-        g.filename = file.clone();
-        super::load_config(&g, "dev", &reload_console)
-    };
+    let (respec, respecs) = mpsc::unbounded_channel();
+    let reload = reloader(global, &args, &console, respec);
     let namespace = global
         .namespace
         .clone()
@@ -132,12 +127,31 @@ pub async fn run(global: &GlobalArgs, args: DevArgs, console: Console) -> Result
     };
     let ctrl_c = super::cancel_on_ctrl_c(shutdown.clone());
     let result = tokio::select! {
-        r = session(&dev, cfg, watcher, side, shutdown.clone()) => r,
+        r = session(&dev, cfg, watcher, respecs, side, shutdown.clone()) => r,
         // Never completes on its own: the first Ctrl-C cancels `shutdown` (the session then cleans up and
         // returns), the second exits the process.
         _ = ctrl_c => unreachable_after_exit(),
     };
     result.map(|_| ())
+}
+
+/// Re-reads devloop.yaml for the loop and sends the watcher what the new config builds and renders (an artifact
+/// added by the edit is watched from then on).
+fn reloader(
+    global: &GlobalArgs,
+    args: &DevArgs,
+    console: &Console,
+    respec: mpsc::UnboundedSender<WatchSpec>,
+) -> impl Fn() -> Result<Config, Error> + Send + Sync + 'static {
+    let global = global.clone();
+    let args = args.clone();
+    let console = console.clone();
+    move || {
+        let cfg = super::load_config(&global, "dev", &console)?;
+        // The session may be over; then nobody needs the new spec.
+        let _ = respec.send(watch_spec(&cfg, &args));
+        Ok(cfg)
+    }
 }
 
 /// Starts watching what `cfg` builds and renders, and reads Enter in manual mode.
@@ -179,9 +193,8 @@ async fn run_docker(
         super::process_env(),
     );
     let watcher = start_watcher(&cfg, &args, &console)?;
-    let reload_global = global.clone();
-    let reload_console = console.clone();
-    let reload = move || super::load_config(&reload_global, "dev", &reload_console);
+    let (respec, respecs) = mpsc::unbounded_channel();
+    let reload = reloader(global, &args, &console, respec);
     let plan =
         |cfg: &Config, images: &[crate::render::ArtifactImage]| -> Result<DockerPlan, Error> {
             match &cfg.docker {
@@ -222,7 +235,7 @@ async fn run_docker(
         }
     };
     let result = tokio::select! {
-        r = session(&dev, cfg, watcher, side, shutdown.clone()) => r,
+        r = session(&dev, cfg, watcher, respecs, side, shutdown.clone()) => r,
         _ = super::cancel_on_ctrl_c(shutdown.clone()) => unreachable_after_exit(),
     };
     result.map(|_| ())

@@ -386,12 +386,14 @@ pub fn affected_artifacts(cfg: &Config, paths: &BTreeSet<PathBuf>) -> Vec<String
 }
 
 /// Runs a whole `devloop dev` session in the caller's task: the watcher feeding change sets, the loop, and the
-/// side streams (logs, port-forwards) — all polled together, nothing outlives the call. Ends when `shutdown`
-/// fires (or the watcher ends, in manual mode when stdin closes).
+/// side streams (logs, port-forwards) — all polled together, nothing outlives the call. `respecs` re-targets the
+/// watcher (sent by the config reload). Ends when `shutdown` fires (or the watcher ends, in manual mode when stdin
+/// closes).
 pub async fn session<B: Builder, D: Deployer>(
     dev: &DevLoop<'_, B, D>,
     cfg: Config,
     mut watcher: crate::watch::Watcher,
+    mut respecs: mpsc::UnboundedReceiver<crate::watch::WatchSpec>,
     side: impl std::future::Future<Output = ()>,
     shutdown: CancellationToken,
 ) -> Result<DevSummary, Error> {
@@ -402,6 +404,19 @@ pub async fn session<B: Builder, D: Deployer>(
         loop {
             let cs = tokio::select! {
                 _ = stop.cancelled() => break,
+                Some(spec) = respecs.recv() => {
+                    match watcher.update(spec) {
+                        Ok(warnings) => {
+                            for w in warnings {
+                                events.emit(Event::Warning { message: w.to_string() });
+                            }
+                        }
+                        Err(e) => events.emit(Event::Warning {
+                            message: format!("the watcher keeps the previous paths: {e}"),
+                        }),
+                    }
+                    continue;
+                }
                 cs = watcher.next() => cs,
             };
             let Some(cs) = cs else { break };
