@@ -208,11 +208,21 @@ impl Printer {
                 namespace,
                 objects,
             } => {
-                self.line(&format!(
-                    "deploying {objects} objects to context {} (namespace {})",
-                    self.paint("1", context),
-                    self.paint("1", namespace)
-                ));
+                // The Docker target reports context `docker` and its network as the namespace.
+                let line = if context == "docker" {
+                    format!(
+                        "deploying {objects} container{} to the local Docker daemon (network {})",
+                        if *objects == 1 { "" } else { "s" },
+                        self.paint("1", namespace)
+                    )
+                } else {
+                    format!(
+                        "deploying {objects} objects to context {} (namespace {})",
+                        self.paint("1", context),
+                        self.paint("1", namespace)
+                    )
+                };
+                self.line(&line);
             }
             Event::NamespaceCreated { namespace } => {
                 self.line(&format!(
@@ -305,7 +315,8 @@ impl Printer {
             }
             Event::StatusComplete { ready, duration_ms } => {
                 self.line(&format!(
-                    "{ready} workloads ready in {}",
+                    "{ready} workload{} ready in {}",
+                    if *ready == 1 { "" } else { "s" },
                     secs(*duration_ms)
                 ));
             }
