@@ -173,11 +173,20 @@ pub enum Event {
         changed: Vec<String>,
         rebuilt: Vec<String>,
         cached: Vec<String>,
+        /// Artifacts whose changed files were copied into their running containers instead of a rebuild.
+        synced: Vec<String>,
         applied: usize,
         pruned: usize,
         built_ms: u64,
         applied_ms: u64,
         ready_ms: u64,
+    },
+    /// File sync: changed files of artifact `image` copied into its running containers, no rebuild.
+    Synced {
+        image: String,
+        files: Vec<String>,
+        containers: usize,
+        duration_ms: u64,
     },
     /// An iteration failed (build, render, deploy or rollout); the loop keeps watching.
     IterationFailed { message: String },

@@ -321,3 +321,88 @@ async fn an_artifact_added_by_a_config_edit_is_watched_from_then_on() {
     assert!(status.success());
     assert!(docker_ps(&format!("dev.devloop.project={name}")).is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn synced_files_reach_the_running_container_without_a_rebuild() {
+    support::require_docker();
+    let name = unique("dl-docker-sync");
+    let image = unique("devloop-test-dsync");
+    let port = free_port();
+    let mut p = Project::new();
+    service(&p, "web", "v1\n");
+    p.write("web/www/other.html", "other\n");
+    p.write(
+        "devloop.yaml",
+        &config(&name, &image, &[("web", port)]).replace(
+            "      context: web\n",
+            "      context: web\n      sync:\n        manual:\n          - src: 'www/**'\n            dest: /www\n            strip: www/\n",
+        ),
+    );
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_devloop"))
+        .args(["dev", "-o", "json", "--debounce", "50"])
+        .current_dir(p.path())
+        .env("DEVLOOP_CACHE_DIR", p.cache.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    next_event(&mut lines, &mut seen, "iteration").await;
+    assert!(serves(port, "v1\n"));
+    let container = format!("{name}-web");
+    let id = || {
+        let out = Command::new("docker")
+            .args(["inspect", "-f", "{{.Id}}", &container])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let first_id = id();
+
+    // A file the sync rule takes: copied into the running container, no build, same container.
+    let builds = |seen: &[Value]| seen.iter().filter(|e| e["type"] == "buildStarted").count();
+    let builds_before = builds(&seen);
+    p.write("web/www/index.html", "v2\n");
+    let iteration = next_event(&mut lines, &mut seen, "iteration").await;
+    assert_eq!(
+        iteration["data"]["synced"][0],
+        format!("{image}-web"),
+        "{iteration}"
+    );
+    let synced = seen.iter().rev().find(|e| e["type"] == "synced").unwrap();
+    assert_eq!(synced["data"]["files"][0], "web/www/index.html", "{synced}");
+    assert_eq!(synced["data"]["containers"], 1);
+    assert!(serves(port, "v2\n"), "{seen:#?}");
+    assert_eq!(builds(&seen), builds_before, "{seen:#?}");
+    assert_eq!(id(), first_id, "the container was not replaced");
+
+    // A deleted file cannot be synced: the image is rebuilt and the container replaced.
+    std::fs::remove_file(p.path().join("web/www/other.html")).unwrap();
+    next_event(&mut lines, &mut seen, "iteration").await;
+    assert_eq!(builds(&seen), builds_before + 1, "{seen:#?}");
+    assert!(serves(port, "v2\n"));
+    assert_ne!(id(), first_id);
+
+    for e in seen.iter().filter(|e| e["type"] == "buildFinished") {
+        if let Some(tag) = e["data"]["tag"].as_str() {
+            p.cleanup_image(tag);
+        }
+    }
+    let pid = child.id().unwrap().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    next_event(&mut lines, &mut seen, "devStopped").await;
+    let status = tokio::time::timeout(Duration::from_secs(60), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success());
+    assert!(docker_ps(&format!("dev.devloop.project={name}")).is_empty());
+}

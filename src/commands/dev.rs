@@ -33,6 +33,21 @@ pub async fn run(global: &GlobalArgs, args: DevArgs, console: Console) -> Result
         return run_docker(global, args, console, cfg).await;
     }
     let target = super::connect(global, &cfg, args.apply.force_conflicts).await?;
+    let syncing: Vec<&str> = cfg
+        .build
+        .artifacts
+        .iter()
+        .filter(|a| !a.sync.is_empty())
+        .map(|a| a.image.as_str())
+        .collect();
+    if !syncing.is_empty() {
+        console.sink().emit(Event::Warning {
+            message: format!(
+                "file sync works on the Docker target only: on Kubernetes devloop rebuilds {} on every change",
+                syncing.join(", ")
+            ),
+        });
+    }
     let store = Store::open(crate::cache::default_dir()?)?;
     let (builder, _) = DockerBuilder::connect(cfg.build.use_buildkit).await?;
     let vars = Vars::new(

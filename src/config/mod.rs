@@ -94,6 +94,29 @@ pub struct Artifact {
     /// Build-arg templates, evaluated at build time (see `template`).
     pub build_args: BTreeMap<String, String>,
     pub requires: Vec<Require>,
+    /// `sync.manual` rules (not part of what the image is built from).
+    #[serde(skip)]
+    pub sync: Vec<SyncRule>,
+}
+
+/// A validated `sync.manual` rule.
+#[derive(Debug, Clone)]
+pub struct SyncRule {
+    pub src: String,
+    matcher: globset::GlobMatcher,
+    pub dest: String,
+    pub strip: String,
+}
+
+impl SyncRule {
+    /// Where a file at `rel` (relative to the context, `/`-separated) goes in the container, if this rule takes it.
+    pub fn dest_of(&self, rel: &str) -> Option<String> {
+        if !self.matcher.is_match(rel) {
+            return None;
+        }
+        let rest = rel.strip_prefix(&self.strip).unwrap_or(rel);
+        Some(format!("{}/{}", self.dest.trim_end_matches('/'), rest))
+    }
 }
 
 /// An artifact required by another, passed to it as a build arg.
@@ -682,6 +705,36 @@ fn validate_artifact(
             alias,
         });
     }
+    let mut sync = Vec::new();
+    for (j, r) in a.sync.iter().flat_map(|s| &s.manual).enumerate() {
+        let at = |f: &str| field(&format!("sync.manual[{j}].{f}"));
+        let matcher = globset::GlobBuilder::new(&r.src)
+            .literal_separator(true)
+            .build()
+            .map_err(|e| {
+                invalid(
+                    file,
+                    at("src"),
+                    format!("`{}` is not a valid glob: {e}", r.src),
+                    Some("globs are relative to the context, e.g. `static/**` or `src/*.py`"),
+                )
+            })?
+            .compile_matcher();
+        if !r.dest.starts_with('/') {
+            return Err(invalid(
+                file,
+                at("dest"),
+                format!("`{}` is not an absolute path", r.dest),
+                Some("`dest` is the directory in the container, e.g. `/app`"),
+            ));
+        }
+        sync.push(SyncRule {
+            src: r.src.clone(),
+            matcher,
+            dest: r.dest.clone(),
+            strip: r.strip.clone().unwrap_or_default(),
+        });
+    }
     Ok(Artifact {
         image: a.image.clone(),
         context,
@@ -689,6 +742,7 @@ fn validate_artifact(
         target: docker.target.clone(),
         build_args,
         requires,
+        sync,
     })
 }
 

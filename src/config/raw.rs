@@ -99,6 +99,28 @@ pub struct RawArtifact {
     pub docker: Option<RawDocker>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requires: Option<Vec<RawRequire>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync: Option<RawSync>,
+}
+
+/// `build.artifacts[].sync`: files `devloop dev` copies into running containers instead of rebuilding.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawSync {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub manual: Vec<RawSyncRule>,
+}
+
+/// `sync.manual[]`: Skaffold's shape.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawSyncRule {
+    /// A glob relative to the context (`*` stays within a directory, `**` crosses them).
+    pub src: String,
+    /// The directory in the container the file goes to (with its path relative to the context, minus `strip`).
+    pub dest: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strip: Option<String>,
 }
 
 /// `build.artifacts[].docker`.

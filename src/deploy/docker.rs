@@ -19,12 +19,15 @@ use bollard::models::{
 use bollard::query_parameters::{
     CreateContainerOptions, CreateImageOptions, EventsOptions, ListContainersOptions,
     ListVolumesOptions, LogsOptions, RemoveContainerOptions, StopContainerOptions,
+    UploadToContainerOptions,
 };
 use futures_util::stream::{SelectAll, Stream, StreamExt};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use super::{AppliedObject, Change, DeleteOptions, DeployError, DeployedSet, Deployer, ObjectRef};
+use super::{
+    AppliedObject, Change, DeleteOptions, DeployError, DeployedSet, Deployer, ObjectRef, SyncFile,
+};
 use crate::config::deploy::{Condition, Container, Dependency, DockerDeploy, Restart, Volume};
 use crate::event::{Event, EventSink};
 
@@ -930,6 +933,65 @@ fn lines(
 
 impl Deployer for DockerTarget {
     type Plan = DockerPlan;
+
+    async fn sync(
+        &self,
+        plan: &DockerPlan,
+        image: &str,
+        files: &[SyncFile],
+    ) -> Result<usize, DeployError> {
+        let wanted = crate::tag::normalize_repository(image);
+        let names: Vec<&str> = plan
+            .deploy
+            .containers
+            .iter()
+            .filter(|c| crate::tag::normalize_repository(&c.image) == wanted)
+            .map(|c| c.name.as_str())
+            .collect();
+        if names.is_empty() {
+            return Ok(0);
+        }
+        // One archive, paths relative to `/`, extracted by the daemon into each running container.
+        let mut archive = tar::Builder::new(Vec::new());
+        archive.follow_symlinks(false);
+        for f in files {
+            archive
+                .append_path_with_name(&f.local, f.dest.trim_start_matches('/'))
+                .map_err(|e| DeployError::Api {
+                    message: format!("sync: cannot read `{}`: {e}", f.local.display()),
+                    hint: None,
+                })?;
+        }
+        let archive = archive.into_inner().map_err(|e| DeployError::Api {
+            message: format!("sync: {e}"),
+            hint: None,
+        })?;
+        let mut updated = 0;
+        for name in names {
+            let object = format!("container/{name}");
+            let Some(current) = self.inspect(&object, &self.container_name(name)).await? else {
+                continue;
+            };
+            let running = current.state.as_ref().and_then(|s| s.running) == Some(true);
+            let ours = self.owns(current.config.as_ref().and_then(|c| c.labels.as_ref()));
+            let Some(id) = current.id.as_deref().filter(|_| running && ours) else {
+                continue;
+            };
+            self.docker
+                .upload_to_container(
+                    id,
+                    Some(UploadToContainerOptions {
+                        path: "/".into(),
+                        ..Default::default()
+                    }),
+                    bollard::body_full(archive.clone().into()),
+                )
+                .await
+                .map_err(|e| api_error(&object, "sync files into", &e))?;
+            updated += 1;
+        }
+        Ok(updated)
+    }
 
     async fn deploy(
         &self,

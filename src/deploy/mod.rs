@@ -170,4 +170,25 @@ pub trait Deployer: Send + Sync {
         opts: DeleteOptions,
         events: &EventSink,
     ) -> impl Future<Output = Result<Vec<ObjectRef>, DeployError>> + Send;
+
+    /// File sync of `devloop dev`: copies `files` into the running containers that `plan` runs from artifact
+    /// `image`, instead of a rebuild. Returns how many containers were updated; 0 when none runs it or the target
+    /// cannot sync, and the caller rebuilds.
+    fn sync(
+        &self,
+        plan: &Self::Plan,
+        image: &str,
+        files: &[SyncFile],
+    ) -> impl Future<Output = Result<usize, DeployError>> + Send {
+        let _ = (plan, image, files);
+        async { Ok(0) }
+    }
+}
+
+/// A changed file and where it goes in the container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncFile {
+    pub local: std::path::PathBuf,
+    /// Absolute path in the container.
+    pub dest: String,
 }

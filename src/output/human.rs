@@ -406,10 +406,28 @@ impl Printer {
                     nodes.join(", ")
                 ));
             }
+            Event::Synced {
+                image,
+                files,
+                containers,
+                duration_ms,
+            } => {
+                self.line(&format!(
+                    "{} {image}: synced {} into {containers} container{} in {}",
+                    self.paint("32", "⇄"),
+                    match files.len() {
+                        1 => files[0].clone(),
+                        n => format!("{n} files"),
+                    },
+                    if *containers == 1 { "" } else { "s" },
+                    secs(*duration_ms)
+                ));
+            }
             Event::Iteration {
                 changed,
                 rebuilt,
                 cached,
+                synced,
                 applied,
                 pruned,
                 built_ms,
@@ -427,6 +445,9 @@ impl Printer {
                 }
                 if !cached.is_empty() {
                     parts.push(format!("cached {}", cached.join(", ")));
+                }
+                if !synced.is_empty() {
+                    parts.push(format!("synced {}", synced.join(", ")));
                 }
                 parts.push(format!("applied {applied}"));
                 if *pruned > 0 {

@@ -15,8 +15,8 @@ use tokio_util::sync::CancellationToken;
 use super::{ArtifactResult, BuildOptions, BuildRun};
 use crate::build::Builder;
 use crate::cache::Store;
-use crate::config::Config;
-use crate::deploy::{Change, DeleteOptions, DeployedSet, Deployer};
+use crate::config::{Artifact, Config};
+use crate::deploy::{Change, DeleteOptions, DeployedSet, Deployer, SyncFile};
 use crate::error::Error;
 use crate::event::{Event, EventSink};
 use crate::render::ArtifactImage;
@@ -254,6 +254,51 @@ impl<B: Builder, D: Deployer> DevLoop<'_, B, D> {
             .collect();
         let mut only: BTreeSet<String> = affected.into_iter().collect();
         only.extend(missing);
+        // File sync: artifacts whose only changes are files their `sync` rules take are updated in place.
+        let mut synced = Vec::new();
+        let candidates: Vec<(&Artifact, Vec<SyncFile>)> = if trigger.everything {
+            Vec::new()
+        } else {
+            cfg.build
+                .artifacts
+                .iter()
+                .filter(|a| only.contains(&a.image))
+                .filter(|a| images.contains_key(&tag::normalize_repository(&a.image)))
+                .filter_map(|a| sync_files(cfg, a, &trigger.paths).map(|f| (a, f)))
+                .collect()
+        };
+        if !candidates.is_empty() {
+            let running: Vec<ArtifactImage> = cfg
+                .build
+                .artifacts
+                .iter()
+                .filter_map(|a| images.get(&tag::normalize_repository(&a.image)))
+                .map(ArtifactResult::artifact_image)
+                .collect();
+            let plan = (self.plan)(cfg, &running)?;
+            for (a, files) in candidates {
+                let started = Instant::now();
+                match self.deployer.sync(&plan, &a.image, &files).await {
+                    Ok(0) => {}
+                    Ok(containers) => {
+                        self.events.emit(Event::Synced {
+                            image: a.image.clone(),
+                            files: files
+                                .iter()
+                                .map(|f| relative(&cfg.base_dir, &f.local))
+                                .collect(),
+                            containers,
+                            duration_ms: started.elapsed().as_millis() as u64,
+                        });
+                        only.remove(&a.image);
+                        synced.push(a.image.clone());
+                    }
+                    Err(e) => self.events.emit(Event::Warning {
+                        message: format!("{}: file sync failed, rebuilding instead: {e}", a.image),
+                    }),
+                }
+            }
+        }
         let mut results = Vec::new();
         if !only.is_empty() {
             let run = BuildRun {
@@ -310,8 +355,10 @@ impl<B: Builder, D: Deployer> DevLoop<'_, B, D> {
             .filter(|r| !r.cached)
             .map(|r| r.image.clone())
             .collect();
-        let did_something =
-            !rebuilt.is_empty() || !changed.applied.is_empty() || !changed.pruned.is_empty();
+        let did_something = !rebuilt.is_empty()
+            || !synced.is_empty()
+            || !changed.applied.is_empty()
+            || !changed.pruned.is_empty();
         let ms = |t: Instant| t.saturating_duration_since(trigger.first_at).as_millis() as u64;
         let save_to_ready_ms = did_something.then(|| ms(ready_at));
         if did_something || trigger.everything {
@@ -327,6 +374,7 @@ impl<B: Builder, D: Deployer> DevLoop<'_, B, D> {
                     .filter(|r| r.cached)
                     .map(|r| r.image.clone())
                     .collect(),
+                synced,
                 applied: changed.applied.len(),
                 pruned: changed.pruned.len(),
                 built_ms: ms(built_at),
@@ -344,6 +392,53 @@ impl<B: Builder, D: Deployer> DevLoop<'_, B, D> {
 struct IterationReport {
     results: Vec<ArtifactResult>,
     save_to_ready_ms: Option<u64>,
+}
+
+/// The files to sync into `a`'s containers instead of rebuilding it: every changed path of its context must be an
+/// existing file that a `sync` rule takes (or that `.dockerignore` leaves out of the image), and nothing may
+/// depend on the image (dependents are rebuilt from it). `None`: rebuild.
+fn sync_files(cfg: &Config, a: &Artifact, paths: &BTreeSet<PathBuf>) -> Option<Vec<SyncFile>> {
+    if a.sync.is_empty()
+        || cfg.build.artifacts.iter().any(|b| {
+            b.requires
+                .iter()
+                .any(|r| tag::normalize_repository(&r.image) == tag::normalize_repository(&a.image))
+        })
+    {
+        return None;
+    }
+    let ignore = crate::context::read_ignore_rules(&a.context, &a.dockerfile)
+        .and_then(|rules| crate::context::DockerIgnore::from_rules(&rules))
+        .ok()?;
+    let mut files = Vec::new();
+    for p in paths {
+        if p == &a.dockerfile {
+            return None;
+        }
+        let Ok(rel) = p.strip_prefix(&a.context) else {
+            if a.context.starts_with(p) {
+                return None;
+            }
+            continue;
+        };
+        let rel = rel.to_string_lossy().replace('\\', "/");
+        if rel.ends_with(".dockerignore") {
+            return None;
+        }
+        if ignore.is_excluded(&rel) {
+            continue;
+        }
+        // A deleted file or a directory: the image is rebuilt.
+        if !p.symlink_metadata().is_ok_and(|m| m.is_file()) {
+            return None;
+        }
+        let dest = a.sync.iter().find_map(|r| r.dest_of(&rel))?;
+        files.push(SyncFile {
+            local: p.clone(),
+            dest,
+        });
+    }
+    (!files.is_empty()).then_some(files)
 }
 
 fn relative(base: &Path, p: &Path) -> String {

@@ -354,6 +354,7 @@ impl Cx<'_> {
                 || docker.build_args.is_some())
             .then_some(docker),
             requires: None,
+            sync: None,
         };
         Ok(Some(BuildDraft { name, artifact }))
     }
