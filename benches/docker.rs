@@ -11,7 +11,9 @@
 //! `DEVLOOP_BENCH_DEBOUNCE=MS` passes `--debounce` (default: devloop's own); `DEVLOOP_BENCH_POLL=eager` polls the
 //! port from the write instead of from the daemon's `start` event of the new container (see [`PollFrom`]);
 //! `DEVLOOP_BENCH_INIT=0` runs both sides' containers without an init process (busybox `httpd` as PID 1 then
-//! ignores SIGTERM: every devloop replacement waits out `stopGracePeriod: 10`).
+//! ignores SIGTERM: every devloop replacement waits out `stopGracePeriod: 10`). `DEVLOOP_BENCH_SYNC=1` gives the
+//! artifact a `sync.manual` rule for `www/**`: devloop then copies each edit into the running container instead of
+//! rebuilding (no new container, so its side is polled from the write); the baseline is unchanged.
 
 // A benchmark's report is its output.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
@@ -56,6 +58,8 @@ struct Settings {
     /// `init: true` in devloop.yaml and `--init` in the baseline's `docker run`.
     init: bool,
     poll_from: PollFrom,
+    /// `sync.manual` for `www/**`: edits are synced, not rebuilt.
+    sync: bool,
 }
 
 /// When polling for the new content starts, on both sides.
@@ -111,6 +115,7 @@ impl Settings {
                 Ok("" | "start") | Err(_) => PollFrom::Start,
                 Ok(other) => bail!("DEVLOOP_BENCH_POLL: `{other}` is neither `start` nor `eager`"),
             },
+            sync: std::env::var("DEVLOOP_BENCH_SYNC").is_ok_and(|v| !v.is_empty() && v != "0"),
         })
     }
 }
@@ -213,6 +218,12 @@ fn run() -> Result<()> {
         POLL_EVERY.as_millis(),
         settings.poll_from.describe()
     );
+    if settings.sync {
+        println!(
+            "devloop: `sync.manual` for www/** — each edit is copied into the running container, no rebuild \
+             (devloop's side polled from the write)"
+        );
+    }
     println!(
         "devloop: project `{}`, container `{}` on 127.0.0.1:{}; baseline: container `{}` on 127.0.0.1:{}",
         names.project,
@@ -740,6 +751,8 @@ impl BaselineEdit {
 }
 
 struct Report {
+    /// Edits were synced, not rebuilt.
+    sync: bool,
     devloop: Vec<DevEdit>,
     baseline: Vec<BaselineEdit>,
     first_ready: Value,
@@ -769,6 +782,11 @@ fn measure(
     } else {
         String::new()
     };
+    let sync = if settings.sync {
+        "      sync:\n        manual:\n          - src: 'www/**'\n            dest: /www\n            strip: www/\n"
+    } else {
+        ""
+    };
     let grace = if settings.init {
         String::new()
     } else {
@@ -778,7 +796,7 @@ fn measure(
         project.join("devloop.yaml"),
         format!(
             "apiVersion: devloop/v1alpha1\nkind: Config\nmetadata:\n  name: {project}\nbuild:\n  artifacts:\n    - \
-             image: {image}\ndeploy:\n  docker:\n{grace}    containers:\n      - name: web\n        image: \
+             image: {image}\n{sync}deploy:\n  docker:\n{grace}    containers:\n      - name: web\n        image: \
              {image}\n        ports: [\"127.0.0.1:{port}:8080\"]\n{container}",
             project = names.project,
             image = names.image,
@@ -867,8 +885,21 @@ fn measure(
             }
             if (side == 0) == devloop_first {
                 let content = format!("<h1>devloop edit {round}</h1>\n");
+                // A synced edit starts no container: poll from the write.
+                let poll_from = if settings.sync {
+                    PollFrom::Write
+                } else {
+                    settings.poll_from
+                };
                 let edit = dev_side
-                    .edit(&mut dev, &mut daemon, settings.poll_from, cleanup, &content)
+                    .edit(
+                        &mut dev,
+                        &mut daemon,
+                        poll_from,
+                        settings.sync,
+                        cleanup,
+                        &content,
+                    )
                     .with_context(|| format!("devloop edit {round}"))?;
                 let lc = edit.lifecycle;
                 eprintln!(
@@ -962,6 +993,7 @@ fn measure(
             .map(|n| format!("network {n}")),
     );
     Ok(Report {
+        sync: settings.sync,
         devloop: devloop_edits,
         baseline: baseline_edits,
         first_ready,
@@ -997,6 +1029,7 @@ impl DevSide<'_> {
         dev: &mut Dev,
         daemon: &mut DaemonEvents,
         poll_from: PollFrom,
+        sync: bool,
         cleanup: &Cleanup,
         content: &str,
     ) -> Result<DevEdit> {
@@ -1042,17 +1075,28 @@ impl DevSide<'_> {
         let of = |ty: &'static str| events.iter().filter(move |(_, e)| e["type"] == ty);
         let num = |e: &Value, key: &str| e["data"][key].as_f64().unwrap_or(f64::NAN);
         let (received, iteration) = events.last().context("no events")?;
-        ensure!(
-            iteration["data"]["rebuilt"]
-                .as_array()
-                .is_some_and(|r| r.len() == 1),
-            "the edit did not rebuild the image: {iteration}"
-        );
         let builds = of("buildStarted").count();
-        ensure!(
-            builds == 1 && of("buildFinished").count() == 1,
-            "the edit caused {builds} builds (expected exactly one): {values:?}"
-        );
+        if sync {
+            ensure!(
+                iteration["data"]["synced"]
+                    .as_array()
+                    .is_some_and(|r| r.len() == 1)
+                    && builds == 0
+                    && of("synced").count() == 1,
+                "the edit was not synced without a build: {values:?}"
+            );
+        } else {
+            ensure!(
+                iteration["data"]["rebuilt"]
+                    .as_array()
+                    .is_some_and(|r| r.len() == 1),
+                "the edit did not rebuild the image: {iteration}"
+            );
+            ensure!(
+                builds == 1 && of("buildFinished").count() == 1,
+                "the edit caused {builds} builds (expected exactly one): {values:?}"
+            );
+        }
         Ok(DevEdit {
             serving: ms(served.saturating_duration_since(written)),
             built: num(iteration, "builtMs"),
@@ -1398,7 +1442,15 @@ impl Report {
             self.devloop.len(),
             self.baseline.len()
         );
-        row(&mut out, "devloop dev", &dev(&|e| e.serving));
+        row(
+            &mut out,
+            if self.sync {
+                "devloop dev (file sync)"
+            } else {
+                "devloop dev"
+            },
+            &dev(&|e| e.serving),
+        );
         row(
             &mut out,
             "baseline: build && rm -f && run, poll",
