@@ -13,7 +13,16 @@ fn the_annotated_example_parses() {
     let raw = config::parse("devloop.yaml.example", &text).unwrap();
     let build = raw.build.unwrap();
     assert_eq!(build.artifacts.unwrap().len(), 3);
-    assert_eq!(raw.profiles.unwrap().len(), 2);
+    let profiles = raw.profiles.unwrap();
+    assert_eq!(profiles.len(), 3);
+    let docker = serde_json::to_value(&profiles[2]).unwrap();
+    assert_eq!(
+        docker["deploy"]["docker"]["containers"]
+            .as_array()
+            .map(Vec::len),
+        Some(3),
+        "{docker}"
+    );
     let manifests = raw.manifests.unwrap();
     assert!(manifests.kustomize.is_some() && manifests.helm.is_some());
     assert_eq!(raw.port_forward.unwrap().len(), 1);
