@@ -934,6 +934,10 @@ fn lines(
 impl Deployer for DockerTarget {
     type Plan = DockerPlan;
 
+    fn can_sync(&self) -> bool {
+        true
+    }
+
     async fn sync(
         &self,
         plan: &DockerPlan,

@@ -171,6 +171,11 @@ pub trait Deployer: Send + Sync {
         events: &EventSink,
     ) -> impl Future<Output = Result<Vec<ObjectRef>, DeployError>> + Send;
 
+    /// Whether [`Deployer::sync`] can update running containers (otherwise sync candidates are rebuilt at once).
+    fn can_sync(&self) -> bool {
+        false
+    }
+
     /// File sync of `devloop dev`: copies `files` into the running containers that `plan` runs from artifact
     /// `image`, instead of a rebuild. Returns how many containers were updated; 0 when none runs it or the target
     /// cannot sync, and the caller rebuilds.

@@ -256,17 +256,18 @@ impl<B: Builder, D: Deployer> DevLoop<'_, B, D> {
         only.extend(missing);
         // File sync: artifacts whose only changes are files their `sync` rules take are updated in place.
         let mut synced = Vec::new();
-        let candidates: Vec<(&Artifact, Vec<SyncFile>)> = if trigger.everything {
-            Vec::new()
-        } else {
-            cfg.build
-                .artifacts
-                .iter()
-                .filter(|a| only.contains(&a.image))
-                .filter(|a| images.contains_key(&tag::normalize_repository(&a.image)))
-                .filter_map(|a| sync_files(cfg, a, &trigger.paths).map(|f| (a, f)))
-                .collect()
-        };
+        let candidates: Vec<(&Artifact, Vec<SyncFile>)> =
+            if trigger.everything || !self.deployer.can_sync() {
+                Vec::new()
+            } else {
+                cfg.build
+                    .artifacts
+                    .iter()
+                    .filter(|a| only.contains(&a.image))
+                    .filter(|a| images.contains_key(&tag::normalize_repository(&a.image)))
+                    .filter_map(|a| sync_files(cfg, a, &trigger.paths).map(|f| (a, f)))
+                    .collect()
+            };
         if !candidates.is_empty() {
             let running: Vec<ArtifactImage> = cfg
                 .build
@@ -817,5 +818,66 @@ mod tests {
         );
         let unrelated = fx.dir.path().canonicalize().unwrap().join("README.md");
         assert!(affected_artifacts(&cfg, &BTreeSet::from([unrelated])).is_empty());
+    }
+
+    #[test]
+    fn sync_takes_only_changes_every_rule_covers() {
+        let fx = Fixture::new();
+        let root = fx.dir.path().canonicalize().unwrap();
+        std::fs::create_dir_all(root.join("other/static/css")).unwrap();
+        std::fs::write(root.join("other/static/css/a.css"), "a").unwrap();
+        std::fs::write(root.join("other/static/b.txt"), "b").unwrap();
+        std::fs::write(root.join("other/.dockerignore"), "**/*.txt\n").unwrap();
+        std::fs::write(
+            root.join("devloop.yaml"),
+            "apiVersion: devloop/v1alpha1\nkind: Config\nbuild:\n  artifacts:\n    - image: app\n      context: app\n      requires: [{image: base}]\n    - image: base\n      context: base\n      sync: {manual: [{src: '*', dest: /}]}\n    - image: other\n      context: other\n      sync: {manual: [{src: 'static/**', dest: /srv/www, strip: static/}]}\n",
+        )
+        .unwrap();
+        let cfg = fx.config();
+        let other = cfg
+            .build
+            .artifacts
+            .iter()
+            .find(|a| a.image == "other")
+            .unwrap();
+        let base = cfg
+            .build
+            .artifacts
+            .iter()
+            .find(|a| a.image == "base")
+            .unwrap();
+        let paths =
+            |ps: &[&str]| -> BTreeSet<PathBuf> { ps.iter().map(|p| root.join(p)).collect() };
+
+        // Taken by the rule, with the prefix stripped; a file .dockerignore leaves out does not count.
+        assert_eq!(
+            sync_files(
+                &cfg,
+                other,
+                &paths(&["other/static/css/a.css", "other/static/b.txt", "app/f"])
+            ),
+            Some(vec![SyncFile {
+                local: root.join("other/static/css/a.css"),
+                dest: "/srv/www/css/a.css".into(),
+            }])
+        );
+        // A file no rule takes, the Dockerfile, the ignore file, a deleted file: rebuild.
+        assert_eq!(sync_files(&cfg, other, &paths(&["other/f"])), None);
+        assert_eq!(sync_files(&cfg, other, &paths(&["other/Dockerfile"])), None);
+        assert_eq!(
+            sync_files(&cfg, other, &paths(&["other/.dockerignore"])),
+            None
+        );
+        assert_eq!(
+            sync_files(&cfg, other, &paths(&["other/static/gone.css"])),
+            None
+        );
+        // Only ignored files changed: nothing to sync (the build path finds the cache unchanged).
+        assert_eq!(
+            sync_files(&cfg, other, &paths(&["other/static/b.txt"])),
+            None
+        );
+        // An image other artifacts require is rebuilt: they are built from it.
+        assert_eq!(sync_files(&cfg, base, &paths(&["base/f"])), None);
     }
 }
