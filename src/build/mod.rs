@@ -32,8 +32,6 @@ pub struct BuildSpec {
     /// Evaluated build args.
     pub build_args: BTreeMap<String, String>,
     pub platform: Option<String>,
-    /// Labels set on the image (devloop records its cache key there).
-    pub labels: BTreeMap<String, String>,
     /// `--no-cache`: do not use the daemon's layer cache either.
     pub no_cache: bool,
 }

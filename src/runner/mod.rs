@@ -21,9 +21,6 @@ use crate::event::{BuiltArtifact, Event, EventSink};
 use crate::tag::{self, Timestamp};
 use crate::template::{self, Vars};
 
-/// The image label that records the cache key an image was built for.
-pub const KEY_LABEL: &str = "dev.devloop.cache-key";
-
 /// What the user asked of a build run.
 #[derive(Debug, Clone, Default)]
 pub struct BuildOptions {
@@ -450,7 +447,6 @@ impl<B: Builder> BuildRun<'_, B> {
             target: a.target.clone(),
             build_args,
             platform: self.cfg.build.platform.clone(),
-            labels: BTreeMap::from([(KEY_LABEL.to_string(), key.to_string())]),
             no_cache: opts.no_cache,
         };
         let built = self
