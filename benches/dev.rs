@@ -564,7 +564,7 @@ struct EditReport {
     memory: Memory,
     edits: Vec<Edit>,
     docker: Vec<f64>,
-    /// The same with one `--label`, as devloop passes its cache key (the classic builder adds a `LABEL` step).
+    /// The same with one `--label` (the classic builder adds a `LABEL` step): what labelling an image costs.
     docker_labelled: Vec<f64>,
     first: Value,
     stop: Stop,
@@ -869,7 +869,7 @@ impl EditReport {
         let build = percentile(&col(&|e| e.build), 50.0);
         let _ = writeln!(
             out,
-            "devloop's build / docker build (medians): {:.2} plain, {:.2} with --label (devloop labels its images)",
+            "devloop's build / docker build (medians): {:.2} plain, {:.2} with one --label",
             build / percentile(&self.docker, 50.0),
             build / percentile(&self.docker_labelled, 50.0)
         );
