@@ -945,35 +945,16 @@ impl Deployer for DockerTarget {
         files: &[SyncFile],
     ) -> Result<usize, DeployError> {
         let wanted = crate::tag::normalize_repository(image);
-        let names: Vec<&str> = plan
+        let containers: Vec<&Container> = plan
             .deploy
             .containers
             .iter()
             .filter(|c| crate::tag::normalize_repository(&c.image) == wanted)
-            .map(|c| c.name.as_str())
             .collect();
-        if names.is_empty() {
-            return Ok(0);
-        }
-        // One archive, paths relative to `/`, extracted by the daemon into each running container.
-        let mut archive = tar::Builder::new(Vec::new());
-        archive.follow_symlinks(false);
-        for f in files {
-            archive
-                .append_path_with_name(&f.local, f.dest.trim_start_matches('/'))
-                .map_err(|e| DeployError::Api {
-                    message: format!("sync: cannot read `{}`: {e}", f.local.display()),
-                    hint: None,
-                })?;
-        }
-        let archive = archive.into_inner().map_err(|e| DeployError::Api {
-            message: format!("sync: {e}"),
-            hint: None,
-        })?;
         let mut updated = 0;
-        for name in names {
-            let object = format!("container/{name}");
-            let Some(current) = self.inspect(&object, &self.container_name(name)).await? else {
+        for c in containers {
+            let object = format!("container/{}", c.name);
+            let Some(current) = self.inspect(&object, &self.container_name(&c.name)).await? else {
                 continue;
             };
             let running = current.state.as_ref().and_then(|s| s.running) == Some(true);
@@ -981,17 +962,23 @@ impl Deployer for DockerTarget {
             let Some(id) = current.id.as_deref().filter(|_| running && ours) else {
                 continue;
             };
-            self.docker
-                .upload_to_container(
-                    id,
-                    Some(UploadToContainerOptions {
-                        path: "/".into(),
-                        ..Default::default()
-                    }),
-                    bollard::body_full(archive.clone().into()),
-                )
-                .await
-                .map_err(|e| api_error(&object, "sync files into", &e))?;
+            // A file under a bind mount is already live in the container; writing it through the daemon would
+            // rewrite the host file and trigger the watcher again.
+            let files: Vec<&SyncFile> =
+                files.iter().filter(|f| !bind_mounted(c, &f.dest)).collect();
+            if !files.is_empty() {
+                self.docker
+                    .upload_to_container(
+                        id,
+                        Some(UploadToContainerOptions {
+                            path: "/".into(),
+                            ..Default::default()
+                        }),
+                        bollard::body_full(sync_archive(&files)?.into()),
+                    )
+                    .await
+                    .map_err(|e| api_error(&object, "sync files into", &e))?;
+            }
             updated += 1;
         }
         Ok(updated)
@@ -1348,6 +1335,32 @@ impl Deployer for DockerTarget {
 }
 
 /// Groups containers into start levels: each level depends only on earlier ones.
+/// Whether `dest` (a path in the container) lies under one of `c`'s bind mounts.
+fn bind_mounted(c: &Container, dest: &str) -> bool {
+    c.volumes.iter().any(|v| match v {
+        Volume::Bind { target, .. } => Path::new(dest).starts_with(target),
+        Volume::Named { .. } => false,
+    })
+}
+
+/// One tar archive of `files` at their container paths (relative to `/`), for the daemon to extract.
+fn sync_archive(files: &[&SyncFile]) -> Result<Vec<u8>, DeployError> {
+    let mut archive = tar::Builder::new(Vec::new());
+    archive.follow_symlinks(false);
+    for f in files {
+        archive
+            .append_path_with_name(&f.local, f.dest.trim_start_matches('/'))
+            .map_err(|e| DeployError::Api {
+                message: format!("sync: cannot read `{}`: {e}", f.local.display()),
+                hint: None,
+            })?;
+    }
+    archive.into_inner().map_err(|e| DeployError::Api {
+        message: format!("sync: {e}"),
+        hint: None,
+    })
+}
+
 fn levels(containers: &[Container]) -> Vec<Vec<usize>> {
     let mut placed: Vec<Option<usize>> = vec![None; containers.len()];
     let mut out: Vec<Vec<usize>> = Vec::new();
@@ -1713,6 +1726,26 @@ mod tests {
             assess(&looping, Want::Ready, Restart::Always),
             Assessment::Failed { reason, .. } if reason == "CrashLoop"
         ));
+    }
+
+    #[test]
+    fn files_under_a_bind_mount_are_not_synced() {
+        let mut c = container("web", &[]);
+        c.volumes.push(Volume::Bind {
+            source: PathBuf::from("/project/www"),
+            target: "/www".into(),
+            read_only: false,
+        });
+        c.volumes.push(Volume::Named {
+            name: "data".into(),
+            target: "/data".into(),
+            read_only: false,
+        });
+        assert!(bind_mounted(&c, "/www/index.html"));
+        assert!(bind_mounted(&c, "/www"));
+        assert!(!bind_mounted(&c, "/wwwroot/index.html"));
+        assert!(!bind_mounted(&c, "/data/x"));
+        assert!(!bind_mounted(&c, "/app/main.py"));
     }
 
     #[test]
