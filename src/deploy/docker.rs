@@ -1066,30 +1066,10 @@ impl Deployer for DockerTarget {
                 r = futures_util::future::join_all(work) => r,
                 _ = cancel.cancelled() => return Err(DeployError::Cancelled),
             };
-            let mut errors = Vec::new();
-            for r in results {
-                match r {
-                    Ok(a) => applied.push(a),
-                    Err(e) => errors.push(e),
-                }
-            }
-            match errors.len() {
-                0 => {}
-                1 => return Err(errors.remove(0)),
-                n => {
-                    return Err(DeployError::Api {
-                        message: format!(
-                            "{n} containers could not be deployed:\n{}",
-                            errors
-                                .iter()
-                                .map(|e| format!("- {e}"))
-                                .collect::<Vec<_>>()
-                                .join("\n")
-                        ),
-                        hint: None,
-                    });
-                }
-            }
+            applied.extend(super::all_or_errors(
+                results,
+                "containers could not be deployed",
+            )?);
         }
         events.emit(Event::DeployComplete {
             applied: applied.len(),

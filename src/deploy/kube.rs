@@ -671,29 +671,7 @@ impl KubeTarget {
         if cancel.is_cancelled() {
             return Err(DeployError::Cancelled);
         }
-        let mut applied = Vec::with_capacity(results.len());
-        let mut errors = Vec::new();
-        for r in results {
-            match r {
-                Ok(a) => applied.push(a),
-                Err(e) => errors.push(e),
-            }
-        }
-        match errors.len() {
-            0 => Ok(applied),
-            1 => Err(errors.remove(0)),
-            n => Err(DeployError::Api {
-                message: format!(
-                    "{n} objects could not be applied:\n{}",
-                    errors
-                        .iter()
-                        .map(|e| format!("- {e}"))
-                        .collect::<Vec<_>>()
-                        .join("\n")
-                ),
-                hint: None,
-            }),
-        }
+        super::all_or_errors(results, "objects could not be applied")
     }
 
     /// Every object of this project in the cluster that devloop applied: a label-selected list over every

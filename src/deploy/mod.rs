@@ -190,10 +190,67 @@ pub trait Deployer: Send + Sync {
     }
 }
 
+/// Every `Ok` of concurrent per-object work, or its error: the one error as is, several as one list naming how
+/// many `what` failed (`"objects could not be applied"`).
+pub(crate) fn all_or_errors<T>(
+    results: Vec<Result<T, DeployError>>,
+    what: &str,
+) -> Result<Vec<T>, DeployError> {
+    let mut oks = Vec::with_capacity(results.len());
+    let mut errors = Vec::new();
+    for r in results {
+        match r {
+            Ok(v) => oks.push(v),
+            Err(e) => errors.push(e),
+        }
+    }
+    match errors.len() {
+        0 => Ok(oks),
+        1 => Err(errors.remove(0)),
+        n => Err(DeployError::Api {
+            message: format!(
+                "{n} {what}:\n{}",
+                errors
+                    .iter()
+                    .map(|e| format!("- {e}"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            ),
+            hint: None,
+        }),
+    }
+}
+
 /// A changed file and where it goes in the container.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyncFile {
     pub local: std::path::PathBuf,
     /// Absolute path in the container.
     pub dest: String,
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn failed(m: &str) -> DeployError {
+        DeployError::Status(m.to_string())
+    }
+
+    #[test]
+    fn all_or_errors_keeps_every_ok_or_names_every_failure() {
+        assert_eq!(
+            all_or_errors(vec![Ok(1), Ok(2)], "x failed").unwrap(),
+            vec![1, 2]
+        );
+        let one = all_or_errors(vec![Ok(1), Err(failed("a: bad"))], "x failed").unwrap_err();
+        assert_eq!(one.to_string(), "a: bad");
+        let two = all_or_errors::<u8>(
+            vec![Err(failed("a")), Err(failed("b"))],
+            "objects could not be applied",
+        )
+        .unwrap_err();
+        assert_eq!(two.to_string(), "2 objects could not be applied:\n- a\n- b");
+    }
 }
