@@ -21,7 +21,7 @@ use crate::output::Console;
 use crate::port_forward::{ForwardSpec, Forwarder, PortRef, ResourceType};
 use crate::render::inputs::{Input, inputs};
 use crate::runner::BuildOptions;
-use crate::runner::dev::{DevLoop, DevOptions, session};
+use crate::runner::dev::{DevLoop, DevOptions, ReloadFn, session};
 use crate::tag::Timestamp;
 use crate::template::Vars;
 use crate::watch::{Trigger, WatchRoot, WatchSpec, Watcher};
@@ -48,17 +48,14 @@ pub async fn run(global: &GlobalArgs, args: DevArgs, console: Console) -> Result
             ),
         });
     }
-    let store = Store::open(crate::cache::default_dir()?)?;
-    let (builder, _) = DockerBuilder::connect(cfg.build.use_buildkit).await?;
-    let vars = Vars::new(
-        &cfg.base_dir,
-        Timestamp::now().rfc3339(),
-        super::process_env(),
-    );
-
-    let watcher = start_watcher(&cfg, &args, &console)?;
-    let (respec, respecs) = mpsc::unbounded_channel();
-    let reload = reloader(global, &args, &console, respec);
+    let Prepared {
+        store,
+        builder,
+        vars,
+        watcher,
+        respecs,
+        reload,
+    } = prepare(global, &args, &console, &cfg).await?;
     let namespace = global
         .namespace
         .clone()
@@ -86,7 +83,7 @@ pub async fn run(global: &GlobalArgs, args: DevArgs, console: Console) -> Result
         store: &store,
         vars: &vars,
         events: console.sink(),
-        reload: &reload,
+        reload: reload.as_ref(),
         plan: &plan,
         opts: DevOptions {
             build: BuildOptions {
@@ -150,6 +147,42 @@ pub async fn run(global: &GlobalArgs, args: DevArgs, console: Console) -> Result
     result.map(|_| ())
 }
 
+/// What a session needs whatever the target: the cache, the builder, template variables, the watcher and the config
+/// reload that re-targets it.
+struct Prepared {
+    store: Store,
+    builder: DockerBuilder,
+    vars: Vars,
+    watcher: Watcher,
+    respecs: mpsc::UnboundedReceiver<WatchSpec>,
+    reload: Box<ReloadFn<'static>>,
+}
+
+async fn prepare(
+    global: &GlobalArgs,
+    args: &DevArgs,
+    console: &Console,
+    cfg: &Config,
+) -> Result<Prepared, Error> {
+    let store = Store::open(crate::cache::default_dir()?)?;
+    let (builder, _) = DockerBuilder::connect(cfg.build.use_buildkit).await?;
+    let vars = Vars::new(
+        &cfg.base_dir,
+        Timestamp::now().rfc3339(),
+        super::process_env(),
+    );
+    let watcher = start_watcher(cfg, args, console)?;
+    let (respec, respecs) = mpsc::unbounded_channel();
+    Ok(Prepared {
+        store,
+        builder,
+        vars,
+        watcher,
+        respecs,
+        reload: Box::new(reloader(global, args, console, respec)),
+    })
+}
+
 /// Re-reads devloop.yaml for the loop and sends the watcher what the new config builds and renders (an artifact
 /// added by the edit is watched from then on).
 fn reloader(
@@ -200,16 +233,14 @@ async fn run_docker(
     cfg: Config,
 ) -> Result<(), Error> {
     let target = crate::deploy::docker::DockerTarget::connect(&cfg.project).await?;
-    let store = Store::open(crate::cache::default_dir()?)?;
-    let (builder, _) = DockerBuilder::connect(cfg.build.use_buildkit).await?;
-    let vars = Vars::new(
-        &cfg.base_dir,
-        Timestamp::now().rfc3339(),
-        super::process_env(),
-    );
-    let watcher = start_watcher(&cfg, &args, &console)?;
-    let (respec, respecs) = mpsc::unbounded_channel();
-    let reload = reloader(global, &args, &console, respec);
+    let Prepared {
+        store,
+        builder,
+        vars,
+        watcher,
+        respecs,
+        reload,
+    } = prepare(global, &args, &console, &cfg).await?;
     let plan =
         |cfg: &Config, images: &[crate::render::ArtifactImage]| -> Result<DockerPlan, Error> {
             match &cfg.docker {
@@ -226,7 +257,7 @@ async fn run_docker(
         store: &store,
         vars: &vars,
         events: console.sink(),
-        reload: &reload,
+        reload: reload.as_ref(),
         plan: &plan,
         opts: DevOptions {
             build: BuildOptions {
