@@ -70,11 +70,7 @@ fn docker_ps(label: &str) -> Vec<String> {
         .collect()
 }
 
-async fn next_event(
-    lines: &mut tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
-    seen: &mut Vec<Value>,
-    ty: &str,
-) -> Value {
+async fn next_event(lines: &mut Lines, seen: &mut Vec<Value>, ty: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -92,15 +88,10 @@ async fn next_event(
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dev_on_docker_serves_each_edit_and_cleans_up_only_its_own() {
-    support::require_docker();
-    let name = unique("dl-docker-dev");
-    let image = unique("devloop-test-ddev");
-    let port = free_port();
-    let mut p = project(&name, &image, port);
-    // A container devloop did not create, from a project-looking name: it must survive everything.
-    let foreign = format!("{name}-foreign");
+type Lines = tokio::io::Lines<BufReader<tokio::process::ChildStdout>>;
+
+/// `devloop dev -o json --debounce 50` in `p`, with its own cache; its events as lines.
+fn spawn_dev(p: &Project) -> (tokio::process::Child, Lines) {
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_devloop"))
         .args(["dev", "-o", "json", "--debounce", "50"])
         .current_dir(p.path())
@@ -110,7 +101,47 @@ async fn dev_on_docker_serves_each_edit_and_cleans_up_only_its_own() {
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    (child, lines)
+}
+
+/// Every image the session built is removed with the project.
+fn cleanup_built(p: &mut Project, seen: &[Value]) {
+    for e in seen.iter().filter(|e| e["type"] == "buildFinished") {
+        if let Some(tag) = e["data"]["tag"].as_str() {
+            p.cleanup_image(tag);
+        }
+    }
+}
+
+/// Ctrl-C: devloop reports `devStopped` and exits 0.
+async fn stop_dev(child: &mut tokio::process::Child, lines: &mut Lines, seen: &mut Vec<Value>) {
+    let pid = child.id().unwrap().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    next_event(lines, seen, "devStopped").await;
+    let status = tokio::time::timeout(Duration::from_secs(60), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_on_docker_serves_each_edit_and_cleans_up_only_its_own() {
+    support::require_docker();
+    let name = unique("dl-docker-dev");
+    let image = unique("devloop-test-ddev");
+    let port = free_port();
+    let mut p = project(&name, &image, port);
+    // A container devloop did not create, from a project-looking name: it must survive everything.
+    let foreign = format!("{name}-foreign");
+    let (mut child, mut lines) = spawn_dev(&p);
     let mut seen = Vec::new();
     next_event(&mut lines, &mut seen, "iteration").await;
     let first = seen.iter().find(|e| e["type"] == "buildFinished").unwrap()["data"]["tag"]
@@ -158,20 +189,7 @@ async fn dev_on_docker_serves_each_edit_and_cleans_up_only_its_own() {
         "{seen:#?}"
     );
 
-    let pid = child.id().unwrap().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-INT", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    next_event(&mut lines, &mut seen, "devStopped").await;
-    let status = tokio::time::timeout(Duration::from_secs(60), child.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(status.success());
+    stop_dev(&mut child, &mut lines, &mut seen).await;
     assert!(
         docker_ps(&format!("dev.devloop.project={name}")).is_empty(),
         "devloop's containers are removed"
@@ -264,16 +282,7 @@ async fn an_artifact_added_by_a_config_edit_is_watched_from_then_on() {
     let mut p = Project::new();
     service(&p, "web", "web v1\n");
     p.write("devloop.yaml", &config(&name, &image, &[("web", web_port)]));
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_devloop"))
-        .args(["dev", "-o", "json", "--debounce", "50"])
-        .current_dir(p.path())
-        .env("DEVLOOP_CACHE_DIR", p.cache.path())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut child, mut lines) = spawn_dev(&p);
     let mut seen = Vec::new();
     next_event(&mut lines, &mut seen, "iteration").await;
     assert!(serves(web_port, "web v1\n"));
@@ -300,25 +309,8 @@ async fn an_artifact_added_by_a_config_edit_is_watched_from_then_on() {
     assert_eq!(rebuilt.len(), 1, "{rebuilt:#?}");
     assert!(serves(web_port, "web v1\n"));
 
-    for e in seen.iter().filter(|e| e["type"] == "buildFinished") {
-        if let Some(tag) = e["data"]["tag"].as_str() {
-            p.cleanup_image(tag);
-        }
-    }
-    let pid = child.id().unwrap().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-INT", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    next_event(&mut lines, &mut seen, "devStopped").await;
-    let status = tokio::time::timeout(Duration::from_secs(60), child.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(status.success());
+    cleanup_built(&mut p, &seen);
+    stop_dev(&mut child, &mut lines, &mut seen).await;
     assert!(docker_ps(&format!("dev.devloop.project={name}")).is_empty());
 }
 
@@ -338,16 +330,7 @@ async fn synced_files_reach_the_running_container_without_a_rebuild() {
             "      context: web\n      sync:\n        manual:\n          - src: 'www/**'\n            dest: /www\n            strip: www/\n",
         ),
     );
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_devloop"))
-        .args(["dev", "-o", "json", "--debounce", "50"])
-        .current_dir(p.path())
-        .env("DEVLOOP_CACHE_DIR", p.cache.path())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut child, mut lines) = spawn_dev(&p);
     let mut seen = Vec::new();
     next_event(&mut lines, &mut seen, "iteration").await;
     assert!(serves(port, "v1\n"));
@@ -385,24 +368,7 @@ async fn synced_files_reach_the_running_container_without_a_rebuild() {
     assert!(serves(port, "v2\n"));
     assert_ne!(id(), first_id);
 
-    for e in seen.iter().filter(|e| e["type"] == "buildFinished") {
-        if let Some(tag) = e["data"]["tag"].as_str() {
-            p.cleanup_image(tag);
-        }
-    }
-    let pid = child.id().unwrap().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-INT", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    next_event(&mut lines, &mut seen, "devStopped").await;
-    let status = tokio::time::timeout(Duration::from_secs(60), child.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(status.success());
+    cleanup_built(&mut p, &seen);
+    stop_dev(&mut child, &mut lines, &mut seen).await;
     assert!(docker_ps(&format!("dev.devloop.project={name}")).is_empty());
 }

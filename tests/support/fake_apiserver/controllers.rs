@@ -35,15 +35,11 @@ fn is_terminating(obj: &Value) -> bool {
         .is_some()
 }
 
-fn owner_uids(obj: &Value) -> Vec<String> {
-    obj.pointer("/metadata/ownerReferences")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|r| r["uid"].as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
+fn owner_uids(obj: &Value) -> Vec<&str> {
+    owner_refs(obj)
+        .iter()
+        .filter_map(|r| r["uid"].as_str())
+        .collect()
 }
 
 fn owned_by(obj: &Value, uid: &str) -> bool {
@@ -327,7 +323,7 @@ fn garbage_collect(state: &mut State) -> bool {
                 }
                 let live_owners: Vec<&Value> = owners
                     .iter()
-                    .filter_map(|u| by_uid.get(u.as_str()).copied())
+                    .filter_map(|u| by_uid.get(u).copied())
                     .collect();
                 if live_owners.is_empty() {
                     return Some((key.clone(), Collect::Orphaned));
