@@ -952,6 +952,7 @@ impl Deployer for DockerTarget {
             .filter(|c| crate::tag::normalize_repository(&c.image) == wanted)
             .collect();
         let mut updated = 0;
+        let mut archives: Vec<(Vec<SyncFile>, bytes::Bytes)> = Vec::new();
         for c in containers {
             let object = format!("container/{}", c.name);
             let Some(current) = self.inspect(&object, &self.container_name(&c.name)).await? else {
@@ -964,9 +965,29 @@ impl Deployer for DockerTarget {
             };
             // A file under a bind mount is already live in the container; writing it through the daemon would
             // rewrite the host file and trigger the watcher again.
-            let files: Vec<&SyncFile> =
-                files.iter().filter(|f| !bind_mounted(c, &f.dest)).collect();
-            if !files.is_empty() {
+            let wanted: Vec<SyncFile> = files
+                .iter()
+                .filter(|f| !bind_mounted(c, &f.dest))
+                .cloned()
+                .collect();
+            if !wanted.is_empty() {
+                // Containers of one image usually take the same files: one archive each distinct set.
+                let archive = match archives.iter().find(|(set, _)| *set == wanted) {
+                    Some((_, archive)) => archive.clone(),
+                    None => {
+                        let set = wanted.clone();
+                        let archive: bytes::Bytes =
+                            tokio::task::spawn_blocking(move || sync_archive(&set))
+                                .await
+                                .map_err(|e| DeployError::Api {
+                                    message: format!("sync: {e}"),
+                                    hint: None,
+                                })??
+                                .into();
+                        archives.push((wanted, archive.clone()));
+                        archive
+                    }
+                };
                 self.docker
                     .upload_to_container(
                         id,
@@ -974,7 +995,7 @@ impl Deployer for DockerTarget {
                             path: "/".into(),
                             ..Default::default()
                         }),
-                        bollard::body_full(sync_archive(&files)?.into()),
+                        bollard::body_full(archive),
                     )
                     .await
                     .map_err(|e| api_error(&object, "sync files into", &e))?;
@@ -1324,7 +1345,7 @@ fn bind_mounted(c: &Container, dest: &str) -> bool {
 }
 
 /// One tar archive of `files` at their container paths (relative to `/`), for the daemon to extract.
-fn sync_archive(files: &[&SyncFile]) -> Result<Vec<u8>, DeployError> {
+fn sync_archive(files: &[SyncFile]) -> Result<Vec<u8>, DeployError> {
     let mut archive = tar::Builder::new(Vec::new());
     archive.follow_symlinks(false);
     for f in files {
