@@ -1,6 +1,7 @@
 //! Test support: temp projects, the devloop binary, a Docker daemon check, and local registries.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod cluster;
 pub mod fake_apiserver;
 pub mod registry;
 

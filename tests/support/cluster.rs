@@ -1,0 +1,185 @@
+//! The cluster a scenario runs against: the fake API server in `tests/support`, or a real cluster when
+//! `DEVLOOP_TEST_KUBECONFIG` names its kubeconfig (same scenarios, same assertions), and the manifests the
+//! scenarios deploy.
+//!
+//! Real-cluster notes: each test uses its own namespace `devloop-test-<pid>-<n>` and deletes it at the end;
+//! `DEVLOOP_TEST_IMAGE` names an image the nodes can run (default `registry.k8s.io/pause:3.10`), and failure
+//! scenarios use images that really fail there (an unpullable reference).
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::path::PathBuf;
+use std::process::Output;
+
+use kube::api::{Api, DynamicObject};
+use kube::core::GroupVersionKind;
+use serde_json::Value;
+
+use super::fake_apiserver::{FakeApiServer, PodState};
+use super::{Project, stderr, stdout};
+
+/// The cluster a scenario runs against.
+pub struct Cluster {
+    pub fake: Option<FakeApiServer>,
+    pub kubeconfig: PathBuf,
+    pub client: kube::Client,
+    /// The test's namespace.
+    pub ns: String,
+    pub _dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    pub async fn start() -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let ns = super::unique("devloop-test");
+        match std::env::var_os("DEVLOOP_TEST_KUBECONFIG") {
+            Some(path) => {
+                let kubeconfig = PathBuf::from(path);
+                let kc = kube::config::Kubeconfig::read_from(&kubeconfig).unwrap();
+                let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+                    .await
+                    .unwrap();
+                let client = kube::Client::try_from(config).unwrap();
+                Cluster {
+                    fake: None,
+                    kubeconfig,
+                    client,
+                    ns,
+                    _dir: dir,
+                }
+            }
+            None => {
+                let fake = FakeApiServer::start();
+                let kubeconfig = fake.kubeconfig(dir.path());
+                let client = fake.client().await;
+                Cluster {
+                    fake: Some(fake),
+                    kubeconfig,
+                    client,
+                    ns,
+                    _dir: dir,
+                }
+            }
+        }
+    }
+
+    /// An image pods can run.
+    pub fn ok_image(&self) -> String {
+        std::env::var("DEVLOOP_TEST_IMAGE")
+            .unwrap_or_else(|_| "registry.k8s.io/pause:3.10".to_string())
+    }
+
+    /// Makes pods of images containing `image_part` end up in `state` (on a real cluster the image itself fails).
+    pub fn fail_image(&self, image_part: &str, state: PodState) {
+        if let Some(f) = &self.fake {
+            f.set_image_pod_state(image_part, state);
+        }
+    }
+
+    /// Runs devloop in `project` against this cluster, in the test's namespace.
+    pub async fn devloop(&self, project: &Project, args: &[&str]) -> Output {
+        let mut full: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        full.extend([
+            "--kubeconfig".into(),
+            self.kubeconfig.display().to_string(),
+            "-n".into(),
+            self.ns.clone(),
+        ]);
+        let dir = project.path().to_path_buf();
+        let cache = project.cache.path().to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_devloop"))
+                .args(&full)
+                .current_dir(dir)
+                .env("DEVLOOP_CACHE_DIR", cache)
+                .env("NO_COLOR", "1")
+                .env_remove("KUBECONFIG")
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap()
+    }
+
+    /// The object as the cluster has it.
+    pub async fn get(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Option<Value> {
+        let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+        let (ar, caps) = kube::discovery::pinned_kind(
+            &self.client,
+            &GroupVersionKind::gvk(group, version, kind),
+        )
+        .await
+        .unwrap();
+        let api: Api<DynamicObject> = match (caps.scope, namespace) {
+            (kube::discovery::Scope::Namespaced, Some(ns)) => {
+                Api::namespaced_with(self.client.clone(), ns, &ar)
+            }
+            _ => Api::all_with(self.client.clone(), &ar),
+        };
+        api.get_opt(name)
+            .await
+            .unwrap()
+            .map(|o| serde_json::to_value(o).unwrap())
+    }
+
+    /// Creates an object the way another tool would (not devloop): via the API, without devloop's labels.
+    pub async fn create_foreign_configmap(&self, name: &str) {
+        let api: Api<k8s_openapi::api::core::v1::ConfigMap> =
+            Api::namespaced(self.client.clone(), &self.ns);
+        let mut cm = k8s_openapi::api::core::v1::ConfigMap::default();
+        cm.metadata.name = Some(name.to_string());
+        cm.data = Some([("owner".to_string(), "someone else".to_string())].into());
+        api.create(&Default::default(), &cm).await.unwrap();
+    }
+
+    pub async fn cleanup(&self) {
+        if self.fake.is_none() {
+            let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(self.client.clone());
+            let _ = api.delete(&self.ns, &Default::default()).await;
+        }
+    }
+}
+
+/// A project with no artifacts whose manifests are `files` (name → YAML).
+pub fn project(files: &[(&str, String)]) -> Project {
+    let p = Project::new();
+    p.write("devloop.yaml", "apiVersion: devloop/v1alpha1\nkind: Config\nmetadata:\n  name: shop\nmanifests:\n  rawYaml: [\"k8s/*.yaml\"]\n");
+    for (name, text) in files {
+        p.write(&format!("k8s/{name}"), text);
+    }
+    p
+}
+
+pub fn deployment(name: &str, image: &str) -> String {
+    format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {{app: {name}}}\n  template:\n    metadata:\n      labels: {{app: {name}}}\n    spec:\n      containers:\n        - name: main\n          image: {image}\n"
+    )
+}
+
+pub fn configmap(name: &str, value: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  value: \"{value}\"\n"
+    )
+}
+
+pub fn job(name: &str, image: &str, arg: &str) -> String {
+    format!(
+        "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: {name}\nspec:\n  backoffLimit: 0\n  template:\n    spec:\n      restartPolicy: Never\n      containers:\n        - name: main\n          image: {image}\n          args: [\"{arg}\"]\n"
+    )
+}
+
+#[track_caller]
+pub fn assert_exit(o: &Output, code: i32) {
+    assert_eq!(
+        o.status.code(),
+        Some(code),
+        "stdout:\n{}\nstderr:\n{}",
+        stdout(o),
+        stderr(o)
+    );
+}
