@@ -142,6 +142,7 @@ fn main() {
         images: &images,
         labels: &labels,
         namespace: Some("dev"),
+        namespace_explicit: true,
         env: &env,
     };
     let rendered = render(&request).unwrap();

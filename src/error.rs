@@ -59,6 +59,10 @@ impl Error {
         match self {
             Error::Build(e) if e.is_environment() => EXIT_USAGE,
             Error::Deploy(e) if e.is_environment() => EXIT_USAGE,
+            // Like kubectl: `-n` contradicting a manifest is a usage error, not a failed deploy.
+            Error::Render(e) if matches!(**e, crate::render::RenderError::NamespaceConflict { .. }) => {
+                EXIT_USAGE
+            }
             Error::Build(_) | Error::Render(_) | Error::Deploy(_) => EXIT_FAILURE,
             Error::Config(_)
             | Error::Tag(_)

@@ -88,6 +88,7 @@ fn render_fixture(
         images,
         labels,
         namespace,
+        namespace_explicit: true,
         env: &env,
     })
     .expect("render")

@@ -114,6 +114,7 @@ fn kustomize_overlay_matches_kustomize_own_image_setting() {
         images: &images,
         labels: &labels,
         namespace: None,
+        namespace_explicit: false,
         env: &env,
     })
     .expect("render");

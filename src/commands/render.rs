@@ -22,7 +22,9 @@ pub async fn run(global: &GlobalArgs, args: RenderArgs, console: Console) -> Res
         ..Default::default()
     };
     let images = super::resolve_images(&cfg, &args.source, &opts, &console).await?;
-    let yaml = render_objects(&cfg, &images, global.namespace.as_deref(), &console)?.to_yaml()?;
+    // Offline: only `-n` gives a namespace (and then, as with kubectl, objects naming another one are refused).
+    let namespace = global.namespace.as_deref();
+    let yaml = render_objects(&cfg, &images, namespace, namespace.is_some(), &console)?.to_yaml()?;
     match &args.output_file {
         Some(path) => std::fs::write(path, yaml)
             .map_err(|e| Error::Io(format!("{}: cannot write: {e}", path.display())))?,
@@ -39,29 +41,43 @@ pub fn labels(cfg: &Config) -> BTreeMap<String, String> {
     ])
 }
 
-/// Renders the config's manifests with `images`; warnings become events.
+/// Renders the config's manifests with `images` (`namespace` for objects that name none; `explicit` when it
+/// came from `-n`); warnings become events.
 pub fn render_objects(
     cfg: &Config,
     images: &[ArtifactImage],
     namespace: Option<&str>,
+    explicit: bool,
     console: &Console,
 ) -> Result<render::Rendered, Error> {
-    let env: BTreeMap<String, String> = std::env::vars().collect();
-    let labels = labels(cfg);
-    let rendered = render::render(&RenderRequest {
-        base_dir: &cfg.base_dir,
-        manifests: &cfg.manifests,
-        images,
-        labels: &labels,
-        namespace,
-        env: &env,
-    })?;
+    let rendered = render_quietly(cfg, images, namespace, explicit)?;
     for w in &rendered.warnings {
         console.sink().emit(Event::Warning {
             message: w.to_string(),
         });
     }
     Ok(rendered)
+}
+
+/// [`render_objects`] without reporting warnings: for the objects' names and namespaces, which do not depend on
+/// the images (rendered with none, an artifact is "unused", which is not worth telling).
+pub fn render_quietly(
+    cfg: &Config,
+    images: &[ArtifactImage],
+    namespace: Option<&str>,
+    explicit: bool,
+) -> Result<render::Rendered, Error> {
+    let env: BTreeMap<String, String> = std::env::vars().collect();
+    let labels = labels(cfg);
+    Ok(render::render(&RenderRequest {
+        base_dir: &cfg.base_dir,
+        manifests: &cfg.manifests,
+        images,
+        labels: &labels,
+        namespace,
+        namespace_explicit: explicit,
+        env: &env,
+    })?)
 }
 
 pub(super) fn parse_image_flag(s: &str) -> Result<BuiltArtifact, Error> {

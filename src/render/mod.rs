@@ -38,8 +38,11 @@ pub struct RenderRequest<'a> {
     pub images: &'a [ArtifactImage],
     /// Labels put on every object and on the pod templates of workloads (see [`render`]).
     pub labels: &'a BTreeMap<String, String>,
-    /// Namespace for namespaced objects that have none; an object in another namespace is an error.
+    /// Namespace for namespaced objects that have none (the context's, or `-n`).
     pub namespace: Option<&'a str>,
+    /// Whether `namespace` was asked for explicitly (`-n`): then, as with kubectl, an object that names another
+    /// namespace is an error. Otherwise it is only the default and objects keep the namespace they name.
+    pub namespace_explicit: bool,
     /// The complete process environment: the variables of templates, and the environment `kustomize` and
     /// `helm` run with (their `PATH` is also where devloop looks for them).
     pub env: &'a BTreeMap<String, String>,
@@ -450,10 +453,11 @@ pub enum RenderError {
         /// The command line.
         command: String,
     },
-    /// An object's namespace differs from the requested one.
+    /// An object names another namespace than the one given with `-n` (kubectl refuses this too).
     #[error(
-        "{object}: namespace `{namespace}` conflicts with the requested namespace `{requested}`\n\nhint: remove \
-         `metadata.namespace` from the manifest, or request namespace `{namespace}`"
+        "{object}: the namespace from the provided object `{namespace}` does not match the namespace \
+         `{requested}` given with `-n`\n\nhint: pass `-n {namespace}`, or leave `-n` out (objects then go to the \
+         namespace they name), or remove `metadata.namespace` from the manifest"
     )]
     NamespaceConflict {
         /// The object.
@@ -515,8 +519,8 @@ fn exit_status(code: Option<i32>) -> String {
 ///   DaemonSet, ReplicaSet, ReplicationController (when it has a selector), PodTemplate, and CronJob (its
 ///   `jobTemplate` and the pod template in it). Never on a Job's pod template (immutable), a StatefulSet's
 ///   `volumeClaimTemplates`, or any selector.
-/// - Namespace: namespaced objects without one get the helm release's namespace, else `namespace`; an object
-///   whose namespace differs from `namespace` is an error. Kinds known to be cluster-scoped, and custom
+/// - Namespace: namespaced objects without one get the helm release's namespace, else `namespace`; when
+///   `namespace_explicit`, an object whose namespace differs from `namespace` is an error (kubectl's `-n` rule). Kinds known to be cluster-scoped, and custom
 ///   resources whose CustomResourceDefinition in the same render says `scope: Cluster`, are left alone; any
 ///   other kind counts as namespaced.
 ///
@@ -557,7 +561,13 @@ pub fn render(req: &RenderRequest<'_>) -> Result<Rendered, RenderError> {
     let scopes = namespace::Scopes::new(&objects);
     let mut usage = image::Usage::new(req.images.len());
     for (object, default_namespace) in objects.iter_mut().zip(&default_namespaces) {
-        namespace::apply(object, &scopes, *default_namespace, req.namespace)?;
+        namespace::apply(
+            object,
+            &scopes,
+            *default_namespace,
+            req.namespace,
+            req.namespace_explicit,
+        )?;
         label::apply(object, req.labels);
         matcher.rewrite(object, &mut usage, &mut warnings);
     }

@@ -100,18 +100,19 @@ impl Scopes {
 }
 
 /// Gives a namespaced object without a namespace `source_default` (its helm release's namespace), else
-/// `requested`; fails when its namespace is not `requested`.
+/// `requested`; when `explicit` (`-n`), fails when its namespace is not `requested`, as kubectl does.
 pub(crate) fn apply(
     object: &mut Object,
     scopes: &Scopes,
     source_default: Option<&str>,
     requested: Option<&str>,
+    explicit: bool,
 ) -> Result<(), RenderError> {
     if !scopes.is_namespaced(object.group(), object.kind()) {
         return Ok(());
     }
     let current = object.namespace();
-    if let (Some(namespace), Some(requested)) = (current.or(source_default), requested)
+    if let (Some(namespace), Some(requested), true) = (current.or(source_default), requested, explicit)
         && namespace != requested
     {
         return Err(RenderError::NamespaceConflict {
@@ -161,7 +162,7 @@ mod tests {
         requested: Option<&str>,
     ) -> Result<Value, RenderError> {
         let mut o = object(value);
-        apply(&mut o, &Scopes::new(&[]), source_default, requested)?;
+        apply(&mut o, &Scopes::new(&[]), source_default, requested, true)?;
         Ok(o.into_value())
     }
 
@@ -234,9 +235,25 @@ mod tests {
         let err = run(json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "prod"}}), None, Some("dev")).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "Deployment `web` (k8s/app.yaml, document 3): namespace `prod` conflicts with the requested namespace \
-             `dev`\n\nhint: remove `metadata.namespace` from the manifest, or request namespace `prod`"
+            "Deployment `web` (k8s/app.yaml, document 3): the namespace from the provided object `prod` does not \
+             match the namespace `dev` given with `-n`\n\nhint: pass `-n prod`, or leave `-n` out (objects then go \
+             to the namespace they name), or remove `metadata.namespace` from the manifest"
         );
+    }
+
+    /// Regression (real clusters): a manifest or kustomization naming its namespace was refused on a context
+    /// without a namespace, because the context's `default` was treated as if `-n default` had been given.
+    #[test]
+    fn a_default_namespace_never_overrides_or_refuses_the_one_an_object_names() {
+        let mut o = object(json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "shop"}}));
+        apply(&mut o, &Scopes::new(&[]), None, Some("default"), false).unwrap();
+        assert_eq!(o.namespace(), Some("shop"));
+        let mut o = object(json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"}}));
+        apply(&mut o, &Scopes::new(&[]), Some("backend"), Some("default"), false).unwrap();
+        assert_eq!(o.namespace(), Some("backend"), "the release's namespace wins over a default");
+        let mut o = object(json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"}}));
+        apply(&mut o, &Scopes::new(&[]), None, Some("default"), false).unwrap();
+        assert_eq!(o.namespace(), Some("default"));
     }
 
     #[test]
@@ -292,7 +309,7 @@ mod tests {
         let mut o = object(
             json!({"apiVersion": "example.com/v1", "kind": "ClusterWidget", "metadata": {"name": "c"}}),
         );
-        apply(&mut o, &scopes, None, Some("dev")).unwrap();
+        apply(&mut o, &scopes, None, Some("dev"), true).unwrap();
         assert_eq!(o.namespace(), None);
     }
 }

@@ -62,6 +62,7 @@ impl Fixture {
             images,
             labels: &labels(),
             namespace,
+            namespace_explicit: true,
             env: &self.env,
         })
     }
@@ -351,6 +352,7 @@ fn untouched_manifests_keep_key_order_and_values() {
         images: &[],
         labels: &BTreeMap::new(),
         namespace: None,
+        namespace_explicit: false,
         env: &f.env,
     })
     .unwrap();
@@ -571,7 +573,9 @@ fn namespace_conflict_names_object_and_file() {
     let err = f.render(&raw(&["a.yaml"]), &[], Some("dev")).unwrap_err();
     assert_eq!(
         err.to_string(),
-        "Deployment `web` (a.yaml, document 2): namespace `prod` conflicts with the requested namespace `dev`\n\nhint: remove `metadata.namespace` from the manifest, or request namespace `prod`"
+        "Deployment `web` (a.yaml, document 2): the namespace from the provided object `prod` does not match the \
+         namespace `dev` given with `-n`\n\nhint: pass `-n prod`, or leave `-n` out (objects then go to the \
+         namespace they name), or remove `metadata.namespace` from the manifest"
     );
     assert_eq!(
         f.render(&raw(&["a.yaml"]), &[], None).unwrap().objects[1].namespace(),
