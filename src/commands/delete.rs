@@ -1,4 +1,5 @@
-//! `devloop delete`: everything this project deployed (found by devloop's labels and field manager) → gone.
+//! `devloop delete`: everything this deployment holds (the project where its manifests put it: its ApplySet,
+//! members devloop applied) → gone; the same project deployed elsewhere stays.
 
 use crate::cli::{DeleteArgs, GlobalArgs};
 use crate::deploy::{DeleteOptions, Deployer};
@@ -30,6 +31,10 @@ pub async fn run(global: &GlobalArgs, args: DeleteArgs, console: Console) -> Res
         return Ok(());
     }
     let target = super::connect(global, &cfg, false).await?;
+    // The deployment is the project where its manifests put it: render them (no images needed) to know where.
+    target
+        .locate(&super::deploy::kube_layout(&cfg, &target)?)
+        .await;
     let deleted = target
         .delete_all(
             DeleteOptions {
@@ -41,8 +46,8 @@ pub async fn run(global: &GlobalArgs, args: DeleteArgs, console: Console) -> Res
         .await?;
     if deleted.is_empty() {
         console.info(&format!(
-            "nothing of project `{}` is deployed in context `{}`",
-            cfg.project, target.context
+            "nothing of project `{}` is deployed in context `{}` (namespace `{}`)",
+            cfg.project, target.context, target.namespace
         ));
     }
     Ok(())

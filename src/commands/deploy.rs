@@ -25,15 +25,8 @@ pub async fn run(global: &GlobalArgs, args: DeployArgs, console: Console) -> Res
         return deploy_docker(&cfg, docker, &images, &args.apply, &console).await;
     }
     let target = super::connect(global, &cfg, args.apply.force_conflicts).await?;
-    apply_and_wait(
-        &cfg,
-        &target,
-        &images,
-        &args.apply,
-        global.namespace.as_deref(),
-        &console,
-    )
-    .await
+    apply_and_wait(&cfg, &target, &images, &args.apply, &console).await?;
+    Ok(())
 }
 
 /// Renders with `images`, applies, prunes, and (unless disabled) waits until everything is ready.
@@ -42,23 +35,40 @@ pub async fn apply_and_wait(
     target: &KubeTarget,
     images: &[ArtifactImage],
     apply: &ApplyArgs,
-    namespace: Option<&str>,
     console: &Console,
-) -> Result<(), Error> {
+) -> Result<crate::deploy::DeployedSet, Error> {
+    let plan = kube_plan(cfg, target, images, console)?;
+    deploy_and_wait(target, &plan, apply, console).await
+}
+
+/// The objects to apply on `target`: rendered with its namespace as the default for objects that name none
+/// (and, when it came from `-n`, as the only namespace allowed).
+pub fn kube_plan(
+    cfg: &Config,
+    target: &KubeTarget,
+    images: &[ArtifactImage],
+    console: &Console,
+) -> Result<KubePlan, Error> {
     let rendered = super::render::render_objects(
         cfg,
         images,
-        namespace.or(Some(target.namespace.as_str())),
+        Some(&target.namespace),
+        target.namespace_explicit,
         console,
     )?;
-    let plan = KubePlan {
-        objects: rendered
-            .objects
-            .into_iter()
-            .map(|o| o.into_value())
-            .collect(),
-    };
-    deploy_and_wait(target, &plan, apply, console).await
+    Ok(KubePlan::new(rendered))
+}
+
+/// [`kube_plan`] without images and without reporting render warnings: where the objects go and what they are
+/// (names, namespaces, Services) does not depend on the images.
+pub fn kube_layout(cfg: &Config, target: &KubeTarget) -> Result<KubePlan, Error> {
+    let rendered = super::render::render_quietly(
+        cfg,
+        &[],
+        Some(&target.namespace),
+        target.namespace_explicit,
+    )?;
+    Ok(KubePlan::new(rendered))
 }
 
 /// The Docker target: containers on the local daemon instead of a cluster.
@@ -71,7 +81,8 @@ pub async fn deploy_docker(
 ) -> Result<(), Error> {
     let target = crate::deploy::docker::DockerTarget::connect(&cfg.project).await?;
     let plan = docker_plan(docker, images);
-    deploy_and_wait(&target, &plan, apply, console).await
+    deploy_and_wait(&target, &plan, apply, console).await?;
+    Ok(())
 }
 
 /// Deploys `plan` with any target and (unless disabled) waits until it is ready; Ctrl-C cancels cleanly.
@@ -80,7 +91,7 @@ async fn deploy_and_wait<D: Deployer>(
     plan: &D::Plan,
     apply: &ApplyArgs,
     console: &Console,
-) -> Result<(), Error> {
+) -> Result<crate::deploy::DeployedSet, Error> {
     let cancel = CancellationToken::new();
     let events = console.sink();
     let work = async {
@@ -90,7 +101,7 @@ async fn deploy_and_wait<D: Deployer>(
                 .wait_ready(&deployed, apply.status_check_deadline, &events, &cancel)
                 .await?;
         }
-        Ok::<_, Error>(())
+        Ok::<_, Error>(deployed)
     };
     tokio::select! {
         r = work => r,

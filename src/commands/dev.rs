@@ -56,27 +56,21 @@ pub async fn run(global: &GlobalArgs, args: DevArgs, console: Console) -> Result
         respecs,
         reload,
     } = prepare(global, &args, &console, &cfg).await?;
-    let namespace = global
-        .namespace
-        .clone()
-        .unwrap_or_else(|| target.namespace.clone());
     let plan_console = console.clone();
-    let plan_ns = namespace.clone();
+    let plan_target = &target;
     let plan = move |cfg: &Config,
                      images: &[crate::render::ArtifactImage]|
           -> Result<KubePlan, Error> {
-        let rendered = super::render::render_objects(cfg, images, Some(&plan_ns), &plan_console)?;
-        Ok(KubePlan {
-            objects: rendered
-                .objects
-                .into_iter()
-                .map(|o| o.into_value())
-                .collect(),
-        })
+        super::deploy::kube_plan(cfg, plan_target, images, &plan_console)
     };
+    // Where the project's objects go (a kustomization may name its own namespace): logs and port-forwards look
+    // there, not in the context's namespace. Objects do not depend on the images: rendered with none.
+    let initial = super::deploy::kube_layout(&cfg, &target)?;
+    let namespaces = crate::deploy::kube::namespaces_of(&initial.objects, &target.namespace);
+    let home = target.home_namespace(&initial.objects);
     let push = args.push || global.default_repo.is_some() || cfg.build.push;
     let (progress_tx, mut progress_rx) = tokio::sync::watch::channel(0usize);
-    let forwards = forward_specs(&cfg, &namespace, args.port_forward, &console)?;
+    let forwards = forward_specs(&cfg, &home, &initial.objects, args.port_forward, &console)?;
     let dev = DevLoop {
         builder: &builder,
         deployer: &target,
@@ -106,8 +100,10 @@ pub async fn run(global: &GlobalArgs, args: DevArgs, console: Console) -> Result
     let tail = args.tail;
     let logs = async move {
         if tail {
-            let _ = crate::logs::follow(&client, &namespace, &selector, &logs_events, &logs_cancel)
-                .await;
+            let follows = namespaces
+                .iter()
+                .map(|ns| crate::logs::follow(&client, ns, &selector, &logs_events, &logs_cancel));
+            let _ = futures_util::future::join_all(follows).await;
         }
     };
     let forward_events = console.sink();
@@ -295,10 +291,12 @@ fn unreachable_after_exit() -> Result<crate::runner::dev::DevSummary, Error> {
     })
 }
 
-/// The forwards `devloop dev` keeps open: `portForward:` entries, plus every Service port with `--port-forward`.
+/// The forwards `devloop dev` keeps open: `portForward:` entries (in `namespace` when they name none), plus every
+/// Service port among `objects` with `--port-forward`.
 fn forward_specs(
     cfg: &Config,
     namespace: &str,
+    objects: &[serde_json::Value],
     all_services: bool,
     console: &Console,
 ) -> Result<Vec<ForwardSpec>, Error> {
@@ -321,22 +319,6 @@ fn forward_specs(
         });
     }
     if all_services {
-        // Services do not depend on the images: render them with none, and without the warnings that causes.
-        let env: std::collections::BTreeMap<String, String> = std::env::vars().collect();
-        let labels = super::render::labels(cfg);
-        let rendered = crate::render::render(&crate::render::RenderRequest {
-            base_dir: &cfg.base_dir,
-            manifests: &cfg.manifests,
-            images: &[],
-            labels: &labels,
-            namespace: Some(namespace),
-            env: &env,
-        })?;
-        let objects: Vec<serde_json::Value> = rendered
-            .objects
-            .into_iter()
-            .map(|o| o.into_value())
-            .collect();
         let found = crate::port_forward::service_specs(
             objects.iter(),
             std::net::IpAddr::from([127, 0, 0, 1]),

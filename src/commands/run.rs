@@ -38,22 +38,12 @@ pub async fn run(global: &GlobalArgs, args: RunArgs, console: Console) -> Result
         images: Vec::new(),
     };
     let images = super::resolve_images(&cfg, &source, &opts, &console).await?;
-    super::deploy::apply_and_wait(
-        &cfg,
-        &target,
-        &images,
-        &args.apply,
-        global.namespace.as_deref(),
-        &console,
-    )
-    .await?;
+    let deployed =
+        super::deploy::apply_and_wait(&cfg, &target, &images, &args.apply, &console).await?;
     if args.tail {
-        let namespaces = vec![
-            global
-                .namespace
-                .clone()
-                .unwrap_or_else(|| target.namespace.clone()),
-        ];
+        let objects: Vec<serde_json::Value> =
+            deployed.applied.into_iter().map(|a| a.object).collect();
+        let namespaces = crate::deploy::kube::namespaces_of(&objects, &target.namespace);
         crate::logs::follow_until_ctrl_c(
             target.client(),
             &namespaces,

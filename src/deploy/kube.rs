@@ -1,7 +1,9 @@
-//! Deploy, Kubernetes backend: rendered objects → server-side apply (field manager `devloop`), namespaces and
-//! CRDs first, immutable-field recreation of objects devloop owns, prune and delete by devloop's labels. Only
-//! objects that carry this project's labels *and* were applied by devloop (a `devloop` Apply entry in
-//! `managedFields`, no owner references) are ever deleted.
+//! Deploy, Kubernetes backend: rendered objects → server-side apply (field manager `devloop`); namespaces, CRDs,
+//! StorageClasses and PersistentVolumes first; immutable-field recreation of objects devloop owns; prune and delete
+//! through the deployment's ApplySet (`applyset.rs`: the project *and the namespace it lives in*). Only objects
+//! that are members of this deployment's set *and* were applied by devloop (a `devloop` Apply entry in
+//! `managedFields`, no owner references) are ever deleted: the same project elsewhere in the cluster is never
+//! touched.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
@@ -17,6 +19,7 @@ use serde_json::Value;
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
+use super::applyset::{self, ApplySet, Contents, GroupKind};
 use super::{AppliedObject, Change, DeleteOptions, DeployError, DeployedSet, Deployer, ObjectRef};
 use crate::event::{Event, EventSink};
 
@@ -53,6 +56,34 @@ pub struct KubePlan {
     pub objects: Vec<Value>,
 }
 
+impl KubePlan {
+    /// The rendered objects, in render order.
+    pub fn new(rendered: crate::render::Rendered) -> KubePlan {
+        KubePlan {
+            objects: rendered
+                .objects
+                .into_iter()
+                .map(|o| o.into_value())
+                .collect(),
+        }
+    }
+}
+
+/// The namespaces `objects` name (rendered objects: every namespaced one names its namespace), or `default` when
+/// none does. Where a deployment's pods are, for logs.
+pub fn namespaces_of(objects: &[Value], default: &str) -> Vec<String> {
+    let found: BTreeSet<&str> = objects
+        .iter()
+        .filter_map(|o| o.pointer("/metadata/namespace").and_then(Value::as_str))
+        .filter(|ns| !ns.is_empty())
+        .collect();
+    if found.is_empty() {
+        vec![default.to_string()]
+    } else {
+        found.into_iter().map(str::to_string).collect()
+    }
+}
+
 /// A connected cluster, for one project.
 pub struct KubeTarget {
     client: Client,
@@ -62,7 +93,15 @@ pub struct KubeTarget {
     pub server: String,
     /// Namespace for namespaced objects that name none.
     pub namespace: String,
+    /// Whether `namespace` came from `-n` (then objects that name another namespace were refused at render).
+    pub namespace_explicit: bool,
     project: String,
+    /// This deployment's ApplySet, once known (from the first deploy, or [`KubeTarget::locate`]).
+    applyset: Mutex<Option<ApplySet>>,
+    /// What the parent records, as devloop last wrote it (saves a write when nothing changed).
+    recorded: Mutex<Option<Contents>>,
+    /// API resources by group-kind (for listing the members of a set).
+    kinds: Mutex<HashMap<GroupKind, Option<Resolved>>>,
     force_conflicts: bool,
     resources: Mutex<HashMap<(String, String, String), Option<Resolved>>>,
     /// What this process applied, by object: the digest of the applied form and the result. `None` until the
@@ -148,7 +187,11 @@ impl KubeTarget {
             context,
             server,
             namespace,
+            namespace_explicit: opts.namespace.is_some(),
             project: project.to_string(),
+            applyset: Mutex::new(None),
+            recorded: Mutex::new(None),
+            kinds: Mutex::new(HashMap::new()),
             force_conflicts,
             resources: Mutex::new(HashMap::new()),
             session: Mutex::new(None),
@@ -166,6 +209,154 @@ impl KubeTarget {
     /// The kube client (for logs, port-forwards and status checks).
     pub fn client(&self) -> &Client {
         &self.client
+    }
+
+    /// The namespace a deployment of `objects` lives in (its ApplySet parent's): `-n` when given; else the one
+    /// namespace every namespaced object names (a kustomization's `namespace:`); else the context's.
+    pub fn home_namespace(&self, objects: &[Value]) -> String {
+        if self.namespace_explicit {
+            return self.namespace.clone();
+        }
+        let named: BTreeSet<&str> = objects
+            .iter()
+            .filter_map(|o| o.pointer("/metadata/namespace").and_then(Value::as_str))
+            .filter(|ns| !ns.is_empty())
+            .collect();
+        match named.len() {
+            1 => named.into_iter().next().unwrap_or_default().to_string(),
+            _ => self.namespace.clone(),
+        }
+    }
+
+    /// Sets which deployment [`Deployer::delete_all`] removes: that of `plan`'s objects (for `devloop delete`,
+    /// which deploys nothing first).
+    pub async fn locate(&self, plan: &KubePlan) {
+        let set = ApplySet::new(&self.project, &self.home_namespace(&plan.objects));
+        *self.applyset.lock().await = Some(set);
+    }
+
+    /// The ApplySet of this deployment; `home` is used when none is known yet.
+    async fn applyset_or(&self, home: impl FnOnce() -> String) -> ApplySet {
+        let mut set = self.applyset.lock().await;
+        set.get_or_insert_with(|| ApplySet::new(&self.project, &home()))
+            .clone()
+    }
+
+    fn parent_api(&self, set: &ApplySet) -> Api<k8s_openapi::api::core::v1::ConfigMap> {
+        Api::namespaced(self.client.clone(), &set.namespace)
+    }
+
+    /// What the set's parent records; `None` when there is no parent (nothing deployed). Fails when the
+    /// ConfigMap is not this set's parent.
+    async fn read_parent(&self, set: &ApplySet) -> Result<Option<Contents>, DeployError> {
+        let what = format!("configmap/{} (namespace `{}`)", set.name, set.namespace);
+        let parent = self
+            .parent_api(set)
+            .get_opt(&set.name)
+            .await
+            .map_err(|e| api_error(&e, &what, Some(("get", &config_map_resource()))))?;
+        let Some(parent) = parent else {
+            return Ok(None);
+        };
+        let value = serde_json::to_value(&parent).unwrap_or_default();
+        set.read_parent(&value)
+            .map(Some)
+            .map_err(|message| DeployError::Apply {
+                object: what,
+                message,
+                hint: Some(format!(
+                    "devloop records each deployment in this ConfigMap; rename the project (`metadata.name` in \
+                     devloop.yaml) or deploy to another namespace, or delete configmap/{} if it is a leftover",
+                    set.name
+                )),
+            })
+    }
+
+    /// Applies the set's parent recording `contents` (skipped when that is what devloop last wrote).
+    async fn write_parent(&self, set: &ApplySet, contents: &Contents) -> Result<(), DeployError> {
+        if self.recorded.lock().await.as_ref() == Some(contents) {
+            return Ok(());
+        }
+        let labels = BTreeMap::from([
+            (MANAGED_BY.0.to_string(), MANAGED_BY.1.to_string()),
+            (PROJECT_LABEL.to_string(), self.project.clone()),
+        ]);
+        let parent = set.parent(&labels, contents);
+        let mut pp = PatchParams::apply(FIELD_MANAGER);
+        pp.force = true;
+        let what = format!("configmap/{} (namespace `{}`)", set.name, set.namespace);
+        self.parent_api(set)
+            .patch(&set.name, &pp, &Patch::Apply(&parent))
+            .await
+            .map_err(|e| api_error(&e, &what, Some(("patch", &config_map_resource()))))?;
+        *self.recorded.lock().await = Some(contents.clone());
+        Ok(())
+    }
+
+    /// The API resource serving `group`'s `kind` (its preferred version); `None` when not served.
+    async fn group_kind_resource(&self, gk: &GroupKind) -> Result<Option<Resolved>, DeployError> {
+        if let Some(hit) = self.kinds.lock().await.get(gk) {
+            return Ok(hit.clone());
+        }
+        let found = match discovery::group(&self.client, &gk.0).await {
+            Ok(group) => group.recommended_kind(&gk.1),
+            Err(kube::Error::Api(s)) if s.code == 404 => None,
+            Err(kube::Error::Discovery(_)) => None,
+            Err(e) => return Err(api_error(&e, &format!("discovery of `{}`", gk.0), None)),
+        };
+        self.kinds.lock().await.insert(gk.clone(), found.clone());
+        Ok(found)
+    }
+
+    /// Every member of `set` in the cluster that devloop applied, over the group-kinds and namespaces `contents`
+    /// names: a label-selected list per group-kind and namespace (cluster-wide for cluster-scoped kinds).
+    async fn members(&self, set: &ApplySet, contents: &Contents) -> Result<Vec<Found>, DeployError> {
+        let mut lists = Vec::new();
+        for gk in &contents.group_kinds {
+            let Some((ar, caps)) = self.group_kind_resource(gk).await? else {
+                continue;
+            };
+            if caps.scope == Scope::Namespaced {
+                for ns in &contents.namespaces {
+                    lists.push((ar.clone(), caps.clone(), Some(ns.clone())));
+                }
+            } else {
+                lists.push((ar, caps, None));
+            }
+        }
+        let lp = ListParams::default().labels(&format!("{}={}", applyset::PART_OF, set.id));
+        let found: Vec<Result<Vec<Found>, DeployError>> = futures_util::stream::iter(lists)
+            .map(|(ar, caps, ns)| {
+                let lp = lp.clone();
+                async move {
+                    let api = self.api(&ar, &caps, ns.as_deref());
+                    match api.list(&lp).await {
+                        Ok(list) => Ok(list
+                            .items
+                            .iter()
+                            .filter_map(|o| self.member(o, &ar, set))
+                            .map(|r| (r, ar.clone(), caps.clone()))
+                            .collect()),
+                        // A namespace that is gone, or a type the user may not list, holds nothing to prune.
+                        Err(kube::Error::Api(s)) if s.code == 403 || s.code == 404 => Ok(Vec::new()),
+                        Err(e) => Err(api_error(
+                            &e,
+                            &format!("list {}", ar.plural),
+                            Some(("list", &ar)),
+                        )),
+                    }
+                }
+            })
+            .buffer_unordered(APPLY_CONCURRENCY)
+            .collect()
+            .await;
+        let mut out = Vec::new();
+        for l in found {
+            out.extend(l?);
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out.dedup_by(|a, b| a.0 == b.0);
+        Ok(out)
     }
 
     /// The API resource serving `gvk`, `None` when the server does not serve it. Cached per target.
@@ -349,9 +540,11 @@ impl KubeTarget {
             .get_opt(name)
             .await
             .map_err(|e| api_error(&e, &item.reference.to_string(), Some(("get", &item.ar))))?;
-        let owned = existing
-            .as_ref()
-            .is_some_and(|o| self.owns(&serde_json::to_value(o).unwrap_or_default()));
+        let set = self.applyset.lock().await.clone();
+        let owned = existing.as_ref().is_some_and(|o| {
+            let v = serde_json::to_value(o).unwrap_or_default();
+            set.as_ref().is_some_and(|set| Self::owns(&v, set)) || self.owned_before_applysets(&v)
+        });
         if !owned {
             return Err(DeployError::Apply {
                 object: item.reference.to_string(),
@@ -400,29 +593,23 @@ impl KubeTarget {
         Ok(applied)
     }
 
-    /// Whether devloop applied this object for this project: its labels, a `devloop` Apply manager, and no
-    /// owner (controllers copy labels onto what they create; those objects are not devloop's).
-    fn owns(&self, object: &Value) -> bool {
-        let label = |k: &str| {
-            object
-                .pointer("/metadata/labels")
-                .and_then(|l| l.get(k))
-                .and_then(Value::as_str)
-        };
-        let labelled = label(MANAGED_BY.0) == Some(MANAGED_BY.1)
-            && label(PROJECT_LABEL) == Some(self.project.as_str());
-        let applied = object
-            .pointer("/metadata/managedFields")
-            .and_then(Value::as_array)
-            .is_some_and(|m| {
-                m.iter()
-                    .any(|e| e["manager"] == FIELD_MANAGER && e["operation"] == "Apply")
-            });
-        let owned_by_other = object
-            .pointer("/metadata/ownerReferences")
-            .and_then(Value::as_array)
-            .is_some_and(|o| !o.is_empty());
-        labelled && applied && !owned_by_other
+    /// Whether devloop applied this object as a member of `set`: devloop's label, `set`'s part-of label, a
+    /// `devloop` Apply manager, and no owner (controllers copy labels onto what they create; those objects are
+    /// not devloop's).
+    fn owns(object: &Value, set: &ApplySet) -> bool {
+        let labelled = label_of(object, MANAGED_BY.0) == Some(MANAGED_BY.1)
+            && label_of(object, applyset::PART_OF) == Some(set.id.as_str());
+        labelled && applied_by_devloop(object)
+    }
+
+    /// Objects devloop applied before it recorded deployments as ApplySets carry the project label and no
+    /// part-of label. Only used where devloop applies the same object again (the same name, in the namespace it
+    /// is deploying to), never to find objects to delete.
+    fn owned_before_applysets(&self, object: &Value) -> bool {
+        label_of(object, MANAGED_BY.0) == Some(MANAGED_BY.1)
+            && label_of(object, PROJECT_LABEL) == Some(self.project.as_str())
+            && label_of(object, applyset::PART_OF).is_none()
+            && applied_by_devloop(object)
     }
 
     /// Resolves every object's API resource; fails listing every kind the cluster does not serve, before
@@ -430,6 +617,7 @@ impl KubeTarget {
     async fn plan_objects(
         &self,
         plan: &KubePlan,
+        set: &ApplySet,
     ) -> Result<(Vec<PlannedObject>, Vec<(GroupVersionKind, Value)>), DeployError> {
         let crd_kinds: BTreeSet<(String, String)> = plan
             .objects
@@ -448,7 +636,7 @@ impl KubeTarget {
         for o in &plan.objects {
             let gvk = gvk_of(o)?;
             match self.resource(&gvk).await? {
-                Some((ar, caps)) => planned.push(self.planned(o, ar, caps)?),
+                Some((ar, caps)) => planned.push(self.planned(o, ar, caps, set)?),
                 None if crd_kinds.contains(&(gvk.group.clone(), gvk.kind.clone())) => {
                     deferred.push((gvk, o.clone()))
                 }
@@ -469,11 +657,14 @@ impl KubeTarget {
         }
     }
 
+    /// The object as devloop applies it: in its namespace (the default one when it names none), labelled as a
+    /// member of `set`.
     fn planned(
         &self,
         o: &Value,
         ar: ApiResource,
         caps: ApiCapabilities,
+        set: &ApplySet,
     ) -> Result<PlannedObject, DeployError> {
         let name = o
             .pointer("/metadata/name")
@@ -487,6 +678,14 @@ impl KubeTarget {
                 ),
             })?;
         let mut object = o.clone();
+        if let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+            let labels = metadata
+                .entry("labels")
+                .or_insert_with(|| Value::Object(Default::default()));
+            if let Some(labels) = labels.as_object_mut() {
+                labels.insert(applyset::PART_OF.to_string(), Value::String(set.id.clone()));
+            }
+        }
         let namespace = if caps.scope == Scope::Namespaced {
             let ns = o
                 .pointer("/metadata/namespace")
@@ -515,20 +714,22 @@ impl KubeTarget {
         })
     }
 
-    /// Creates the namespaces the objects need that do not exist and are not in the plan.
+    /// Creates the namespaces `planned` objects and `set`'s parent need that do not exist and are not among
+    /// `declared` (the plan's Namespace objects).
     async fn ensure_namespaces(
         &self,
-        planned: &[PlannedObject],
+        planned: impl Iterator<Item = &PlannedObject>,
+        declared: &[PlannedObject],
+        set: &ApplySet,
         events: &EventSink,
     ) -> Result<Vec<String>, DeployError> {
-        let declared: BTreeSet<&str> = planned
+        let declared: BTreeSet<&str> = declared
             .iter()
-            .filter(|p| p.reference.kind == "Namespace")
             .map(|p| p.reference.name.as_str())
             .collect();
         let needed: BTreeSet<&str> = planned
-            .iter()
             .filter_map(|p| p.reference.namespace.as_deref())
+            .chain([set.namespace.as_str()])
             .filter(|n| !declared.contains(n))
             .collect();
         let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(self.client.clone());
@@ -674,99 +875,10 @@ impl KubeTarget {
         super::all_or_errors(results, "objects could not be applied")
     }
 
-    /// Every object of this project in the cluster that devloop applied: a label-selected list over every
-    /// listable, deletable resource type, all namespaces (or the known ones when cluster-wide listing is denied).
-    async fn inventory(&self, namespaces: &BTreeSet<String>) -> Result<Vec<Found>, DeployError> {
-        let disc = discovery::Discovery::new(self.client.clone())
-            .run_aggregated()
-            .await
-            .map_err(|e| api_error(&e, "discovery", None))?;
-        let mut types = Vec::new();
-        for group in disc.groups() {
-            for (ar, caps) in group.recommended_resources() {
-                let listable = caps.supports_operation(discovery::verbs::LIST)
-                    && caps.supports_operation(discovery::verbs::DELETE);
-                // Controllers copy labels onto these; they are never applied by devloop.
-                let derived = matches!(
-                    ar.kind.as_str(),
-                    "Event" | "EndpointSlice" | "Endpoints" | "ReplicaSet" | "ControllerRevision"
-                );
-                if listable && !derived {
-                    types.push((ar, caps));
-                }
-            }
-        }
-        let selector = self.selector();
-        let lp = ListParams::default().labels(&selector);
-        let lists: Vec<Result<Vec<Found>, DeployError>> = futures_util::stream::iter(types)
-            .map(|(ar, caps)| {
-                let lp = lp.clone();
-                async move {
-                    let mut found = Vec::new();
-                    let scopes: Vec<Option<String>> = if caps.scope == Scope::Namespaced {
-                        let all: Api<DynamicObject> = Api::all_with(self.client.clone(), &ar);
-                        match all.list(&lp).await {
-                            Ok(list) => {
-                                found.extend(
-                                    list.items
-                                        .iter()
-                                        .filter_map(|o| self.inventory_item(o, &ar))
-                                        .map(|r| (r, ar.clone(), caps.clone())),
-                                );
-                                Vec::new()
-                            }
-                            Err(kube::Error::Api(s)) if s.code == 403 => {
-                                namespaces.iter().cloned().map(Some).collect()
-                            }
-                            Err(e) => {
-                                return Err(api_error(
-                                    &e,
-                                    &format!("list {}", ar.plural),
-                                    Some(("list", &ar)),
-                                ));
-                            }
-                        }
-                    } else {
-                        vec![None]
-                    };
-                    for ns in scopes {
-                        let api = self.api(&ar, &caps, ns.as_deref());
-                        match api.list(&lp).await {
-                            Ok(list) => found.extend(
-                                list.items
-                                    .iter()
-                                    .filter_map(|o| self.inventory_item(o, &ar))
-                                    .map(|r| (r, ar.clone(), caps.clone())),
-                            ),
-                            // A type the user may not list cannot hold objects devloop applied for them.
-                            Err(kube::Error::Api(s))
-                                if s.code == 403 || s.code == 404 || s.code == 405 => {}
-                            Err(e) => {
-                                return Err(api_error(
-                                    &e,
-                                    &format!("list {}", ar.plural),
-                                    Some(("list", &ar)),
-                                ));
-                            }
-                        }
-                    }
-                    Ok(found)
-                }
-            })
-            .buffer_unordered(APPLY_CONCURRENCY)
-            .collect()
-            .await;
-        let mut out = Vec::new();
-        for l in lists {
-            out.extend(l?);
-        }
-        out.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(out)
-    }
-
-    fn inventory_item(&self, o: &DynamicObject, ar: &ApiResource) -> Option<ObjectRef> {
+    /// `o` as a member of `set` found in the cluster, when devloop applied it.
+    fn member(&self, o: &DynamicObject, ar: &ApiResource, set: &ApplySet) -> Option<ObjectRef> {
         let v = serde_json::to_value(o).ok()?;
-        if !self.owns(&v) {
+        if !Self::owns(&v, set) {
             return None;
         }
         Some(ObjectRef {
@@ -857,37 +969,94 @@ impl Deployer for KubeTarget {
         cancel: &CancellationToken,
     ) -> Result<DeployedSet, DeployError> {
         let started = Instant::now();
+        let set = ApplySet::new(&self.project, &self.home_namespace(&plan.objects));
+        {
+            let mut current = self.applyset.lock().await;
+            if current.as_ref() != Some(&set) {
+                // A new home (first deploy, or a config edit moved the project): nothing recorded there yet.
+                *self.recorded.lock().await = None;
+                *current = Some(set.clone());
+            }
+        }
         events.emit(Event::DeployStarted {
             context: self.context.clone(),
-            namespace: self.namespace.clone(),
+            namespace: set.namespace.clone(),
             objects: plan.objects.len(),
         });
-        let (planned, deferred) = self.plan_objects(plan).await?;
-        let (first, rest): (Vec<PlannedObject>, Vec<PlannedObject>) =
-            planned.into_iter().partition(|p| {
+        let (planned, deferred) = self.plan_objects(plan, &set).await?;
+        // Namespaces first (the set's parent may live in one), then what other objects need to exist: CRDs for
+        // their custom resources, StorageClasses and PersistentVolumes for the claims that bind to them.
+        let (namespaces, rest): (Vec<PlannedObject>, Vec<PlannedObject>) = planned
+            .into_iter()
+            .partition(|p| p.reference.kind == "Namespace");
+        let (first, mut rest): (Vec<PlannedObject>, Vec<PlannedObject>) =
+            rest.into_iter().partition(|p| {
                 matches!(
-                    p.reference.kind.as_str(),
-                    "Namespace" | "CustomResourceDefinition"
+                    (p.reference.group(), p.reference.kind.as_str()),
+                    ("apiextensions.k8s.io", "CustomResourceDefinition")
+                        | ("storage.k8s.io", "StorageClass")
+                        | ("", "PersistentVolume")
                 )
             });
-        let mut applied = self.apply_all(&first, events, cancel).await?;
+        let mut applied = self.apply_all(&namespaces, events, cancel).await?;
+        let mut created_namespaces = self
+            .ensure_namespaces(first.iter().chain(&rest), &namespaces, &set, events)
+            .await?;
+
+        // The set's parent records every group-kind and namespace before members are applied (a superset of
+        // what it recorded and what comes now), and exactly this deploy's after the prune (KEP-3659).
+        let recorded = match self.read_parent(&set).await? {
+            Some(c) => c,
+            None => Contents::default(),
+        };
+        let deferred_refs: Vec<ObjectRef> = deferred
+            .iter()
+            .map(|(gvk, o)| ObjectRef {
+                api_version: gvk.api_version(),
+                kind: gvk.kind.clone(),
+                namespace: Some(
+                    o.pointer("/metadata/namespace")
+                        .and_then(Value::as_str)
+                        .unwrap_or(&self.namespace)
+                        .to_string(),
+                ),
+                name: String::new(),
+            })
+            .collect();
+        let coming = contents_of(
+            namespaces
+                .iter()
+                .chain(&first)
+                .chain(&rest)
+                .map(|p| &p.reference)
+                .chain(&deferred_refs),
+            &set.namespace,
+        );
+        self.write_parent(&set, &recorded.union(&coming)).await?;
+
+        applied.extend(self.apply_all(&first, events, cancel).await?);
         let crds: Vec<&PlannedObject> = first
             .iter()
             .filter(|p| p.reference.kind == "CustomResourceDefinition")
             .collect();
         self.wait_established(&crds).await?;
-        let mut rest = rest;
+        let resolved = rest.len();
         for (gvk, o) in deferred {
             match self.resource(&gvk).await? {
-                Some((ar, caps)) => rest.push(self.planned(&o, ar, caps)?),
+                Some((ar, caps)) => rest.push(self.planned(&o, ar, caps, &set)?),
                 None => return Err(self.unserved(&gvk, &describe(&o)).await),
             }
         }
-        let created_namespaces = self.ensure_namespaces(&rest, events).await?;
+        if rest.len() > resolved {
+            created_namespaces.extend(
+                self.ensure_namespaces(rest[resolved..].iter(), &namespaces, &set, events)
+                    .await?,
+            );
+        }
         applied.extend(self.apply_all(&rest, events, cancel).await?);
 
-        // Prune what this project deployed before and the plan no longer has: within a session, what this
-        // process applied; on the first deploy, everything the cluster holds with this project's labels.
+        // Prune what this deployment applied before and the plan no longer has: within a session, what this
+        // process applied; on the first deploy, the members of the set the cluster holds.
         let keep: BTreeSet<ObjectKey> = applied.iter().map(|a| object_key(&a.reference)).collect();
         let previous = self.session.lock().await.take();
         let stale: Vec<Found> = match &previous {
@@ -896,25 +1065,20 @@ impl Deployer for KubeTarget {
                 .filter(|(k, _)| !keep.contains(*k))
                 .map(|(_, r)| (r.applied.reference.clone(), r.ar.clone(), r.caps.clone()))
                 .collect(),
-            None => {
-                let namespaces: BTreeSet<String> = applied
-                    .iter()
-                    .filter_map(|a| a.reference.namespace.clone())
-                    .chain([self.namespace.clone()])
-                    .collect();
-                self.inventory(&namespaces)
-                    .await?
-                    .into_iter()
-                    .filter(|(r, _, _)| !keep.contains(&object_key(r)))
-                    .collect()
-            }
+            None => self
+                .members(&set, &recorded.union(&coming))
+                .await?
+                .into_iter()
+                .filter(|(r, _, _)| !keep.contains(&object_key(r)))
+                .collect(),
         };
         let deleted = self.delete_objects(&stale, false, true, events).await;
         // Remember this deploy's objects for the next one (also after a failed prune: they are applied).
         let mut remembered = previous.unwrap_or_default();
         remembered.retain(|k, _| keep.contains(k));
-        let digests: HashMap<ObjectKey, ([u8; 32], ApiResource, ApiCapabilities)> = first
+        let digests: HashMap<ObjectKey, ([u8; 32], ApiResource, ApiCapabilities)> = namespaces
             .iter()
+            .chain(first.iter())
             .chain(rest.iter())
             .map(|p| {
                 (
@@ -943,6 +1107,9 @@ impl Deployer for KubeTarget {
         }
         *self.session.lock().await = Some(remembered);
         deleted?;
+        // Exactly what is deployed now, so the next prune lists no more than it must.
+        let exact = contents_of(applied.iter().map(|a| &a.reference), &set.namespace);
+        self.write_parent(&set, &exact).await?;
         events.emit(Event::DeployComplete {
             applied: applied.len(),
             pruned: stale.len(),
@@ -978,8 +1145,18 @@ impl Deployer for KubeTarget {
         opts: DeleteOptions,
         events: &EventSink,
     ) -> Result<Vec<ObjectRef>, DeployError> {
-        let namespaces = BTreeSet::from([self.namespace.clone()]);
-        let targets = self.inventory(&namespaces).await?;
+        let set = self.applyset_or(|| self.namespace.clone()).await;
+        let Some(contents) = self.read_parent(&set).await? else {
+            return Ok(Vec::new());
+        };
+        let mut targets = self.members(&set, &contents).await?;
+        // The record goes last, once its members are gone: an interrupted delete can be run again.
+        let parent = ObjectRef {
+            api_version: "v1".into(),
+            kind: "ConfigMap".into(),
+            namespace: Some(set.namespace.clone()),
+            name: set.name.clone(),
+        };
         if opts.dry_run {
             for (r, _, _) in &targets {
                 events.emit(Event::Deleted {
@@ -991,6 +1168,24 @@ impl Deployer for KubeTarget {
         } else {
             self.delete_objects(&targets, opts.wait, false, events)
                 .await?;
+            let resource = config_map_resource();
+            let caps = ApiCapabilities {
+                scope: Scope::Namespaced,
+                subresources: Vec::new(),
+                operations: Vec::new(),
+            };
+            // devloop's own bookkeeping: not reported as one of the user's objects.
+            let quiet = EventSink::new(|_| {});
+            self.delete_objects(
+                &[(parent.clone(), resource.clone(), caps.clone())],
+                opts.wait,
+                false,
+                &quiet,
+            )
+            .await?;
+            *self.recorded.lock().await = None;
+            *self.session.lock().await = None;
+            targets.push((parent, resource, caps));
         }
         Ok(targets.into_iter().map(|(r, _, _)| r).collect())
     }
@@ -1097,6 +1292,48 @@ fn change_text(c: Change) -> &'static str {
         Change::Unchanged => "unchanged",
         Change::Recreated => "recreated (immutable field changed)",
     }
+}
+
+fn label_of<'a>(object: &'a Value, key: &str) -> Option<&'a str> {
+    object
+        .pointer("/metadata/labels")
+        .and_then(|l| l.get(key))
+        .and_then(Value::as_str)
+}
+
+/// A `devloop` Apply entry in `managedFields`, and no owner.
+fn applied_by_devloop(object: &Value) -> bool {
+    let applied = object
+        .pointer("/metadata/managedFields")
+        .and_then(Value::as_array)
+        .is_some_and(|m| {
+            m.iter()
+                .any(|e| e["manager"] == FIELD_MANAGER && e["operation"] == "Apply")
+        });
+    let owned_by_other = object
+        .pointer("/metadata/ownerReferences")
+        .and_then(Value::as_array)
+        .is_some_and(|o| !o.is_empty());
+    applied && !owned_by_other
+}
+
+fn config_map_resource() -> ApiResource {
+    ApiResource::erase::<k8s_openapi::api::core::v1::ConfigMap>(&())
+}
+
+/// What `objects` need recorded on their set's parent: their group-kinds and namespaces.
+fn contents_of<'a>(objects: impl Iterator<Item = &'a ObjectRef>, home: &str) -> Contents {
+    let mut contents = Contents::default();
+    contents.namespaces.insert(home.to_string());
+    for r in objects {
+        contents
+            .group_kinds
+            .insert((r.group().to_string(), r.kind.clone()));
+        if let Some(ns) = &r.namespace {
+            contents.namespaces.insert(ns.clone());
+        }
+    }
+    contents
 }
 
 fn first_line(s: &str) -> &str {

@@ -2,6 +2,7 @@
 //! trait is the seam the runner drives; `kube.rs` is the Kubernetes backend (server-side apply, prune,
 //! delete). Deployers emit events and never print; they never change or delete what devloop did not create.
 
+pub mod applyset;
 pub mod docker;
 pub mod kube;
 
