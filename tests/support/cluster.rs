@@ -77,13 +77,25 @@ impl Cluster {
 
     /// Runs devloop in `project` against this cluster, in the test's namespace.
     pub async fn devloop(&self, project: &Project, args: &[&str]) -> Output {
+        self.devloop_in(project, args, Some(&self.ns)).await
+    }
+
+    /// Runs devloop in `project` against this cluster with `-n namespace`, or without `-n` (the context's
+    /// namespace is then only the default for objects that name none).
+    pub async fn devloop_in(
+        &self,
+        project: &Project,
+        args: &[&str],
+        namespace: Option<&str>,
+    ) -> Output {
         let mut full: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         full.extend([
             "--kubeconfig".into(),
             self.kubeconfig.display().to_string(),
-            "-n".into(),
-            self.ns.clone(),
         ]);
+        if let Some(ns) = namespace {
+            full.extend(["-n".into(), ns.to_string()]);
+        }
         let dir = project.path().to_path_buf();
         let cache = project.cache.path().to_path_buf();
         tokio::task::spawn_blocking(move || {
@@ -127,14 +139,29 @@ impl Cluster {
             .map(|o| serde_json::to_value(o).unwrap())
     }
 
-    /// Creates an object the way another tool would (not devloop): via the API, without devloop's labels.
+    /// Creates an object the way another tool would (not devloop): via the API, without devloop's labels, in
+    /// the test's namespace (created first when missing).
     pub async fn create_foreign_configmap(&self, name: &str) {
+        let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(self.client.clone());
+        if namespaces.get_opt(&self.ns).await.unwrap().is_none() {
+            let mut ns = k8s_openapi::api::core::v1::Namespace::default();
+            ns.metadata.name = Some(self.ns.clone());
+            namespaces.create(&Default::default(), &ns).await.unwrap();
+        }
         let api: Api<k8s_openapi::api::core::v1::ConfigMap> =
             Api::namespaced(self.client.clone(), &self.ns);
         let mut cm = k8s_openapi::api::core::v1::ConfigMap::default();
         cm.metadata.name = Some(name.to_string());
         cm.data = Some([("owner".to_string(), "someone else".to_string())].into());
         api.create(&Default::default(), &cm).await.unwrap();
+    }
+
+    /// Deletes another namespace a test used (on a real cluster; the fake goes away with the test).
+    pub async fn delete_namespace(&self, name: &str) {
+        if self.fake.is_none() {
+            let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(self.client.clone());
+            let _ = api.delete(name, &Default::default()).await;
+        }
     }
 
     pub async fn cleanup(&self) {
