@@ -139,6 +139,23 @@ impl Cluster {
             .map(|o| serde_json::to_value(o).unwrap())
     }
 
+    /// The names of every object of `kind` in `namespace`.
+    pub async fn list(&self, api_version: &str, kind: &str, namespace: &str) -> Vec<String> {
+        let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+        let (ar, _) = kube::discovery::pinned_kind(
+            &self.client,
+            &GroupVersionKind::gvk(group, version, kind),
+        )
+        .await
+        .unwrap();
+        let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), namespace, &ar);
+        match api.list(&Default::default()).await {
+            Ok(list) => list.items.into_iter().filter_map(|o| o.metadata.name).collect(),
+            Err(kube::Error::Api(s)) if s.code == 404 => Vec::new(),
+            Err(e) => panic!("list {kind} in {namespace}: {e}"),
+        }
+    }
+
     /// Creates an object the way another tool would (not devloop): via the API, without devloop's labels, in
     /// the test's namespace (created first when missing).
     pub async fn create_foreign_configmap(&self, name: &str) {
