@@ -34,15 +34,28 @@ use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher as _, Watcher
 pub const DEFAULT_DEBOUNCE: Duration = Duration::from_millis(150);
 /// Default interval of the polling watcher (`--trigger polling` and the fallback when inotify runs out).
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(1);
-/// A burst is reported at the latest this many debounce periods after its first event, so a file that is
-/// written continuously still triggers. Trailing debounce with a cap: an editor's save is a burst of a few
-/// events within milliseconds (temporary file, rename, chmod), and reporting its first event alone would start
-/// an iteration only to cancel it; the runner still restarts with the merged set when more arrives later.
-const BURST_CAP: u32 = 4;
+/// Leading edge: the first events after a quiet period are reported once this long passes without another
+/// one (at the latest after one debounce period). An editor's save is a few events within a millisecond or two
+/// (a write and a close, or a temporary file, a rename and a chmod), so a lone save starts its build about
+/// this long after it happened instead of a whole debounce period later.
+const LEAD: Duration = Duration::from_millis(10);
+/// Events that keep coming within a debounce period of the last report are one burst (a formatter, `git
+/// checkout`, an autosave loop): reported after a debounce period of quiet, and at the latest this long after the
+/// burst's first event, so a file that is written without pause still triggers now and then. Each report cancels
+/// the iteration in flight, so a short cap would restart builds all through a burst.
+const BURST_CAP: Duration = Duration::from_secs(5);
 /// How often a held batch re-checks `index.lock`, and how often vanished roots are looked for again.
 const RECHECK: Duration = Duration::from_millis(100);
 /// At most this many notify events are merged before they are published to the consumer.
 const DRAIN_MAX: usize = 4096;
+
+/// Whether `path` is a file devloop's own stdout or stderr is redirected into: every line devloop writes would
+/// otherwise be a change (and a build, which writes more lines).
+fn is_own_output(path: &Path) -> bool {
+    !crate::own_output::own_outputs().is_empty()
+        && fs::symlink_metadata(path)
+            .is_ok_and(|m| crate::own_output::is_own_output(m.dev(), m.ino()))
+}
 
 /// A caller-built predicate over a path relative to its [`WatchRoot`]: `true` excludes the path, and for a
 /// directory everything below it (the watcher neither registers nor walks into it).
@@ -270,6 +283,8 @@ pub struct Watcher {
     git_lock: Option<PathBuf>,
     /// A batch was held back by `index.lock`; its quiet period restarts when the lock goes away.
     held: bool,
+    /// When the last batch was handed out: events soon after it continue that burst.
+    released: Option<Instant>,
     options: Options,
 }
 
@@ -299,6 +314,7 @@ impl Watcher {
             debounce: spec.debounce,
             git_lock: find_git_lock(&spec.base_dir),
             held: false,
+            released: None,
             options,
         };
         Ok((watcher, warnings))
@@ -316,8 +332,10 @@ impl Watcher {
         Ok(warnings)
     }
 
-    /// Waits for the next batch: released after `debounce` without events, at the latest `4 × debounce`
-    /// after its first event, at once for a manual trigger, and never while `.git/index.lock` exists.
+    /// Waits for the next batch. The first events after a quiet period are released as soon as they pause for
+    /// 10 ms (leading edge: a lone save is not delayed by the debounce); events that continue a burst (they
+    /// arrive within `debounce` of the previous batch) are released after `debounce` without events, at the
+    /// latest 5 s after the first of them. At once for a manual trigger, never while `.git/index.lock` exists.
     /// Everything pending is merged into it. `None` once nothing can produce changes any more (manual mode
     /// with its input closed). Cancel-safe: nothing is lost when the future is dropped.
     pub async fn next(&mut self) -> Option<ChangeSet> {
@@ -341,9 +359,16 @@ impl Watcher {
                             times.burst = now;
                             times.last = now;
                         }
-                        let due = (times.last + self.debounce)
-                            .min(times.burst + self.debounce * BURST_CAP);
+                        let continuing = self.released.is_some_and(|r| {
+                            times.burst.saturating_duration_since(r) < self.debounce
+                        });
+                        let due = if continuing {
+                            (times.last + self.debounce).min(times.burst + BURST_CAP)
+                        } else {
+                            (times.last + LEAD.min(self.debounce)).min(times.burst + self.debounce)
+                        };
                         if manual || due <= now {
+                            self.released = Some(now);
                             return Some(pending.take());
                         }
                         Some(due)
@@ -372,7 +397,11 @@ impl Watcher {
         }
         self.held = false;
         let mut pending = self.shared.lock();
-        pending.times.is_some().then(|| pending.take())
+        let taken = pending.times.is_some().then(|| pending.take());
+        if taken.is_some() {
+            self.released = Some(Instant::now());
+        }
+        taken
     }
 
     /// Reads lines from `input` on a thread of its own; each line (Enter) is a manual trigger, released at
@@ -648,7 +677,9 @@ impl Rules {
 
     /// Some root cares about `path` and no `watch.ignore` glob drops it.
     fn accepts(&self, path: &Path) -> bool {
-        self.roots.iter().any(|r| Rules::root_accepts(r, path)) && !self.user_ignored(path)
+        self.roots.iter().any(|r| Rules::root_accepts(r, path))
+            && !self.user_ignored(path)
+            && !is_own_output(path)
     }
 
     /// The directory that must be watched (or exist) for `root` to be seen.
@@ -1537,6 +1568,63 @@ mod tests {
         let cs = change(&mut w).await;
         assert_eq!(cs.paths, want);
         assert!(!cs.manual);
+        quiet(&mut w).await;
+    }
+
+    /// Issue 11: a fixed trailing debounce delayed every lone save by a whole debounce period.
+    #[tokio::test]
+    async fn a_lone_save_is_reported_without_waiting_for_the_debounce() {
+        let tmp = tempfile::tempdir().unwrap();
+        let base = tmp.path();
+        let f = base.join("index.html");
+        put(&f, "v1");
+        // A debounce far longer than the bound below: only the leading edge can report within it.
+        let spec = WatchSpec {
+            debounce: Duration::from_secs(30),
+            ..spec(base, vec![WatchRoot::dir(base)])
+        };
+        let (mut w, _) = Watcher::start(spec).unwrap();
+        fs::write(&f, "v2").unwrap();
+        let cs = timeout(Duration::from_secs(10), w.next())
+            .await
+            .expect("reported on the leading edge, not after the 30 s debounce")
+            .unwrap();
+        assert_eq!(cs.paths, set(&[&f]));
+    }
+
+    /// Issue 11: 200 saves in 6 s started 10 builds, because the burst was reported every 4 debounce periods and
+    /// each report restarts the build in flight.
+    #[tokio::test]
+    async fn a_burst_that_goes_on_after_a_report_is_reported_once_it_pauses() {
+        let tmp = tempfile::tempdir().unwrap();
+        let base = tmp.path().to_path_buf();
+        let f = base.join("index.html");
+        put(&f, "v0");
+        let spec = WatchSpec {
+            debounce: Duration::from_millis(200),
+            ..spec(&base, vec![WatchRoot::dir(&base)])
+        };
+        let (mut w, _) = Watcher::start(spec).unwrap();
+        let writer = {
+            let f = f.clone();
+            std::thread::spawn(move || {
+                // A save every 20 ms for 1.5 s: never a debounce period of quiet, longer than 4 of them.
+                for i in 0..75 {
+                    fs::write(&f, format!("v{i}")).unwrap();
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            })
+        };
+        let first = change(&mut w).await;
+        assert_eq!(first.paths, set(&[&f]));
+        // The rest of the burst: one more report, after the writes stopped.
+        let rest = change(&mut w).await;
+        assert!(
+            writer.is_finished(),
+            "a report came while the burst was still going on"
+        );
+        writer.join().unwrap();
+        assert_eq!(rest.paths, set(&[&f]));
         quiet(&mut w).await;
     }
 
