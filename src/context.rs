@@ -1267,6 +1267,8 @@ pub fn walk(context: &Path, dockerfile: &Path) -> Result<ContextFiles, ContextEr
     let location = locate_dockerfile(&root, dockerfile)?;
     let matcher = DockerIgnore::for_build(&ignore, &location)?;
     let mut entries = walk_tree(&root, &matcher)?;
+    // devloop's own output redirected into the project is not the project's: never hashed, never sent.
+    entries.retain(|e| !crate::own_output::is_own_output(e.dev, e.ino));
     entries.sort_unstable_by(|a, b| a.rel.cmp(&b.rel));
 
     // The docker CLI's `!` rules above normally keep these two; a `**` rule on a parent directory can

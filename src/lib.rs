@@ -33,6 +33,7 @@ pub mod error;
 pub mod event;
 pub mod logs;
 pub mod output;
+pub mod own_output;
 pub mod port_forward;
 pub mod render;
 pub mod runner;

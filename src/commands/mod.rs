@@ -61,7 +61,35 @@ pub fn load_config(global: &GlobalArgs, command: &str, console: &Console) -> Res
         project: cfg.project.clone(),
         profiles: cfg.active_profiles.clone(),
     });
+    if matches!(command, "build" | "run" | "deploy" | "dev") {
+        warn_own_output_in_contexts(&cfg, console);
+    }
     Ok(cfg)
+}
+
+/// Says once when devloop's stdout or stderr is redirected into a build context: devloop leaves its own output
+/// out of builds and never reacts to it, but a plain `docker build` would send it.
+fn warn_own_output_in_contexts(cfg: &Config, console: &Console) {
+    for out in crate::own_output::own_outputs() {
+        let Some(path) = &out.path else { continue };
+        for a in &cfg.build.artifacts {
+            let context = std::fs::canonicalize(&a.context).unwrap_or_else(|_| a.context.clone());
+            if let Ok(rel) = path.strip_prefix(&context) {
+                console.sink().emit(Event::Warning {
+                    message: format!(
+                        "devloop's {} goes to `{}`, inside the build context of `{}`: devloop neither rebuilds on \
+                         its own output nor sends it to the daemon, but a plain `docker build` would\n\nhint: \
+                         redirect it outside the project, or add `{}` to the context's .dockerignore",
+                        out.stream,
+                        path.display(),
+                        a.image,
+                        rel.display()
+                    ),
+                });
+                break;
+            }
+        }
+    }
 }
 
 /// The images to inject: from `--build-artifacts`, from `--images`, or built (with the cache) like
