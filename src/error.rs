@@ -54,13 +54,20 @@ impl From<crate::render::RenderError> for Error {
 }
 
 impl Error {
+    /// A build overtaken by newer content (a file changed while its context was sent).
+    pub fn is_superseded(&self) -> bool {
+        matches!(self, Error::Build(e) if e.is_superseded())
+    }
+
     /// The process exit code for this error (see DESIGN: 1 pipeline failure, 2 usage/config/environment).
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Build(e) if e.is_environment() => EXIT_USAGE,
             Error::Deploy(e) if e.is_environment() => EXIT_USAGE,
             // Like kubectl: `-n` contradicting a manifest is a usage error, not a failed deploy.
-            Error::Render(e) if matches!(**e, crate::render::RenderError::NamespaceConflict { .. }) => {
+            Error::Render(e)
+                if matches!(**e, crate::render::RenderError::NamespaceConflict { .. }) =>
+            {
                 EXIT_USAGE
             }
             Error::Build(_) | Error::Render(_) | Error::Deploy(_) => EXIT_FAILURE,

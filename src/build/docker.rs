@@ -197,9 +197,11 @@ impl Builder for DockerBuilder {
                 tx: tx.clone(),
                 buf: Vec::with_capacity(CHUNK),
             };
-            let result = crate::context::write_tar(&files, &dockerfile, &mut w)
-                .map_err(|e| e.to_string())
-                .and_then(|name| w.flush().map(|_| name).map_err(|e| e.to_string()));
+            let result = crate::context::write_tar(&files, &dockerfile, &mut w).and_then(|name| {
+                w.flush()
+                    .map(|_| name)
+                    .map_err(|source| crate::context::ContextError::WriteTar { source })
+            });
             if let Err(e) = &result {
                 // The daemon must not build from a truncated context: fail the request body.
                 let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
@@ -273,20 +275,25 @@ impl Builder for DockerBuilder {
                 }
                 Err(bollard::errors::Error::DockerStreamError { error }) => {
                     // The context writer's own error explains a broken upload better than the daemon's.
-                    if let Ok(Err(e)) = writer.await {
-                        return Err(BuildError::Context {
-                            image: image.to_string(),
-                            message: e.to_string(),
-                        });
+                    if let Ok(Err(e)) = writer.await
+                        && let Some(e) = context_failure(image, e)
+                    {
+                        return Err(e);
                     }
                     return Err(progress.failed(error.trim().to_string()));
                 }
                 Err(e) => {
-                    if let Ok(Err(ctx)) = writer.await {
-                        return Err(BuildError::Context {
-                            image: image.to_string(),
-                            message: ctx.to_string(),
-                        });
+                    // The daemon went away (stopped, restarted): that, not the upload it cut off, is the news.
+                    if is_connection_error(&e) {
+                        writer.abort();
+                        return Err(unreachable(format!(
+                            "the daemon went away while building `{image}` ({e})"
+                        )));
+                    }
+                    if let Ok(Err(ctx)) = writer.await
+                        && let Some(e) = context_failure(image, ctx)
+                    {
+                        return Err(e);
                     }
                     return Err(match e {
                         bollard::errors::Error::DockerResponseServerError { message, .. } => {
@@ -301,10 +308,11 @@ impl Builder for DockerBuilder {
         match writer.await {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => {
-                return Err(BuildError::Context {
+                let message = e.to_string();
+                return Err(context_failure(image, e).unwrap_or(BuildError::Context {
                     image: image.to_string(),
-                    message: e.to_string(),
-                });
+                    message,
+                }));
             }
             Err(e) => return Err(Self::api_err(image, e)),
         }
@@ -446,6 +454,24 @@ fn stream_message(e: bollard::errors::Error) -> String {
         bollard::errors::Error::DockerStreamError { error } => error,
         bollard::errors::Error::DockerResponseServerError { message, .. } => message,
         other => other.to_string(),
+    }
+}
+
+/// What the context writer's error means for the build: a file that changed while it was sent, a context that
+/// cannot be read; `None` when writing stopped because the daemon stopped reading (its own error says why).
+fn context_failure(image: &str, e: crate::context::ContextError) -> Option<BuildError> {
+    use crate::context::ContextError;
+    match e {
+        ContextError::FileChanged { path, detail } => Some(BuildError::ContextChanged {
+            image: image.to_string(),
+            path,
+            detail,
+        }),
+        ContextError::WriteTar { .. } => None,
+        other => Some(BuildError::Context {
+            image: image.to_string(),
+            message: other.to_string(),
+        }),
     }
 }
 

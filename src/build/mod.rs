@@ -65,6 +65,16 @@ pub enum BuildError {
     Cancelled { image: String },
     #[error("{image}: cannot read the build context: {message}")]
     Context { image: String, message: String },
+    /// A file of the context changed between hashing and sending (an editor's save, a formatter): the daemon
+    /// would have built content the cache key does not describe, so the upload was stopped.
+    #[error(
+        "{image}: `{path}` changed while the build context was being sent ({detail})\n\nhint: the next build picks up the new content"
+    )]
+    ContextChanged {
+        image: String,
+        path: std::path::PathBuf,
+        detail: String,
+    },
     #[error("{image}: cannot push `{reference}`: {message}{}", hint_suffix(hint))]
     Push {
         image: String,
@@ -88,6 +98,12 @@ impl BuildError {
     /// Environment problems (exit 2) as opposed to pipeline failures (exit 1).
     pub fn is_environment(&self) -> bool {
         matches!(self, BuildError::DaemonUnreachable { .. })
+    }
+
+    /// A file changed while the context was sent: newer content exists, so this build is superseded rather than
+    /// failed.
+    pub fn is_superseded(&self) -> bool {
+        matches!(self, BuildError::ContextChanged { .. })
     }
 }
 

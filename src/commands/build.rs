@@ -22,6 +22,7 @@ pub async fn run(global: &GlobalArgs, args: BuildArgs, console: Console) -> Resu
         default_repo: global.default_repo.clone(),
         no_cache: args.no_cache,
         deploy_tags: false,
+        changes_supersede: false,
     };
     let results = build(&cfg, &opts, &console).await?;
     for r in &results {

@@ -28,6 +28,8 @@ pub struct FakeBuilder {
     pub pushes: Mutex<Vec<String>>,
     /// How long each build takes (it stops early when cancelled).
     pub delay: Mutex<Duration>,
+    /// The next build of each of these images finds a file changed while its context is sent (once each).
+    pub changed_during_send: Mutex<Vec<String>>,
 }
 
 impl Builder for FakeBuilder {
@@ -42,6 +44,17 @@ impl Builder for FakeBuilder {
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
             _ = cancel.cancelled() => return Err(BuildError::Cancelled { image: spec.image.clone() }),
+        }
+        {
+            let mut changed = self.changed_during_send.lock().unwrap();
+            if let Some(i) = changed.iter().position(|c| c == &spec.image) {
+                changed.remove(i);
+                return Err(BuildError::ContextChanged {
+                    image: spec.image.clone(),
+                    path: "www/index.html".into(),
+                    detail: "size 10 → 12".into(),
+                });
+            }
         }
         if self.fail.lock().unwrap().contains(&spec.image) {
             return Err(BuildError::Failed {

@@ -32,6 +32,9 @@ pub struct BuildOptions {
     pub no_cache: bool,
     /// The images will be deployed: make sure each has an immutable reference (see `deploy_reference`).
     pub deploy_tags: bool,
+    /// A file that changes while the context is sent supersedes the build (`dev`: the watcher brings the change,
+    /// and newer content wins): no failure is reported. Otherwise the context is read once more.
+    pub changes_supersede: bool,
 }
 
 /// One artifact's result.
@@ -247,6 +250,10 @@ impl<B: Builder> BuildRun<'_, B> {
             if failed.len() == 1 && selected.len() == 1 {
                 return Err(failed.remove(0).1);
             }
+            // Superseded by newer content (see `changes_supersede`): not a failure of any artifact.
+            if failed.iter().all(|(_, e)| e.is_superseded()) {
+                return Err(failed.remove(0).1);
+            }
             // Each failure was reported as an event; the summary names them all.
             let first_env = failed
                 .iter()
@@ -276,6 +283,19 @@ impl<B: Builder> BuildRun<'_, B> {
         opts: &BuildOptions,
     ) -> Result<ArtifactResult, Error> {
         let mut outcome = self.build_one_inner(a, done, opts).await;
+        if !opts.changes_supersede
+            && let Err(Error::Build(BuildError::ContextChanged { path, .. })) = &outcome
+        {
+            // An editor's save or a formatter during the upload: read once more, with the content as it is now.
+            self.events.emit(Event::Warning {
+                message: format!(
+                    "{}: `{}` changed while the build context was being sent: reading it again",
+                    a.image,
+                    path.display()
+                ),
+            });
+            outcome = self.build_one_inner(a, done, opts).await;
+        }
         if opts.deploy_tags
             && let Ok(r) = &outcome
             && r.deploy_tag() != r.tag
@@ -286,7 +306,9 @@ impl<B: Builder> BuildRun<'_, B> {
         {
             outcome = Err(e.into());
         }
-        if let Err(e) = &outcome {
+        if let Err(e) = &outcome
+            && !(opts.changes_supersede && e.is_superseded())
+        {
             let (step, message, output) = match e {
                 Error::Build(BuildError::Failed {
                     step,
@@ -561,6 +583,38 @@ mod tests {
             })
             .collect();
         assert!(reasons[0].contains('f'), "{reasons:?}");
+    }
+
+    /// Regression (issue 11): in `devloop build`, a file saved while the context was being sent failed the build.
+    #[tokio::test]
+    async fn a_file_changed_while_sent_is_read_once_more_and_said_in_one_line() {
+        let fx = Fixture::new();
+        let builder = FakeBuilder {
+            changed_during_send: Mutex::new(vec!["other".into()]),
+            ..Default::default()
+        };
+        let (r, ev) = fx.run(&builder, &BuildOptions::default()).await;
+        r.unwrap();
+        let other_builds = builder
+            .builds
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|b| *b == "other")
+            .count();
+        assert_eq!(other_builds, 2, "built again with the content as it is now");
+        let said: Vec<_> = ev
+            .iter()
+            .filter_map(|e| match e {
+                Event::Warning { message } => Some(message.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(said.len(), 1, "{said:?}");
+        assert!(
+            said[0].contains("changed while the build context was being sent: reading it again")
+        );
+        assert!(!ev.iter().any(|e| matches!(e, Event::BuildFailed { .. })));
     }
 
     #[tokio::test]
