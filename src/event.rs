@@ -192,10 +192,17 @@ pub enum Event {
     IterationFailed { message: String },
     /// An iteration was abandoned because newer changes arrived; a new one starts with all changes merged.
     IterationCancelled { reason: String },
-    /// The dev loop stopped; the median save → ready of the session.
+    /// The dev loop stopped: save → ready over the session's saves (the start-up deploy is not one), and how
+    /// many saves were rebuilt, synced, or served from the cache.
     DevStopped {
         iterations: usize,
         median_save_to_ready_ms: Option<u64>,
+        /// With at least 10 saves.
+        p90_save_to_ready_ms: Option<u64>,
+        saves: usize,
+        rebuilt: usize,
+        synced: usize,
+        cached: usize,
     },
     /// Something the user should know that does not stop the command.
     Warning { message: String },

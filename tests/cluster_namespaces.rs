@@ -158,7 +158,9 @@ async fn one_project_in_two_namespaces_never_touches_the_other() {
     );
 
     // Alice deletes: bob's deployment is whole.
-    let out = c.devloop_in(&alice, &["delete", "--wait"], Some(&c.ns)).await;
+    let out = c
+        .devloop_in(&alice, &["delete", "--wait"], Some(&c.ns))
+        .await;
     assert_exit(&out, 0);
     assert!(
         !stderr(&out).contains(&other),
@@ -175,9 +177,7 @@ async fn one_project_in_two_namespaces_never_touches_the_other() {
             "alice's {kind} {name} is left"
         );
         assert!(
-            c.get(api_version, kind, Some(&other), name)
-                .await
-                .is_some(),
+            c.get(api_version, kind, Some(&other), name).await.is_some(),
             "bob's {kind} {name} is gone"
         );
     }
@@ -197,7 +197,9 @@ async fn one_project_in_two_namespaces_never_touches_the_other() {
             .is_some(),
         "dev cleanup reached bob's deployment"
     );
-    let out = c.devloop_in(&bob, &["delete", "--wait"], Some(&other)).await;
+    let out = c
+        .devloop_in(&bob, &["delete", "--wait"], Some(&other))
+        .await;
     assert_exit(&out, 0);
     c.cleanup().await;
     c.delete_namespace(&other).await;
@@ -276,7 +278,8 @@ async fn a_configmap_of_the_users_that_has_the_record_name_is_never_taken_over()
     assert_exit(&out, 1);
     let err = stderr(&out);
     assert!(
-        err.contains(&format!("configmap/devloop-{name}")) && err.contains("is not devloop's record"),
+        err.contains(&format!("configmap/devloop-{name}"))
+            && err.contains("is not devloop's record"),
         "{err}"
     );
     let theirs = c

@@ -58,11 +58,10 @@ pub async fn run(global: &GlobalArgs, args: DevArgs, console: Console) -> Result
     } = prepare(global, &args, &console, &cfg).await?;
     let plan_console = console.clone();
     let plan_target = &target;
-    let plan = move |cfg: &Config,
-                     images: &[crate::render::ArtifactImage]|
-          -> Result<KubePlan, Error> {
-        super::deploy::kube_plan(cfg, plan_target, images, &plan_console)
-    };
+    let plan =
+        move |cfg: &Config, images: &[crate::render::ArtifactImage]| -> Result<KubePlan, Error> {
+            super::deploy::kube_plan(cfg, plan_target, images, &plan_console)
+        };
     // Where the project's objects go (a kustomization may name its own namespace): logs and port-forwards look
     // there, not in the context's namespace. Objects do not depend on the images: rendered with none.
     let initial = super::deploy::kube_layout(&cfg, &target)?;
@@ -84,6 +83,7 @@ pub async fn run(global: &GlobalArgs, args: DevArgs, console: Console) -> Result
                 push,
                 default_repo: global.default_repo.clone(),
                 deploy_tags: true,
+                changes_supersede: true,
                 ..Default::default()
             },
             status_deadline: args.apply.status_check_deadline,
@@ -258,6 +258,7 @@ async fn run_docker(
         opts: DevOptions {
             build: BuildOptions {
                 deploy_tags: true,
+                changes_supersede: true,
                 ..Default::default()
             },
             status_deadline: args.apply.status_check_deadline,

@@ -24,7 +24,8 @@ pub async fn run(global: &GlobalArgs, args: RenderArgs, console: Console) -> Res
     let images = super::resolve_images(&cfg, &args.source, &opts, &console).await?;
     // Offline: only `-n` gives a namespace (and then, as with kubectl, objects naming another one are refused).
     let namespace = global.namespace.as_deref();
-    let yaml = render_objects(&cfg, &images, namespace, namespace.is_some(), &console)?.to_yaml()?;
+    let yaml =
+        render_objects(&cfg, &images, namespace, namespace.is_some(), &console)?.to_yaml()?;
     match &args.output_file {
         Some(path) => std::fs::write(path, yaml)
             .map_err(|e| Error::Io(format!("{}: cannot write: {e}", path.display())))?,

@@ -197,7 +197,11 @@ mod tests {
         assert_eq!(a, ApplySet::new("shop", "alice"));
         assert_eq!(a.name, "devloop-shop");
         // base64url without padding of a 32-byte digest: 43 characters; a valid label value (≤ 63).
-        let digest = a.id.strip_prefix("applyset-").unwrap().strip_suffix("-v1").unwrap();
+        let digest =
+            a.id.strip_prefix("applyset-")
+                .unwrap()
+                .strip_suffix("-v1")
+                .unwrap();
         assert_eq!(digest.len(), 43);
         assert!(
             digest
@@ -230,7 +234,12 @@ mod tests {
             "ConfigMap,PersistentVolume,Deployment.apps"
         );
         assert_eq!(annotations[NAMESPACES], "shop-db");
-        assert!(annotations[TOOLING].as_str().unwrap().starts_with("devloop/v"));
+        assert!(
+            annotations[TOOLING]
+                .as_str()
+                .unwrap()
+                .starts_with("devloop/v")
+        );
         assert_eq!(parent["metadata"]["labels"][ID], set.id);
         assert_eq!(parent["metadata"]["labels"]["devloop.dev/project"], "shop");
         assert_eq!(set.read_parent(&parent).unwrap(), contents);
@@ -260,6 +269,9 @@ mod tests {
         let u = a.union(&b);
         assert_eq!(u.group_kinds.len(), 2);
         assert_eq!(u.namespaces.len(), 2);
-        assert_eq!(parse_group_kind("Foo.example.com"), ("example.com".into(), "Foo".into()));
+        assert_eq!(
+            parse_group_kind("Foo.example.com"),
+            ("example.com".into(), "Foo".into())
+        );
     }
 }

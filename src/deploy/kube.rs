@@ -310,7 +310,11 @@ impl KubeTarget {
 
     /// Every member of `set` in the cluster that devloop applied, over the group-kinds and namespaces `contents`
     /// names: a label-selected list per group-kind and namespace (cluster-wide for cluster-scoped kinds).
-    async fn members(&self, set: &ApplySet, contents: &Contents) -> Result<Vec<Found>, DeployError> {
+    async fn members(
+        &self,
+        set: &ApplySet,
+        contents: &Contents,
+    ) -> Result<Vec<Found>, DeployError> {
         let mut lists = Vec::new();
         for gk in &contents.group_kinds {
             let Some((ar, caps)) = self.group_kind_resource(gk).await? else {
@@ -338,7 +342,9 @@ impl KubeTarget {
                             .map(|r| (r, ar.clone(), caps.clone()))
                             .collect()),
                         // A namespace that is gone, or a type the user may not list, holds nothing to prune.
-                        Err(kube::Error::Api(s)) if s.code == 403 || s.code == 404 => Ok(Vec::new()),
+                        Err(kube::Error::Api(s)) if s.code == 403 || s.code == 404 => {
+                            Ok(Vec::new())
+                        }
                         Err(e) => Err(api_error(
                             &e,
                             &format!("list {}", ar.plural),
@@ -723,10 +729,7 @@ impl KubeTarget {
         set: &ApplySet,
         events: &EventSink,
     ) -> Result<Vec<String>, DeployError> {
-        let declared: BTreeSet<&str> = declared
-            .iter()
-            .map(|p| p.reference.name.as_str())
-            .collect();
+        let declared: BTreeSet<&str> = declared.iter().map(|p| p.reference.name.as_str()).collect();
         let needed: BTreeSet<&str> = planned
             .filter_map(|p| p.reference.namespace.as_deref())
             .chain([set.namespace.as_str()])

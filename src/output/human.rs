@@ -453,8 +453,18 @@ impl Printer {
                 if *pruned > 0 {
                     parts.push(format!("pruned {pruned}"));
                 }
+                // Nothing is "built" in an iteration that only synced or took images from the cache.
+                let first = if rebuilt.is_empty() {
+                    if synced.is_empty() {
+                        "images"
+                    } else {
+                        "synced"
+                    }
+                } else {
+                    "built"
+                };
                 self.line(&format!(
-                    "{} {what}: {} │ built {} · applied {} · ready {}",
+                    "{} {what}: {} │ {first} {} · applied {} · ready {}",
                     self.paint("1;32", "⟳"),
                     parts.join(", "),
                     secs(*built_ms),
@@ -475,11 +485,31 @@ impl Printer {
             Event::DevStopped {
                 iterations,
                 median_save_to_ready_ms,
+                p90_save_to_ready_ms,
+                saves,
+                rebuilt,
+                synced,
+                cached,
             } => {
-                let median = median_save_to_ready_ms
-                    .map(|m| format!(", median save → ready {}", secs(m)))
-                    .unwrap_or_default();
-                self.line(&format!("stopped after {iterations} iterations{median}"));
+                let mut line = format!("stopped after {}", plural(*iterations, "iteration"));
+                if let Some(m) = median_save_to_ready_ms {
+                    let kinds: Vec<String> =
+                        [(rebuilt, "rebuilt"), (synced, "synced"), (cached, "cached")]
+                            .into_iter()
+                            .filter(|(n, _)| **n > 0)
+                            .map(|(n, what)| format!("{n} {what}"))
+                            .collect();
+                    line.push_str(&format!(
+                        "; {} ({}): median save → ready {}",
+                        plural(*saves, "save"),
+                        kinds.join(", "),
+                        secs(*m)
+                    ));
+                    if let Some(p90) = p90_save_to_ready_ms {
+                        line.push_str(&format!(", p90 {}", secs(*p90)));
+                    }
+                }
+                self.line(&line);
             }
             Event::Warning { message } => {
                 self.line(&format!("{} {message}", self.paint("1;33", "warning:")));

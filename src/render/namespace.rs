@@ -112,7 +112,8 @@ pub(crate) fn apply(
         return Ok(());
     }
     let current = object.namespace();
-    if let (Some(namespace), Some(requested), true) = (current.or(source_default), requested, explicit)
+    if let (Some(namespace), Some(requested), true) =
+        (current.or(source_default), requested, explicit)
         && namespace != requested
     {
         return Err(RenderError::NamespaceConflict {
@@ -245,13 +246,28 @@ mod tests {
     /// without a namespace, because the context's `default` was treated as if `-n default` had been given.
     #[test]
     fn a_default_namespace_never_overrides_or_refuses_the_one_an_object_names() {
-        let mut o = object(json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "shop"}}));
+        let mut o = object(
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "shop"}}),
+        );
         apply(&mut o, &Scopes::new(&[]), None, Some("default"), false).unwrap();
         assert_eq!(o.namespace(), Some("shop"));
-        let mut o = object(json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"}}));
-        apply(&mut o, &Scopes::new(&[]), Some("backend"), Some("default"), false).unwrap();
-        assert_eq!(o.namespace(), Some("backend"), "the release's namespace wins over a default");
-        let mut o = object(json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"}}));
+        let mut o =
+            object(json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"}}));
+        apply(
+            &mut o,
+            &Scopes::new(&[]),
+            Some("backend"),
+            Some("default"),
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            o.namespace(),
+            Some("backend"),
+            "the release's namespace wins over a default"
+        );
+        let mut o =
+            object(json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"}}));
         apply(&mut o, &Scopes::new(&[]), None, Some("default"), false).unwrap();
         assert_eq!(o.namespace(), Some("default"));
     }

@@ -60,20 +60,47 @@ pub struct DevLoop<'a, B: Builder, D: Deployer> {
     pub progress: tokio::sync::watch::Sender<usize>,
 }
 
+/// How long a superseded build waits for the watcher to bring the change that overtook it, before it starts
+/// again by itself (a changed file the watcher does not report: polling, an ignore rule).
+const SUPERSEDED_WAIT: Duration = Duration::from_secs(1);
+
 /// What one session did, for the exit summary.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DevSummary {
     pub iterations: usize,
-    /// save → ready of every iteration that deployed something, in milliseconds.
+    /// save → ready of every iteration a save started that changed something, in milliseconds (the start-up
+    /// deploy is not a save).
     pub save_to_ready_ms: Vec<u64>,
+    /// Iterations after a save that rebuilt at least one image.
+    pub rebuilt: usize,
+    /// Iterations after a save that synced files and rebuilt nothing.
+    pub synced: usize,
+    /// Iterations after a save whose images all came from the cache (content back to a built state, or a
+    /// manifest edit).
+    pub cached: usize,
 }
 
 impl DevSummary {
-    /// The median save → ready, if any iteration deployed.
+    /// The median save → ready (the mean of the two middle values for an even count), if any save deployed.
     pub fn median_ms(&self) -> Option<u64> {
         let mut v = self.save_to_ready_ms.clone();
         v.sort_unstable();
-        v.get(v.len().saturating_sub(1) / 2).copied()
+        match v.len() {
+            0 => None,
+            n if n % 2 == 1 => Some(v[n / 2]),
+            n => Some((v[n / 2 - 1] + v[n / 2]).div_ceil(2)),
+        }
+    }
+
+    /// The 90th percentile save → ready (nearest rank), once there are at least 10 saves.
+    pub fn p90_ms(&self) -> Option<u64> {
+        let mut v = self.save_to_ready_ms.clone();
+        if v.len() < 10 {
+            return None;
+        }
+        v.sort_unstable();
+        let rank = (v.len() * 9).div_ceil(10);
+        Some(v[rank - 1])
     }
 }
 
@@ -84,13 +111,21 @@ struct Trigger {
     first_at: Instant,
     /// Everything is re-checked (first iteration, manual trigger without paths, config reload).
     everything: bool,
+    /// The session's first deploy: not a save.
+    startup: bool,
 }
 
 impl Trigger {
-    fn merge(mut self, cs: ChangeSet) -> Trigger {
-        self.everything |= cs.manual && cs.paths.is_empty();
-        self.paths.extend(cs.paths);
-        self.first_at = self.first_at.min(cs.first_event_at);
+    fn merge(self, cs: ChangeSet) -> Trigger {
+        self.join(Trigger::from(cs))
+    }
+
+    /// Both triggers' changes; a start-up that has not completed stays one.
+    fn join(mut self, other: Trigger) -> Trigger {
+        self.everything |= other.everything;
+        self.startup |= other.startup;
+        self.paths.extend(other.paths);
+        self.first_at = self.first_at.min(other.first_at);
         self
     }
 
@@ -99,6 +134,7 @@ impl Trigger {
             everything: cs.manual && cs.paths.is_empty(),
             first_at: cs.first_event_at,
             paths: cs.paths,
+            startup: false,
         }
     }
 }
@@ -118,17 +154,38 @@ impl<B: Builder, D: Deployer> DevLoop<'_, B, D> {
             paths: BTreeSet::new(),
             first_at: Instant::now(),
             everything: true,
+            startup: true,
         });
+        // An iteration whose build was overtaken by newer content, to go again with the change that overtook it.
+        let mut superseded: Option<Trigger> = None;
         'session: loop {
             let trigger = match pending.take() {
                 Some(t) => t,
-                None => tokio::select! {
-                    _ = shutdown.cancelled() => break 'session,
-                    cs = changes.recv() => match cs {
-                        Some(cs) => Trigger::from(cs),
-                        None => break 'session,
-                    },
-                },
+                None => {
+                    let give_up = async {
+                        match superseded {
+                            Some(_) => tokio::time::sleep(SUPERSEDED_WAIT).await,
+                            None => std::future::pending().await,
+                        }
+                    };
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break 'session,
+                        cs = changes.recv() => match cs {
+                            Some(cs) => Trigger::from(cs),
+                            None => break 'session,
+                        },
+                        () = give_up => Trigger {
+                            paths: BTreeSet::new(),
+                            first_at: Instant::now(),
+                            everything: false,
+                            startup: false,
+                        },
+                    }
+                }
+            };
+            let trigger = match superseded.take() {
+                Some(earlier) => earlier.join(trigger),
+                None => trigger,
             };
             // A config edit reloads everything; an invalid one is reported and the old config kept.
             let mut trigger = trigger;
@@ -177,14 +234,25 @@ impl<B: Builder, D: Deployer> DevLoop<'_, B, D> {
             match outcome {
                 Some(Ok(report)) => {
                     self.progress.send_modify(|n| *n += 1);
+                    summary.iterations += 1;
+                    if !trigger.startup
+                        && let Some(ms) = report.save_to_ready_ms
+                    {
+                        summary.save_to_ready_ms.push(ms);
+                        if report.results.iter().any(|r| !r.cached) {
+                            summary.rebuilt += 1;
+                        } else if report.synced {
+                            summary.synced += 1;
+                        } else {
+                            summary.cached += 1;
+                        }
+                    }
                     for r in report.results {
                         images.insert(tag::normalize_repository(&r.image), r);
                     }
-                    summary.iterations += 1;
-                    if let Some(ms) = report.save_to_ready_ms {
-                        summary.save_to_ready_ms.push(ms);
-                    }
                 }
+                // A file changed while its context was sent: newer content is coming, this is not a failure.
+                Some(Err(e)) if e.is_superseded() => superseded = Some(trigger),
                 Some(Err(e)) => {
                     summary.iterations += 1;
                     self.events.emit(Event::IterationFailed {
@@ -223,6 +291,11 @@ impl<B: Builder, D: Deployer> DevLoop<'_, B, D> {
         self.events.emit(Event::DevStopped {
             iterations: summary.iterations,
             median_save_to_ready_ms: summary.median_ms(),
+            p90_save_to_ready_ms: summary.p90_ms(),
+            saves: summary.save_to_ready_ms.len(),
+            rebuilt: summary.rebuilt,
+            synced: summary.synced,
+            cached: summary.cached,
         });
         Ok(summary)
     }
@@ -356,8 +429,9 @@ impl<B: Builder, D: Deployer> DevLoop<'_, B, D> {
             .filter(|r| !r.cached)
             .map(|r| r.image.clone())
             .collect();
+        let synced_any = !synced.is_empty();
         let did_something = !rebuilt.is_empty()
-            || !synced.is_empty()
+            || synced_any
             || !changed.applied.is_empty()
             || !changed.pruned.is_empty();
         let ms = |t: Instant| t.saturating_duration_since(trigger.first_at).as_millis() as u64;
@@ -386,6 +460,7 @@ impl<B: Builder, D: Deployer> DevLoop<'_, B, D> {
         Ok(IterationReport {
             results,
             save_to_ready_ms,
+            synced: synced_any,
         })
     }
 }
@@ -393,6 +468,8 @@ impl<B: Builder, D: Deployer> DevLoop<'_, B, D> {
 struct IterationReport {
     results: Vec<ArtifactResult>,
     save_to_ready_ms: Option<u64>,
+    /// Files were synced into running containers.
+    synced: bool,
 }
 
 /// The files to sync into `a`'s containers instead of rebuilding it: every changed path of its context must be an
@@ -578,6 +655,19 @@ mod tests {
             ) -> Fut,
             Fut: std::future::Future<Output = ()>,
         {
+            self.run_with(BuildOptions::default(), script).await
+        }
+
+        /// [`Harness::run`] with these build options.
+        async fn run_with<F, Fut>(&self, build: BuildOptions, script: F) -> (DevSummary, Vec<Event>)
+        where
+            F: FnOnce(
+                mpsc::UnboundedSender<ChangeSet>,
+                CancellationToken,
+                Arc<Mutex<Vec<Event>>>,
+            ) -> Fut,
+            Fut: std::future::Future<Output = ()>,
+        {
             let cfg = self.fx.config();
             let store = Store::open(self.fx.cache.path()).unwrap();
             let vars = Vars::new(self.fx.dir.path(), "t".into(), Arc::new(|_: &str| None));
@@ -596,7 +686,7 @@ mod tests {
                 reload: &reload,
                 plan: &plan,
                 opts: DevOptions {
-                    build: BuildOptions::default(),
+                    build,
                     status_deadline: Duration::from_secs(5),
                     cleanup: true,
                     cleanup_timeout: Duration::from_secs(5),
@@ -676,6 +766,75 @@ mod tests {
             "cleanup on shutdown"
         );
         assert!(summary.median_ms().is_some());
+    }
+
+    /// Regression (issue 11): an editor's autosave during a build was reported as `buildFailed` +
+    /// `iterationFailed` ("changed while the build context was being sent").
+    #[tokio::test]
+    async fn a_file_changed_while_its_context_is_sent_supersedes_the_build_silently() {
+        let h = Harness::new();
+        let app_file = h.path("app/f");
+        let (summary, ev) = h
+            .run_with(
+                BuildOptions {
+                    changes_supersede: true,
+                    ..BuildOptions::default()
+                },
+                |tx, shutdown, seen| {
+                    let builder = &h.builder;
+                    async move {
+                        until(&seen, |e| iterations(e) == 1).await;
+                        builder
+                            .changed_during_send
+                            .lock()
+                            .unwrap()
+                            .push("app".into());
+                        std::fs::write(&app_file, "app v2").unwrap();
+                        tx.send(change(std::slice::from_ref(&app_file))).unwrap();
+                        // The save that overtook the build arrives: the loop goes again with both.
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        std::fs::write(&app_file, "app v3").unwrap();
+                        tx.send(change(std::slice::from_ref(&app_file))).unwrap();
+                        until(&seen, |e| iterations(e) == 2).await;
+                        shutdown.cancel();
+                    }
+                },
+            )
+            .await;
+        assert_eq!(
+            count(&ev, |e| matches!(
+                e,
+                Event::IterationFailed { .. } | Event::BuildFailed { .. }
+            )),
+            0,
+            "{ev:#?}"
+        );
+        assert_eq!(summary.iterations, 2);
+        assert_eq!(
+            summary.save_to_ready_ms.len(),
+            1,
+            "the start-up is not a save"
+        );
+        assert_eq!(summary.rebuilt, 1);
+    }
+
+    #[test]
+    fn the_summary_is_over_saves_with_a_true_median_and_a_p90_from_ten() {
+        let mut s = DevSummary {
+            save_to_ready_ms: vec![900, 100],
+            ..Default::default()
+        };
+        assert_eq!(
+            s.median_ms(),
+            Some(500),
+            "two values: their mean, not the lower one"
+        );
+        assert_eq!(s.p90_ms(), None);
+        s.save_to_ready_ms = (1..=10).map(|i| i * 100).collect();
+        assert_eq!(s.median_ms(), Some(550));
+        assert_eq!(s.p90_ms(), Some(900));
+        s.save_to_ready_ms = vec![300, 100, 200];
+        assert_eq!(s.median_ms(), Some(200));
     }
 
     #[tokio::test]

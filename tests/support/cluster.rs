@@ -89,10 +89,7 @@ impl Cluster {
         namespace: Option<&str>,
     ) -> Output {
         let mut full: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        full.extend([
-            "--kubeconfig".into(),
-            self.kubeconfig.display().to_string(),
-        ]);
+        full.extend(["--kubeconfig".into(), self.kubeconfig.display().to_string()]);
         if let Some(ns) = namespace {
             full.extend(["-n".into(), ns.to_string()]);
         }
@@ -150,7 +147,11 @@ impl Cluster {
         .unwrap();
         let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), namespace, &ar);
         match api.list(&Default::default()).await {
-            Ok(list) => list.items.into_iter().filter_map(|o| o.metadata.name).collect(),
+            Ok(list) => list
+                .items
+                .into_iter()
+                .filter_map(|o| o.metadata.name)
+                .collect(),
             Err(kube::Error::Api(s)) if s.code == 404 => Vec::new(),
             Err(e) => panic!("list {kind} in {namespace}: {e}"),
         }
