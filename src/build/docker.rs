@@ -479,6 +479,7 @@ fn is_connection_error(e: &bollard::errors::Error) -> bool {
     matches!(
         e,
         bollard::errors::Error::HyperResponseError { .. }
+            | bollard::errors::Error::HyperLegacyError { .. }
             | bollard::errors::Error::SocketNotFoundError(_)
             | bollard::errors::Error::RequestTimeoutError
             | bollard::errors::Error::IOError { .. }

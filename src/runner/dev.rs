@@ -61,8 +61,9 @@ pub struct DevLoop<'a, B: Builder, D: Deployer> {
 }
 
 /// How long a superseded build waits for the watcher to bring the change that overtook it, before it starts
-/// again by itself (a changed file the watcher does not report: polling, an ignore rule).
-const SUPERSEDED_WAIT: Duration = Duration::from_secs(1);
+/// again by itself (a changed file the watcher does not report, e.g. under a `watch.ignore` glob). Longer than
+/// the watcher's burst cap, so a burst of saves is not met with a build every few hundred milliseconds.
+const SUPERSEDED_WAIT: Duration = Duration::from_secs(10);
 
 /// What one session did, for the exit summary.
 #[derive(Debug, Clone, Default, PartialEq)]
