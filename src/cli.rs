@@ -125,7 +125,8 @@ pub struct DevArgs {
     /// What triggers a rebuild.
     #[arg(long, value_enum, default_value = "notify")]
     pub trigger: TriggerArg,
-    /// Quiet time that ends a burst of file events, in milliseconds.
+    /// Quiet time that ends a burst of file events, in milliseconds. A lone save is never delayed by it: its build
+    /// starts 10 ms after it; only saves that keep coming (an autosave loop, a formatter) wait for this much quiet.
     #[arg(long, default_value_t = 150, value_name = "MS")]
     pub debounce: u64,
     /// Delete what was deployed when devloop stops (`--cleanup=false` keeps it running).
