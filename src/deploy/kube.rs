@@ -1008,9 +1008,11 @@ impl Deployer for KubeTarget {
 
         // The set's parent records every group-kind and namespace before members are applied (a superset of
         // what it recorded and what comes now), and exactly this deploy's after the prune (KEP-3659).
-        let recorded = match self.read_parent(&set).await? {
+        // What the parent records: as devloop last wrote it in this process, else as the cluster has it.
+        let known = self.recorded.lock().await.clone();
+        let recorded = match known {
             Some(c) => c,
-            None => Contents::default(),
+            None => self.read_parent(&set).await?.unwrap_or_default(),
         };
         let deferred_refs: Vec<ObjectRef> = deferred
             .iter()
