@@ -8,10 +8,13 @@ mod support;
 
 use std::process::{Command, Output};
 
+use std::time::{Duration, Instant};
+
 use kube::api::Api;
 use serde_json::Value;
 use support::fake_apiserver::FakeApiServer;
 use support::{Project, assert_ok, events_of, stderr, unique};
+use tokio::io::{AsyncBufReadExt, BufReader};
 
 /// containerd's `ctr`, as far as devloop uses it: `images ls -q` and `images import … -` (archive on stdin).
 /// `/ctr/refuse` makes imports fail the way a damaged archive does.
@@ -161,6 +164,26 @@ impl Drop for Nodes {
     }
 }
 
+type Lines = tokio::io::Lines<BufReader<tokio::process::ChildStdout>>;
+
+/// Reads events until one of type `ty` (bounded, so a hang fails the test instead of stalling CI).
+async fn next_event(lines: &mut Lines, seen: &mut Vec<Value>, ty: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = tokio::time::timeout(left, lines.next_line())
+            .await
+            .unwrap_or_else(|_| panic!("timed out waiting for {ty}: {seen:#?}"))
+            .unwrap()
+            .unwrap_or_else(|| panic!("devloop exited waiting for {ty}: {seen:#?}"));
+        let e: Value = serde_json::from_str(&line).unwrap();
+        seen.push(e.clone());
+        if e["type"] == ty {
+            return e;
+        }
+    }
+}
+
 /// A project building one busybox image deployed by a Deployment, and a kubeconfig for the fake API server whose
 /// context is `context`.
 struct Setup {
@@ -182,8 +205,9 @@ impl Setup {
         );
         project.write(
             "Dockerfile",
-            "FROM scratch\nCOPY bin/busybox /bin/busybox\n",
+            "FROM scratch\nCOPY bin/busybox /bin/busybox\nCOPY www /www\n",
         );
+        project.write("www/index.html", "v1");
         project.write(".dockerignore", "k8s\nkubeconfig\n");
         project.write(
             "k8s/app.yaml",
@@ -241,6 +265,27 @@ impl Setup {
             }
         }
         out
+    }
+
+    /// `devloop dev -o json` in the project; its events as lines.
+    fn spawn_dev(&self) -> (tokio::process::Child, Lines) {
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_devloop"))
+            .args(["dev", "-o", "json", "--debounce", "50"])
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .current_dir(self.project.path())
+            .env("DEVLOOP_CACHE_DIR", self.project.cache.path())
+            .env("NO_COLOR", "1")
+            .env_remove("KUBECONFIG")
+            .env_remove("DEVLOOP_DEFAULT_REPO")
+            .env_remove("RUST_LOG")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        (child, lines)
     }
 
     async fn deployed_image(&self) -> String {
@@ -322,6 +367,51 @@ async fn run_loads_the_built_image_into_kind_nodes_that_lack_it_and_deploys_the_
         assert_eq!(nodes.manifests(node).len(), 1);
     }
     assert_eq!(s.deployed_image().await, reference);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_loads_each_rebuilt_image_and_deploys_it() {
+    let mut nodes = Nodes::new();
+    let cluster = unique("dlkind");
+    let node = nodes.start(&[format!("io.x-k8s.kind.cluster={cluster}")]);
+    let mut s = Setup::new(&format!("kind-{cluster}"));
+    let (mut child, mut lines) = s.spawn_dev();
+    let mut seen = Vec::new();
+    let first = next_event(&mut lines, &mut seen, "imageLoaded").await;
+    next_event(&mut lines, &mut seen, "iteration").await;
+    let first = first["data"]["reference"].as_str().unwrap().to_string();
+    assert_eq!(s.deployed_image().await, first);
+
+    s.project.write("www/index.html", "v2");
+    let second = next_event(&mut lines, &mut seen, "imageLoaded").await;
+    next_event(&mut lines, &mut seen, "iteration").await;
+    let second = second["data"]["reference"].as_str().unwrap().to_string();
+    assert_ne!(second, first, "the edit gives a new image under a new name");
+    assert_eq!(s.deployed_image().await, second);
+    let imports = nodes
+        .calls(&node)
+        .iter()
+        .filter(|c| c.contains("images import"))
+        .count();
+    assert_eq!(imports, 2, "one import per built image");
+
+    let pid = child.id().unwrap().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    next_event(&mut lines, &mut seen, "devStopped").await;
+    let status = tokio::time::timeout(Duration::from_secs(60), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    for e in seen.iter().filter(|e| e["type"] == "buildFinished") {
+        s.project.cleanup_image(e["data"]["tag"].as_str().unwrap());
+    }
+    assert!(status.success());
 }
 
 #[tokio::test]
