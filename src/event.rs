@@ -63,12 +63,23 @@ pub enum Event {
         digest: String,
         duration_ms: u64,
     },
-    /// An image was loaded into the nodes of a local cluster (kind, k3d) that did not have it.
+    /// An image was loaded into the nodes of a local cluster (kind, k3d) that did not have it; `reference` is the
+    /// name the nodes know it by (and the one deployed), `bytes` the size of the image archive sent to each node.
     ImageLoaded {
         image: String,
         reference: String,
         nodes: Vec<String>,
+        bytes: u64,
+        duration_ms: u64,
     },
+    /// Loading an image into the nodes of a local cluster (kind, k3d) that lack it started.
+    LoadStarted {
+        image: String,
+        reference: String,
+        nodes: Vec<String>,
+    },
+    /// An image could not be loaded into a local cluster's nodes: the node, its `ctr` output and a hint.
+    LoadFailed { image: String, message: String },
     /// All artifacts are ready: the references to deploy.
     BuildsComplete {
         builds: Vec<BuiltArtifact>,

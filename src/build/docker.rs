@@ -447,6 +447,16 @@ impl Builder for DockerBuilder {
             }
         }
     }
+
+    async fn load(
+        &self,
+        cluster: &super::load::LocalCluster,
+        image: &str,
+        reference: &str,
+        events: &EventSink,
+    ) -> Result<Vec<String>, BuildError> {
+        super::load::load(&self.docker, cluster, image, reference, events).await
+    }
 }
 
 fn stream_message(e: bollard::errors::Error) -> String {

@@ -1,6 +1,6 @@
-//! Build stage: a build spec (context, Dockerfile, args, tag) → an image in the daemon, and pushes. The `Builder`
-//! trait is the seam; `docker.rs` is the real backend. Builders never decide *whether* to build (the cache does)
-//! and never print (they emit events).
+//! Build stage: a build spec (context, Dockerfile, args, tag) → an image in the daemon, and pushes or loads into
+//! local cluster nodes. The `Builder` trait is the seam; `docker.rs` is the real backend. Builders never decide
+//! *whether* to build, push or load (the cache and the runner do) and never print (they emit events).
 
 pub mod artifacts;
 pub mod docker;
@@ -82,6 +82,26 @@ pub enum BuildError {
         message: String,
         hint: Option<String>,
     },
+    #[error(
+        "{image}: cannot load `{reference}` into node `{node}`: {message}{}",
+        hint_suffix(hint)
+    )]
+    Load {
+        image: String,
+        /// The name the node would have given the image.
+        reference: String,
+        node: String,
+        message: String,
+        hint: Option<String>,
+    },
+    #[error(
+        "the kube context names {cluster}, but the Docker daemon runs none of its nodes{}",
+        hint_suffix(hint)
+    )]
+    NoNodes {
+        cluster: String,
+        hint: Option<String>,
+    },
     #[error("{image}: docker API call failed: {message}")]
     Api { image: String, message: String },
     #[error("{image}: {message}")]
@@ -97,7 +117,10 @@ pub enum BuildError {
 impl BuildError {
     /// Environment problems (exit 2) as opposed to pipeline failures (exit 1).
     pub fn is_environment(&self) -> bool {
-        matches!(self, BuildError::DaemonUnreachable { .. })
+        matches!(
+            self,
+            BuildError::DaemonUnreachable { .. } | BuildError::NoNodes { .. }
+        )
     }
 
     /// A file changed while the context was sent: newer content exists, so this build is superseded rather than
@@ -139,6 +162,16 @@ pub trait Builder: Send + Sync {
         tag: &str,
         events: &EventSink,
     ) -> impl Future<Output = Result<String, BuildError>> + Send;
+
+    /// Loads the local image `reference` into the nodes of `cluster` that lack it; returns the nodes it was loaded
+    /// into. The nodes then know it as `load::node_reference(reference)`.
+    fn load(
+        &self,
+        cluster: &load::LocalCluster,
+        image: &str,
+        reference: &str,
+        events: &EventSink,
+    ) -> impl Future<Output = Result<Vec<String>, BuildError>> + Send;
 
     /// The digest the registry holds for `repository:tag`, `None` when it has no such tag.
     fn remote_digest(

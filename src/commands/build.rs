@@ -23,6 +23,7 @@ pub async fn run(global: &GlobalArgs, args: BuildArgs, console: Console) -> Resu
         no_cache: args.no_cache,
         deploy_tags: false,
         changes_supersede: false,
+        load: None,
     };
     let results = build(&cfg, &opts, &console).await?;
     for r in &results {

@@ -14,17 +14,22 @@ use crate::runner::BuildOptions;
 /// Runs `devloop deploy`.
 pub async fn run(global: &GlobalArgs, args: DeployArgs, console: Console) -> Result<(), Error> {
     let cfg = super::load_config(global, "deploy", &console)?;
-    let opts = BuildOptions {
+    let mut opts = BuildOptions {
         push: args.push,
         default_repo: global.default_repo.clone(),
         deploy_tags: true,
         ..Default::default()
     };
-    let images = super::resolve_images(&cfg, &args.source, &opts, &console).await?;
     if let Some(docker) = &cfg.docker {
+        let images = super::resolve_images(&cfg, &args.source, &opts, &console).await?;
         return deploy_docker(&cfg, docker, &images, &args.apply, &console).await;
     }
+    // Connect before building: the context says whether built images are loaded into local cluster nodes.
     let target = super::connect(global, &cfg, args.apply.force_conflicts).await?;
+    if args.source.build_artifacts.is_none() && args.source.images.is_empty() {
+        opts.load = super::local_cluster(&target.context, args.push || cfg.build.push, &console);
+    }
+    let images = super::resolve_images(&cfg, &args.source, &opts, &console).await?;
     apply_and_wait(&cfg, &target, &images, &args.apply, &console).await?;
     Ok(())
 }

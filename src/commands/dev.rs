@@ -84,6 +84,7 @@ pub async fn run(global: &GlobalArgs, args: DevArgs, console: Console) -> Result
                 default_repo: global.default_repo.clone(),
                 deploy_tags: true,
                 changes_supersede: true,
+                load: super::local_cluster(&target.context, push, &console),
                 ..Default::default()
             },
             status_deadline: args.apply.status_check_deadline,

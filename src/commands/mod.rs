@@ -11,6 +11,7 @@ pub mod run;
 use std::sync::Arc;
 
 use crate::build::artifacts;
+use crate::build::load::{self, LocalCluster};
 use crate::cli::{Cli, Command, GlobalArgs, ImageSource};
 use crate::config::{self, Config, LoadOptions};
 use crate::deploy::kube::{ClusterOptions, KubeTarget};
@@ -139,6 +140,27 @@ pub async fn connect(
         namespace: global.namespace.clone(),
     };
     Ok(KubeTarget::connect(&opts, &cfg.project, force_conflicts).await?)
+}
+
+/// The local cluster whose nodes get the built images when the kube context names kind or k3d and images are not
+/// pushed. For minikube, says once how to build where the cluster can see the images.
+pub fn local_cluster(context: &str, push: bool, console: &Console) -> Option<LocalCluster> {
+    if push {
+        return None;
+    }
+    match load::detect(context)? {
+        LocalCluster::Minikube => {
+            // `eval $(minikube docker-env)` sets this: the daemon that builds is then minikube's own.
+            if std::env::var_os("MINIKUBE_ACTIVE_DOCKERD").is_none() {
+                console.sink().emit(Event::Warning {
+                    message: "kube context `minikube`: its nodes do not see this Docker daemon's images\n\nhint: run `eval $(minikube docker-env)` before devloop to build with minikube's daemon, or push (`--push`, `--default-repo`)".into(),
+                });
+            }
+            None
+        }
+        LocalCluster::SharedDaemon(_) => None,
+        cluster => Some(cluster),
+    }
 }
 
 /// Cancels `cancel` on the first Ctrl-C (graceful: stages stop and report); a second Ctrl-C exits at once.

@@ -1,5 +1,5 @@
-//! `devloop run`: build (cached) → get images to the cluster → render → apply → wait until ready; exit 0 only
-//! when everything is ready.
+//! `devloop run`: build (cached) → get images to the cluster (push, or load into kind/k3d nodes) → render → apply
+//! → wait until ready; exit 0 only when everything is ready.
 
 use crate::cli::{GlobalArgs, ImageSource, RunArgs};
 use crate::error::Error;
@@ -31,6 +31,7 @@ pub async fn run(global: &GlobalArgs, args: RunArgs, console: Console) -> Result
         default_repo: global.default_repo.clone(),
         no_cache: args.no_cache,
         deploy_tags: true,
+        load: super::local_cluster(&target.context, push, &console),
         ..Default::default()
     };
     let source = ImageSource {

@@ -399,12 +399,35 @@ impl Printer {
                 );
                 self.line(&format!("{prefix} {line}"));
             }
-            Event::ImageLoaded { image, nodes, .. } => {
+            Event::LoadStarted { image, nodes, .. } => {
+                if self.tty {
+                    self.bar(image).set_message(format!(
+                        "loading into {} node{}",
+                        nodes.len(),
+                        if nodes.len() == 1 { "" } else { "s" }
+                    ));
+                }
+            }
+            Event::ImageLoaded {
+                image,
+                reference,
+                nodes,
+                bytes,
+                duration_ms,
+            } => {
+                self.done(image);
                 self.line(&format!(
-                    "{} {image}: loaded into {}",
+                    "{} {image}: loaded {} ({}) into {} in {}",
                     self.paint("32", "✓"),
-                    nodes.join(", ")
+                    self.paint("2", reference),
+                    size(*bytes),
+                    nodes.join(", "),
+                    secs(*duration_ms)
                 ));
+            }
+            Event::LoadFailed { image, message } => {
+                self.done(image);
+                self.line(&format!("{} {message}", self.paint("31", "✗")));
             }
             Event::Synced {
                 image,
@@ -572,6 +595,16 @@ fn plural(n: usize, noun: &str) -> String {
         format!("1 {noun}")
     } else {
         format!("{n} {noun}s")
+    }
+}
+
+/// `12.3 MB` (decimal units, as `docker images` shows sizes).
+fn size(bytes: u64) -> String {
+    match bytes {
+        0..1_000 => format!("{bytes} B"),
+        1_000..1_000_000 => format!("{:.1} kB", bytes as f64 / 1e3),
+        1_000_000..1_000_000_000 => format!("{:.1} MB", bytes as f64 / 1e6),
+        _ => format!("{:.1} GB", bytes as f64 / 1e9),
     }
 }
 

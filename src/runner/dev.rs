@@ -839,6 +839,35 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn every_iteration_loads_what_it_built_into_local_nodes_and_deploys_their_names() {
+        let h = Harness::new();
+        let base_file = h.path("base/f");
+        let build = BuildOptions {
+            load: Some(crate::build::load::LocalCluster::Kind("dev".into())),
+            ..BuildOptions::default()
+        };
+        h.run_with(build, |tx, shutdown, seen| async move {
+            until(&seen, |e| iterations(e) == 1).await;
+            std::fs::write(&base_file, "base v2").unwrap();
+            tx.send(change(std::slice::from_ref(&base_file))).unwrap();
+            until(&seen, |e| iterations(e) == 2).await;
+            shutdown.cancel();
+        })
+        .await;
+        let loads = h.builder.loads.lock().unwrap().clone();
+        assert_eq!(
+            loads.len(),
+            5,
+            "3 at start, then the new base and app: {loads:?}"
+        );
+        let deploys = h.deployer.deploys.lock().unwrap().clone();
+        for plan in &deploys {
+            assert!(plan.iter().all(|r| loads.contains(r)), "{plan:?} {loads:?}");
+        }
+        assert_ne!(deploys[0], deploys[deploys.len() - 1]);
+    }
+
+    #[tokio::test]
     async fn a_change_without_new_content_triggers_nothing() {
         let h = Harness::new();
         let f = h.path("other/f");

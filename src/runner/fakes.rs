@@ -26,6 +26,8 @@ pub struct FakeBuilder {
     pub images: Mutex<HashMap<String, String>>,
     pub fail: Mutex<Vec<String>>,
     pub pushes: Mutex<Vec<String>>,
+    /// The node references loaded into the one fake node.
+    pub loads: Mutex<Vec<String>>,
     /// How long each build takes (it stops early when cancelled).
     pub delay: Mutex<Duration>,
     /// The next build of each of these images finds a file changed while its context is sent (once each).
@@ -92,6 +94,21 @@ impl Builder for FakeBuilder {
             .unwrap()
             .push(tag::with_tag(repository, tag));
         Ok(format!("sha256:{:0>64}", 9))
+    }
+    async fn load(
+        &self,
+        _: &crate::build::load::LocalCluster,
+        _: &str,
+        reference: &str,
+        _: &EventSink,
+    ) -> Result<Vec<String>, BuildError> {
+        let name = crate::build::load::node_reference(reference);
+        let mut loads = self.loads.lock().unwrap();
+        if loads.contains(&name) {
+            return Ok(Vec::new());
+        }
+        loads.push(name);
+        Ok(vec!["node".into()])
     }
     async fn remote_digest(
         &self,

@@ -1,4 +1,4 @@
-//! Runner: wires the stages — walk → hash → key → cache → build → tag → push — for every artifact, in
+//! Runner: wires the stages — walk → hash → key → cache → build → tag → push or load — for every artifact, in
 //! dependency order, concurrently up to `build.concurrency`. Owns concurrency and cancellation; stages never call
 //! each other. Emits events; prints nothing. `dev.rs` is the watch → rebuild → redeploy loop.
 
@@ -13,6 +13,7 @@ use std::time::Instant;
 use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 
+use crate::build::load::LocalCluster;
 use crate::build::{BuildError, BuildSpec, Builder};
 use crate::cache::{self, CacheKey, KeyInputs, Record, Store};
 use crate::config::{Artifact, Config};
@@ -35,6 +36,8 @@ pub struct BuildOptions {
     /// A file that changes while the context is sent supersedes the build (`dev`: the watcher brings the change,
     /// and newer content wins): no failure is reported. Otherwise the context is read once more.
     pub changes_supersede: bool,
+    /// The local cluster (kind, k3d) whose nodes get each image they lack when images are not pushed.
+    pub load: Option<LocalCluster>,
 }
 
 /// One artifact's result.
@@ -53,6 +56,8 @@ pub struct ArtifactResult {
     pub cached: bool,
     /// The tag is derived from the inputs (`inputDigest` policy, no `--tag`): it changes whenever the image does.
     pub content_tag: bool,
+    /// The nodes of a local cluster have the image: it is deployed under their name for it (see `deploy_reference`).
+    pub loaded: bool,
 }
 
 impl ArtifactResult {
@@ -76,11 +81,20 @@ impl ArtifactResult {
         }
     }
 
-    /// The reference to deploy (see `deploy_tag`).
+    /// The reference to deploy (see `deploy_tag`). An image loaded into local cluster nodes is deployed under the
+    /// name their containerd gave it (`docker.io/library/app` for `app`), exactly what the kubelet finds there.
     pub fn deploy_reference(&self) -> String {
         match &self.digest {
             Some(d) => tag::with_digest(&self.repository, &self.tag, d),
-            None => tag::with_tag(&self.repository, &self.deploy_tag()),
+            None => tag::with_tag(&self.deploy_repository(), &self.deploy_tag()),
+        }
+    }
+
+    fn deploy_repository(&self) -> String {
+        if self.loaded {
+            tag::normalize_repository(&self.repository)
+        } else {
+            self.repository.clone()
         }
     }
 
@@ -89,7 +103,7 @@ impl ArtifactResult {
         crate::render::ArtifactImage {
             name: self.image.clone(),
             reference: self.deploy_reference(),
-            repository: self.repository.clone(),
+            repository: self.deploy_repository(),
             tag: self.deploy_tag(),
             digest: self.digest.clone(),
         }
@@ -306,6 +320,29 @@ impl<B: Builder> BuildRun<'_, B> {
         {
             outcome = Err(e.into());
         }
+        if let Some(cluster) = opts.load.as_ref().filter(|c| c.loads())
+            && !(opts.push || self.cfg.build.push)
+            && let Ok(r) = &mut outcome
+        {
+            let reference = r.deploy_reference();
+            match self
+                .builder
+                .load(cluster, &a.image, &reference, &self.events)
+                .await
+            {
+                Ok(_) => r.loaded = true,
+                Err(e) => outcome = Err(e.into()),
+            }
+        }
+        if let Err(Error::Build(e @ (BuildError::Load { .. } | BuildError::NoNodes { .. }))) =
+            &outcome
+        {
+            self.events.emit(Event::LoadFailed {
+                image: a.image.clone(),
+                message: e.to_string(),
+            });
+            return outcome;
+        }
         if let Err(e) = &outcome
             && !(opts.changes_supersede && e.is_superseded())
         {
@@ -414,6 +451,7 @@ impl<B: Builder> BuildRun<'_, B> {
             key: key.clone(),
             cached,
             content_tag,
+            loaded: false,
         };
 
         // 4. Cache: an image built for this key that still exists is reused (re-tagged, pushed if needed).
@@ -693,6 +731,45 @@ mod tests {
         assert!(r.iter().all(|a| !a.cached));
     }
 
+    #[tokio::test]
+    async fn images_are_loaded_into_local_nodes_once_and_deployed_by_the_nodes_name() {
+        let fx = Fixture::new();
+        let builder = FakeBuilder::default();
+        let opts = BuildOptions {
+            deploy_tags: true,
+            load: Some(LocalCluster::Kind("dev".into())),
+            ..Default::default()
+        };
+        let r = fx.run(&builder, &opts).await.0.unwrap();
+        let mut deployed: Vec<String> = r.iter().map(|a| a.deploy_reference()).collect();
+        deployed.sort();
+        let mut loaded = builder.loads.lock().unwrap().clone();
+        loaded.sort();
+        assert_eq!(loaded, deployed);
+        assert!(
+            deployed.iter().all(|d| d.starts_with("docker.io/library/")),
+            "{deployed:?}"
+        );
+
+        // Cached and already on the node: nothing is loaded, the same references are deployed.
+        let r = fx.run(&builder, &opts).await.0.unwrap();
+        assert!(r.iter().all(|a| a.cached));
+        assert_eq!(builder.loads.lock().unwrap().len(), 3);
+        let mut again: Vec<String> = r.iter().map(|a| a.deploy_reference()).collect();
+        again.sort();
+        assert_eq!(again, deployed);
+
+        // Pushed images are never loaded.
+        let pushed = BuildOptions {
+            push: true,
+            default_repo: Some("localhost:5000".into()),
+            ..opts
+        };
+        builder.loads.lock().unwrap().clear();
+        fx.run(&builder, &pushed).await.0.unwrap();
+        assert!(builder.loads.lock().unwrap().is_empty());
+    }
+
     #[test]
     fn deploy_references_are_immutable() {
         let mut r = ArtifactResult {
@@ -704,8 +781,16 @@ mod tests {
             key: CacheKey::try_from("ab".repeat(32)).unwrap(),
             cached: false,
             content_tag: false,
+            loaded: false,
         };
         assert_eq!(r.deploy_reference(), "api:v1-0123456789ab");
+        r.loaded = true;
+        assert_eq!(
+            r.deploy_reference(),
+            "docker.io/library/api:v1-0123456789ab"
+        );
+        assert_eq!(r.artifact_image().repository, "docker.io/library/api");
+        r.loaded = false;
         r.content_tag = true;
         assert_eq!(r.deploy_reference(), "api:v1");
         r.digest = Some("sha256:ff".into());
