@@ -1,6 +1,7 @@
-//! Deploy, ApplySets (KEP-3659, what `kubectl apply --prune --applyset` uses): one deployment's identity (project
-//! + the namespace it lives in) → its parent object, the label its members carry, and what the parent records
-//! (the group-kinds and namespaces of its members). Pure data: talks to no cluster; `kube.rs` applies and lists.
+//! Deploy, ApplySets (KEP-3659, what `kubectl apply --prune --applyset` uses): one deployment's identity (the
+//! project and the namespace it lives in) → its parent object, the label its members carry, and what the parent
+//! records (the group-kinds and namespaces of its members). Pure data: talks to no cluster; `kube.rs` applies and
+//! lists.
 //!
 //! A deployment is the project *and where it went*: the same project deployed by two developers into two
 //! namespaces is two ApplySets, so neither prunes nor deletes the other's objects.
