@@ -1629,10 +1629,13 @@ async fn apply_doc(client: &kube::Client, doc: &Value) {
     .unwrap();
 }
 
+/// `(name, last recorded line)` pairs.
+type Finals = Vec<(String, Value)>;
+
 /// The last recorded line of each pod (by Deployment name) and claim.
-fn final_states(lines: &[Value]) -> (Vec<(String, Value)>, Vec<(String, Value)>) {
-    let mut pods: Vec<(String, Value)> = Vec::new();
-    let mut claims: Vec<(String, Value)> = Vec::new();
+fn final_states(lines: &[Value]) -> (Finals, Finals) {
+    let mut pods: Finals = Vec::new();
+    let mut claims: Finals = Vec::new();
     for l in lines {
         if let Some(pod) = l["pod"].as_str() {
             let owner = pod.split('-').next().unwrap().to_string();
