@@ -1,6 +1,7 @@
 //! Status stage: the objects a deploy applied → how many workloads became ready (Deployments, StatefulSets and
 //! DaemonSets rolled out, Jobs complete, bare Pods ready), driven by watches, failing fast with a diagnosis (pod,
-//! container, reason, recent events, last log lines). It only reads the cluster: it never changes an object.
+//! container, reason, recent events, last log lines) only on what cannot resolve by itself: a pod waiting for a
+//! PersistentVolumeClaim that can still bind is waited for. It only reads the cluster: it never changes an object.
 
 use std::collections::BTreeMap;
 use std::pin::Pin;
@@ -1906,6 +1907,8 @@ async fn deadline_failure(
     watches: &Watches,
 ) -> DeployError {
     let pending: Vec<&Workload> = workloads.iter().filter(|w| !w.ready).collect();
+    // What would bind the first unbound claim found, when a pod waits for one.
+    let mut claim_hint: Option<String> = None;
     let mut text = format!(
         "status check deadline of {} exceeded: {} of {} workloads are not ready",
         human_duration(check.deadline),
@@ -1933,18 +1936,18 @@ async fn deadline_failure(
             ));
         }
         // A pod held back by its claims: say which claim is unbound and what the PV controller said about it.
+        let mut claim_lines: Vec<String> = Vec::new();
         if let Some((pr, pod)) = pod.as_ref().filter(|(pr, _)| waits_for_claims(pr)) {
             let claims = tokio::select! {
                 _ = check.cancel.cancelled() => Vec::new(),
                 r = tokio::time::timeout(DIAGNOSIS_TIMEOUT, unbound_claims(check.client, &w.namespace, pod)) => r.unwrap_or_default(),
             };
             for mut claim in claims {
-                text.push_str(&format!(
-                    "\n    pod `{}` waits for {}",
-                    pr.pod,
-                    claim.describe()
-                ));
+                let line = format!("pod `{}` waits for its claim: {}", pr.pod, claim.describe());
+                text.push_str(&format!("\n    {line}"));
+                claim_lines.push(line);
                 evidence.events.append(&mut claim.events);
+                claim_hint.get_or_insert(claim.hint);
             }
         }
         check.events.emit(Event::RolloutFailed {
@@ -1954,21 +1957,29 @@ async fn deadline_failure(
             container: problem.and_then(|pr| pr.container.clone()),
             reason: "DeadlineExceeded".into(),
             message: match problem {
-                Some(pr) => format!(
+                Some(pr) => std::iter::once(format!(
                     "{progress}; {}: {}: {}",
                     pod_clause(pr),
                     pr.reason,
                     pr.message
-                ),
+                ))
+                .chain(claim_lines)
+                .collect::<Vec<_>>()
+                .join("; "),
                 None => progress,
             },
             events: evidence.events,
             logs: evidence.logs,
         });
     }
-    text.push_str(
-        "\n\nhint: raise `--status-check-deadline` if the workloads need longer to become ready",
-    );
+    match claim_hint {
+        Some(hint) => text.push_str(&format!(
+            "\n\nhint: {hint}; or raise `--status-check-deadline` if it needs longer to bind"
+        )),
+        None => text.push_str(
+            "\n\nhint: raise `--status-check-deadline` if the workloads need longer to become ready",
+        ),
+    }
     DeployError::Status(text)
 }
 

@@ -197,3 +197,30 @@ async fn a_claim_bound_after_the_deploy_started_lets_its_pod_become_ready() {
     c.cleanup().await;
     delete_volume(&c, &pv).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_rights_to_list_volumes_the_deadline_names_the_unbound_claim() {
+    let c = Cluster::start().await;
+    // A developer on a shared cluster who may not list PersistentVolumes (cluster-scoped): devloop cannot tell
+    // whether the claim will bind, so it waits; the fake stands in for that RBAC setup.
+    let Some(fake) = &c.fake else { return };
+    fake.deny("list", "persistentvolumes", None);
+    let p = volume_project(&[
+        deployment_with_claim("stuck", &c.ok_image(), "never-bound"),
+        claim("never-bound", "5Gi"),
+    ]);
+    let out = c
+        .devloop(&p, &["deploy", "--status-check-deadline", "8s"])
+        .await;
+    assert_exit(&out, 1);
+    let err = stderr(&out);
+    assert!(
+        err.contains("status check deadline of 8s exceeded")
+            && err.contains("waits for its claim: persistentvolumeclaim `never-bound`")
+            && err.contains("PersistentVolumes cannot be listed")
+            && err.contains(NO_VOLUME_NO_CLASS)
+            && err.contains("hint: create a PersistentVolume that fits the claim"),
+        "the deadline names the claim and quotes the PV controller:\n{err}"
+    );
+    c.cleanup().await;
+}
