@@ -1719,17 +1719,20 @@ fn worst_pod(w: &Workload, watches: &Watches) -> Option<(PodProblem, Value)> {
     worst_of(w.pods(watches))
 }
 
-/// The most telling problem among `pods`: one that fails fast, else a pod that failed, else the first one.
+/// The most telling problem among `pods`: one that fails fast, else one held back by its claims (which may
+/// still bind), else a pod that failed, else the first one.
 fn worst_of(pods: Vec<&Value>) -> Option<(PodProblem, Value)> {
     pods.into_iter()
         .filter_map(|p| diagnose_pod(p).map(|pr| (pr, p)))
         .min_by_key(|(pr, p)| {
-            if pr.fails_fast() {
+            if waits_for_claims(pr) {
+                1
+            } else if pr.fails_fast() {
                 0
             } else if str_at(p, "/status/phase") == Some("Failed") {
-                1
-            } else {
                 2
+            } else {
+                3
             }
         })
         .map(|(pr, p)| (pr, p.clone()))
@@ -3046,5 +3049,14 @@ mod tests {
             ),
             (Some("Unschedulable".to_string()), false)
         );
+        // A pod of the same workload that cannot start is reported before one waiting for its claim.
+        let waiting = json!({
+            "metadata": {"name": "db-a"},
+            "status": {"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": "0/1 nodes are available: pod has unbound immediate PersistentVolumeClaims. not found"}]}
+        });
+        let mut pulling = http_body("05-pod-pull-fail.http");
+        pulling["metadata"]["name"] = json!("db-b");
+        let (worst, _) = worst_of(vec![&waiting, &pulling]).unwrap();
+        assert_eq!(worst.reason, "ImagePullBackOff");
     }
 }
