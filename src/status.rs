@@ -1,13 +1,17 @@
 //! Status stage: the objects a deploy applied → how many workloads became ready (Deployments, StatefulSets and
 //! DaemonSets rolled out, Jobs complete, bare Pods ready), driven by watches, failing fast with a diagnosis (pod,
-//! container, reason, recent events, last log lines). It only reads the cluster: it never changes an object.
+//! container, reason, recent events, last log lines) only on what cannot resolve by itself: a pod waiting for a
+//! PersistentVolumeClaim that can still bind is waited for. It only reads the cluster: it never changes an object.
 
 use std::collections::BTreeMap;
 use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 use futures_util::stream::{self, Stream, StreamExt};
-use k8s_openapi::api::core::v1::{Event as CoreEvent, Pod};
+use k8s_openapi::api::core::v1::{
+    Event as CoreEvent, PersistentVolume, PersistentVolumeClaim, Pod,
+};
+use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ApiResource, DynamicObject, ListParams, LogParams};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -679,6 +683,392 @@ fn wants_previous_log(pod: &Value, container: &str) -> bool {
 }
 
 // ---------------------------------------------------------------------------------------------------------
+// PersistentVolumeClaims a pod waits for
+// ---------------------------------------------------------------------------------------------------------
+
+/// How often the claims of a pod held back by them are looked at again while nothing else changes.
+const CLAIM_RECHECK: Duration = Duration::from_secs(1);
+/// How long a pod's claim must have looked unbindable before the status check fails: a PersistentVolume (or the
+/// claim itself) applied at about the same time by another step — a script's `kubectl apply`, a second project —
+/// gets this long to appear. By then the PV controller has also recorded why it cannot bind (`FailedBinding`).
+const CLAIM_GRACE: Duration = Duration::from_secs(5);
+
+/// Whether the scheduler left a pod Unschedulable because of its PersistentVolumeClaims (unbound, missing or
+/// being deleted), rather than for want of a node (cpu, memory, affinity, taints).
+fn waits_for_claims(problem: &PodProblem) -> bool {
+    problem.reason == "Unschedulable"
+        && problem.container.is_none()
+        && (problem
+            .message
+            .contains("pod has unbound immediate PersistentVolumeClaims")
+            || problem.message.contains("persistentvolumeclaim \""))
+}
+
+/// The claims a pod's volumes use: `persistentVolumeClaim.claimName`, and `<pod>-<volume>` for generic
+/// ephemeral volumes.
+fn pod_claims(pod: &Value) -> Vec<String> {
+    let pod_name = str_at(pod, "/metadata/name").unwrap_or("");
+    pod.pointer("/spec/volumes")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|v| match str_at(v, "/persistentVolumeClaim/claimName") {
+            Some(claim) => Some(claim.to_string()),
+            None => v
+                .get("ephemeral")
+                .map(|_| format!("{pod_name}-{}", str_at(v, "/name").unwrap_or(""))),
+        })
+        .collect()
+}
+
+/// What a claim asks for, in the words of its manifest: `5Gi, ReadWriteOnce, storageClassName ""`.
+fn claim_request(claim: &Value) -> String {
+    let size = str_at(claim, "/spec/resources/requests/storage").unwrap_or("no size");
+    let modes = strings_at(claim, "/spec/accessModes");
+    let modes = if modes.is_empty() {
+        "no access modes".to_string()
+    } else {
+        modes.join("+")
+    };
+    let class = match str_at(claim, "/spec/storageClassName") {
+        Some(c) => format!("storageClassName \"{c}\""),
+        None => "no storageClassName".to_string(),
+    };
+    format!("{size}, {modes}, {class}")
+}
+
+fn strings_at<'v>(v: &'v Value, pointer: &str) -> Vec<&'v str> {
+    v.pointer(pointer)
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default()
+}
+
+/// A resource quantity (`1Gi`, `500Mi`, `2G`, `1.5Gi`, `1024`) in bytes; `None` when it cannot be read.
+fn quantity_bytes(q: &str) -> Option<f64> {
+    let q = q.trim();
+    let split = q
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(q.len());
+    let (number, suffix) = q.split_at(split);
+    let n: f64 = number.parse().ok()?;
+    let factor = match suffix {
+        "" => 1.0,
+        "m" => 1e-3,
+        "k" => 1e3,
+        "M" => 1e6,
+        "G" => 1e9,
+        "T" => 1e12,
+        "P" => 1e15,
+        "E" => 1e18,
+        "Ki" => 1024.0,
+        "Mi" => 1024f64.powi(2),
+        "Gi" => 1024f64.powi(3),
+        "Ti" => 1024f64.powi(4),
+        "Pi" => 1024f64.powi(5),
+        "Ei" => 1024f64.powi(6),
+        _ => return None,
+    };
+    Some(n * factor)
+}
+
+/// Whether the PV controller could bind `claim` to `pv`: the volume is free (or reserved for this claim), of the
+/// same class (absent and `""` alike), offers every requested access mode and volume mode, is at least as large
+/// as the request and matches the claim's selector.
+fn volume_fits(pv: &Value, claim: &Value) -> bool {
+    if pv.pointer("/metadata/deletionTimestamp").is_some() {
+        return false;
+    }
+    let claim_ref = pv.pointer("/spec/claimRef").filter(|r| r.is_object());
+    let reserved = claim_ref.is_some_and(|r| {
+        str_at(r, "/name") == str_at(claim, "/metadata/name")
+            && str_at(r, "/namespace") == str_at(claim, "/metadata/namespace")
+    });
+    if claim_ref.is_some() && !reserved {
+        return false;
+    }
+    if !reserved && !matches!(str_at(pv, "/status/phase"), Some("Available") | None) {
+        return false;
+    }
+    let class = |o: &Value| {
+        str_at(o, "/spec/storageClassName")
+            .unwrap_or("")
+            .to_string()
+    };
+    if class(pv) != class(claim) {
+        return false;
+    }
+    let offered = strings_at(pv, "/spec/accessModes");
+    if !strings_at(claim, "/spec/accessModes")
+        .iter()
+        .all(|m| offered.contains(m))
+    {
+        return false;
+    }
+    let mode = |o: &Value| {
+        str_at(o, "/spec/volumeMode")
+            .unwrap_or("Filesystem")
+            .to_string()
+    };
+    if mode(pv) != mode(claim) {
+        return false;
+    }
+    let bytes = |o: &Value, p: &str| str_at(o, p).and_then(quantity_bytes).unwrap_or(0.0);
+    if bytes(pv, "/spec/capacity/storage") < bytes(claim, "/spec/resources/requests/storage") {
+        return false;
+    }
+    match claim.pointer("/spec/selector").filter(|s| s.is_object()) {
+        Some(selector) => selector_matches(
+            selector,
+            pv.pointer("/metadata/labels").and_then(Value::as_object),
+        ),
+        None => true,
+    }
+}
+
+/// Whether a claim can still become Bound without anyone changing the cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum ClaimOutlook {
+    /// Bound already (the pod's condition is older than the binding).
+    Bound,
+    /// Not bound yet, but the PV controller or a provisioner can bind it; the reason says why.
+    MayBind(String),
+    /// Nothing in the cluster can bind it; the reason says why.
+    CannotBind(String),
+}
+
+/// Judges one claim of a pod from what the cluster shows. `claim` is `None` when it does not exist; `volumes`
+/// and `classes` are `None` when they could not be listed (RBAC): then a pending claim is given the benefit of
+/// the doubt.
+fn claim_outlook(
+    claim: Option<&Value>,
+    volumes: Option<&[Value]>,
+    classes: Option<&[Value]>,
+) -> ClaimOutlook {
+    let Some(claim) = claim else {
+        return ClaimOutlook::CannotBind("it does not exist".into());
+    };
+    if claim.pointer("/metadata/deletionTimestamp").is_some() {
+        return ClaimOutlook::CannotBind("it is being deleted".into());
+    }
+    match str_at(claim, "/status/phase") {
+        Some("Bound") => return ClaimOutlook::Bound,
+        Some("Lost") => {
+            return ClaimOutlook::CannotBind(format!(
+                "it is Lost: its PersistentVolume `{}` no longer exists",
+                str_at(claim, "/spec/volumeName").unwrap_or("")
+            ));
+        }
+        _ => {}
+    }
+    if let Some(class) = str_at(claim, "/spec/storageClassName").filter(|c| !c.is_empty()) {
+        return ClaimOutlook::MayBind(format!(
+            "storage class `{class}` may provision a volume for it"
+        ));
+    }
+    let default_class = |classes: &[Value]| {
+        classes.iter().any(|c| {
+            str_at(
+                c,
+                "/metadata/annotations/storageclass.kubernetes.io~1is-default-class",
+            ) == Some("true")
+        })
+    };
+    if str_at(claim, "/spec/storageClassName").is_none() {
+        match classes {
+            None => {
+                return ClaimOutlook::MayBind(
+                    "storage classes cannot be listed: a default one may provision it".into(),
+                );
+            }
+            Some(c) if default_class(c) => {
+                return ClaimOutlook::MayBind(
+                    "the default storage class may provision a volume for it".into(),
+                );
+            }
+            Some(_) => {}
+        }
+    }
+    let Some(volumes) = volumes else {
+        return ClaimOutlook::MayBind("PersistentVolumes cannot be listed: one may fit it".into());
+    };
+    if let Some(name) = str_at(claim, "/spec/volumeName") {
+        return match volumes
+            .iter()
+            .find(|v| str_at(v, "/metadata/name") == Some(name))
+        {
+            Some(pv) if volume_fits(pv, claim) => {
+                ClaimOutlook::MayBind(format!("PersistentVolume `{name}` fits it"))
+            }
+            Some(_) => ClaimOutlook::CannotBind(format!(
+                "it names PersistentVolume `{name}`, which does not fit it or is bound to another claim"
+            )),
+            None => ClaimOutlook::CannotBind(format!(
+                "it names PersistentVolume `{name}`, which does not exist"
+            )),
+        };
+    }
+    match volumes.iter().find(|pv| volume_fits(pv, claim)) {
+        Some(pv) => ClaimOutlook::MayBind(format!(
+            "PersistentVolume `{}` fits it",
+            str_at(pv, "/metadata/name").unwrap_or("")
+        )),
+        None => ClaimOutlook::CannotBind(
+            "no PersistentVolume fits it and no storage class is set to provision one".into(),
+        ),
+    }
+}
+
+/// One claim of a pod that is not bound, as the status check reports it.
+#[derive(Debug, Clone)]
+struct UnboundClaim {
+    /// `persistentvolumeclaim `data` (namespace `shop`; 5Gi, ReadWriteOnce, storageClassName "")`.
+    label: String,
+    outlook: ClaimOutlook,
+    /// The newest event about the claim (the PV controller's `FailedBinding`): who said it, and what.
+    last_event: Option<(String, String)>,
+    /// Its recent events, formatted like the pod's.
+    events: Vec<String>,
+    /// What would make it bind.
+    hint: String,
+    exists: bool,
+}
+
+impl UnboundClaim {
+    /// `persistentvolumeclaim `data` (…) cannot bind: <why>; persistentvolume-controller: "<message>"`.
+    fn describe(&self) -> String {
+        if !self.exists {
+            return format!("{} does not exist", self.label);
+        }
+        let state = match &self.outlook {
+            ClaimOutlook::CannotBind(why) => format!("cannot bind: {why}"),
+            ClaimOutlook::MayBind(why) => format!("is not bound yet ({why})"),
+            ClaimOutlook::Bound => "is bound".to_string(),
+        };
+        match &self.last_event {
+            Some((source, m)) => format!("{} {state}; {source}: \"{m}\"", self.label),
+            None => format!("{} {state}; no event about it yet", self.label),
+        }
+    }
+}
+
+/// The claims of `pod` that are not bound, each judged (`get` on the claims, `list` on PersistentVolumes and
+/// StorageClasses, `list` on events; what is forbidden is left out of the judgement, not guessed).
+async fn unbound_claims(client: &kube::Client, namespace: &str, pod: &Value) -> Vec<UnboundClaim> {
+    let claims_api: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), namespace);
+    let list_of = |r: Result<Vec<Value>, kube::Error>, what: &str| match r {
+        Ok(items) => Some(items),
+        Err(e) => {
+            tracing::debug!(error = %e, what, "cannot list for the claim check");
+            None
+        }
+    };
+    let volumes = list_of(
+        Api::<PersistentVolume>::all(client.clone())
+            .list(&ListParams::default())
+            .await
+            .map(|l| {
+                l.items
+                    .iter()
+                    .filter_map(|v| serde_json::to_value(v).ok())
+                    .collect()
+            }),
+        "persistentvolumes",
+    );
+    let classes = list_of(
+        Api::<StorageClass>::all(client.clone())
+            .list(&ListParams::default())
+            .await
+            .map(|l| {
+                l.items
+                    .iter()
+                    .filter_map(|v| serde_json::to_value(v).ok())
+                    .collect()
+            }),
+        "storageclasses",
+    );
+    let events = Api::<CoreEvent>::namespaced(client.clone(), namespace)
+        .list(&ListParams::default())
+        .await
+        .map(|l| l.items)
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    for name in pod_claims(pod) {
+        let claim = match claims_api.get_opt(&name).await {
+            Ok(c) => c.and_then(|c| serde_json::to_value(c).ok()),
+            Err(e) => {
+                // Forbidden or unreachable: the claim may well be bound; say nothing rather than guess.
+                tracing::debug!(claim = %name, error = %e, "cannot get the claim");
+                continue;
+            }
+        };
+        let outlook = claim_outlook(claim.as_ref(), volumes.as_deref(), classes.as_deref());
+        if outlook == ClaimOutlook::Bound {
+            continue;
+        }
+        let label = match &claim {
+            Some(c) => format!(
+                "persistentvolumeclaim `{name}` (namespace `{namespace}`; {})",
+                claim_request(c)
+            ),
+            None => format!("persistentvolumeclaim `{name}` (namespace `{namespace}`)"),
+        };
+        let uid = claim.as_ref().and_then(|c| str_at(c, "/metadata/uid"));
+        let about: Vec<&CoreEvent> = events
+            .iter()
+            .filter(|e| {
+                e.involved_object.kind.as_deref() == Some("PersistentVolumeClaim")
+                    && e.involved_object.name.as_deref() == Some(name.as_str())
+                    && uid.is_none_or(|u| e.involved_object.uid.as_deref().is_none_or(|g| g == u))
+            })
+            .collect();
+        let last_event = about.iter().max_by_key(|e| event_time(e)).map(|e| {
+            let source = e
+                .source
+                .as_ref()
+                .and_then(|s| s.component.clone())
+                .or_else(|| e.reporting_component.clone())
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| "its last event".to_string());
+            (
+                source,
+                e.message.as_deref().unwrap_or("").trim_end().to_string(),
+            )
+        });
+        let hint = match (&claim, &outlook) {
+            (None, _) => format!(
+                "add the PersistentVolumeClaim `{name}` to the manifests, or fix `claimName` in the pod's volumes"
+            ),
+            (Some(c), _) => format!(
+                "create a PersistentVolume that fits the claim (capacity of at least {}, access modes {}, the same storageClassName), or set a storageClassName the cluster provisions (`kubectl get storageclass`)",
+                str_at(c, "/spec/resources/requests/storage").unwrap_or("its request"),
+                strings_at(c, "/spec/accessModes").join("+")
+            ),
+        };
+        out.push(UnboundClaim {
+            events: recent_events(&events, "PersistentVolumeClaim", &name, uid),
+            label,
+            outlook,
+            last_event,
+            hint,
+            exists: claim.is_some(),
+        });
+    }
+    out
+}
+
+/// The first claim of a pod that cannot bind by itself, once the pod has waited `CLAIM_GRACE` for its claims;
+/// `None` while every claim may still bind.
+fn claim_that_cannot_bind(claims: Vec<UnboundClaim>, waited: Duration) -> Option<UnboundClaim> {
+    if waited < CLAIM_GRACE {
+        return None;
+    }
+    claims
+        .into_iter()
+        .find(|c| matches!(c.outlook, ClaimOutlook::CannotBind(_)))
+}
+
+// ---------------------------------------------------------------------------------------------------------
 // The watch-driven wait
 // ---------------------------------------------------------------------------------------------------------
 
@@ -754,6 +1144,18 @@ struct Workload {
     /// The last progress message reported.
     message: Option<String>,
     ready: bool,
+    /// Its pod is held back by PersistentVolumeClaims that may still bind.
+    claim_wait: Option<ClaimWait>,
+}
+
+/// A pod the scheduler left Unschedulable for its claims, while the status check finds out whether they can bind.
+struct ClaimWait {
+    problem: PodProblem,
+    pod: Value,
+    /// When the status check first saw the pod held back.
+    since: Instant,
+    /// When its claims were last looked at.
+    checked: Option<Instant>,
 }
 
 impl Workload {
@@ -795,6 +1197,7 @@ impl Workload {
             object: None,
             message: None,
             ready: false,
+            claim_wait: None,
         }
     }
 
@@ -1012,6 +1415,10 @@ struct Failure {
     pod: Option<(PodProblem, Value)>,
     /// The workload's own status failed it (rather than one of its pods).
     from_status: bool,
+    /// What to do about it, when the reason alone does not say (a claim that cannot bind).
+    hint: Option<String>,
+    /// Events about other objects than the pod (the claim it waits for).
+    extra_events: Vec<String>,
 }
 
 /// Waits until every workload in `check.objects` is ready; returns how many there were. Fails fast with
@@ -1071,14 +1478,24 @@ pub async fn wait(check: StatusCheck<'_>) -> Result<usize, DeployError> {
 
     let deadline = tokio::time::sleep(check.deadline);
     tokio::pin!(deadline);
+    let mut recheck = tokio::time::interval(CLAIM_RECHECK);
+    recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let item = tokio::select! {
+        let waiting_on_claims = workloads.iter().any(|w| !w.ready && w.claim_wait.is_some());
+        let woken = tokio::select! {
             biased;
             _ = check.cancel.cancelled() => return Err(DeployError::Cancelled),
             _ = &mut deadline => {
                 return Err(deadline_failure(&check, &workloads, &watches).await);
             }
-            item = streams.next() => item,
+            item = streams.next() => Some(item),
+            _ = recheck.tick(), if waiting_on_claims => None,
+        };
+        let Some(item) = woken else {
+            if let Some(failure) = check_claims(&check, &mut workloads).await {
+                return Err(report_failure(&check, &workloads, failure).await);
+            }
+            continue;
         };
         match item {
             Some((index, Ok(event))) => {
@@ -1107,6 +1524,9 @@ pub async fn wait(check: StatusCheck<'_>) -> Result<usize, DeployError> {
         if workloads.iter().all(|w| w.ready) {
             break;
         }
+        if let Some(failure) = check_claims(&check, &mut workloads).await {
+            return Err(report_failure(&check, &workloads, failure).await);
+        }
     }
     let ready = workloads.len();
     check.events.emit(Event::StatusComplete {
@@ -1114,6 +1534,44 @@ pub async fn wait(check: StatusCheck<'_>) -> Result<usize, DeployError> {
         duration_ms: millis(started.elapsed()),
     });
     Ok(ready)
+}
+
+/// Looks at the claims of pods held back by them (each at most every `CLAIM_RECHECK`): a claim that cannot bind
+/// by itself fails its workload; claims that may still bind are waited for (the deadline bounds the wait).
+async fn check_claims(check: &StatusCheck<'_>, workloads: &mut [Workload]) -> Option<Failure> {
+    for (index, w) in workloads.iter_mut().enumerate() {
+        if w.ready {
+            continue;
+        }
+        let Some(wait) = &mut w.claim_wait else {
+            continue;
+        };
+        if wait.since.elapsed() < CLAIM_GRACE
+            || wait.checked.is_some_and(|t| t.elapsed() < CLAIM_RECHECK)
+        {
+            continue;
+        }
+        wait.checked = Some(Instant::now());
+        let claims = tokio::select! {
+            _ = check.cancel.cancelled() => return None,
+            r = tokio::time::timeout(DIAGNOSIS_TIMEOUT, unbound_claims(check.client, &w.namespace, &wait.pod)) => r.unwrap_or_default(),
+        };
+        let Some(claim) = claim_that_cannot_bind(claims, wait.since.elapsed()) else {
+            continue;
+        };
+        let mut problem = wait.problem.clone();
+        problem.message = claim.describe();
+        return Some(Failure {
+            workload: index,
+            reason: problem.reason.clone(),
+            message: problem.message.clone(),
+            pod: Some((problem, wait.pod.clone())),
+            from_status: false,
+            hint: Some(claim.hint),
+            extra_events: claim.events,
+        });
+    }
+    None
 }
 
 /// Errors that retrying cannot fix: the cluster refuses to show what we wait for.
@@ -1166,6 +1624,8 @@ fn evaluate(
                     ),
                     pod: None,
                     from_status: true,
+                    hint: None,
+                    extra_events: Vec::new(),
                 });
             }
             Some(Some(object)) => w.object = Some(object),
@@ -1195,6 +1655,8 @@ fn evaluate(
                         message: problem.message.clone(),
                         pod: Some((problem, object.clone())),
                         from_status: false,
+                        hint: None,
+                        extra_events: Vec::new(),
                     });
                 }
                 return Some(Failure {
@@ -1203,22 +1665,39 @@ fn evaluate(
                     message,
                     pod: worst_pod(w, watches),
                     from_status: true,
+                    hint: None,
+                    extra_events: Vec::new(),
                 });
             }
             RolloutState::Progressing(message) => {
                 if w.message.as_deref() != Some(message.as_str()) {
                     emit_progress(events, w, message);
                 }
-                if let Some((problem, pod)) = worst_pod(w, watches)
-                    && problem.fails_fast()
-                {
-                    return Some(Failure {
-                        workload: index,
-                        reason: problem.reason.clone(),
-                        message: problem.message.clone(),
-                        pod: Some((problem, pod)),
-                        from_status: false,
-                    });
+                let worst = worst_pod(w, watches);
+                match worst {
+                    // Unbound claims may bind in a moment: the wait loop looks at them before failing.
+                    Some((problem, pod)) if waits_for_claims(&problem) => {
+                        let since = w.claim_wait.as_ref().map_or_else(Instant::now, |c| c.since);
+                        let checked = w.claim_wait.as_ref().and_then(|c| c.checked);
+                        w.claim_wait = Some(ClaimWait {
+                            problem,
+                            pod,
+                            since,
+                            checked,
+                        });
+                    }
+                    Some((problem, pod)) if problem.fails_fast() => {
+                        return Some(Failure {
+                            workload: index,
+                            reason: problem.reason.clone(),
+                            message: problem.message.clone(),
+                            pod: Some((problem, pod)),
+                            from_status: false,
+                            hint: None,
+                            extra_events: Vec::new(),
+                        });
+                    }
+                    _ => w.claim_wait = None,
                 }
             }
         }
@@ -1240,17 +1719,20 @@ fn worst_pod(w: &Workload, watches: &Watches) -> Option<(PodProblem, Value)> {
     worst_of(w.pods(watches))
 }
 
-/// The most telling problem among `pods`: one that fails fast, else a pod that failed, else the first one.
+/// The most telling problem among `pods`: one that fails fast, else one held back by its claims (which may
+/// still bind), else a pod that failed, else the first one.
 fn worst_of(pods: Vec<&Value>) -> Option<(PodProblem, Value)> {
     pods.into_iter()
         .filter_map(|p| diagnose_pod(p).map(|pr| (pr, p)))
         .min_by_key(|(pr, p)| {
-            if pr.fails_fast() {
+            if waits_for_claims(pr) {
+                1
+            } else if pr.fails_fast() {
                 0
             } else if str_at(p, "/status/phase") == Some("Failed") {
-                1
-            } else {
                 2
+            } else {
+                3
             }
         })
         .map(|(pr, p)| (pr, p.clone()))
@@ -1300,7 +1782,8 @@ async fn report_failure(
     {
         failure.pod = fresh;
     }
-    let evidence = evidence_for(check, w, failure.pod.as_ref()).await;
+    let mut evidence = evidence_for(check, w, failure.pod.as_ref()).await;
+    evidence.events.append(&mut failure.extra_events);
     let problem = failure.pod.as_ref().map(|(pr, _)| pr);
     check.events.emit(Event::RolloutFailed {
         object: w.reference.short(),
@@ -1316,7 +1799,11 @@ async fn report_failure(
     let hint_reason = problem
         .map(|pr| pr.reason.as_str())
         .unwrap_or(&failure.reason);
-    if let Some(hint) = hint_for(hint_reason, w, failure.pod.as_ref()) {
+    if let Some(hint) = failure
+        .hint
+        .take()
+        .or_else(|| hint_for(hint_reason, w, failure.pod.as_ref()))
+    {
         text.push_str(&format!("\n\nhint: {hint}"));
     }
     DeployError::Status(text)
@@ -1423,6 +1910,8 @@ async fn deadline_failure(
     watches: &Watches,
 ) -> DeployError {
     let pending: Vec<&Workload> = workloads.iter().filter(|w| !w.ready).collect();
+    // What would bind the first unbound claim found, when a pod waits for one.
+    let mut claim_hint: Option<String> = None;
     let mut text = format!(
         "status check deadline of {} exceeded: {} of {} workloads are not ready",
         human_duration(check.deadline),
@@ -1438,7 +1927,7 @@ async fn deadline_failure(
             Some(fresh) => fresh,
             None => worst_pod(w, watches),
         };
-        let evidence = evidence_for(check, w, pod.as_ref()).await;
+        let mut evidence = evidence_for(check, w, pod.as_ref()).await;
         let problem = pod.as_ref().map(|(pr, _)| pr);
         text.push_str(&format!("\n  {}: {progress}", w.reference));
         if let Some(pr) = problem {
@@ -1449,6 +1938,21 @@ async fn deadline_failure(
                 pr.message
             ));
         }
+        // A pod held back by its claims: say which claim is unbound and what the PV controller said about it.
+        let mut claim_lines: Vec<String> = Vec::new();
+        if let Some((pr, pod)) = pod.as_ref().filter(|(pr, _)| waits_for_claims(pr)) {
+            let claims = tokio::select! {
+                _ = check.cancel.cancelled() => Vec::new(),
+                r = tokio::time::timeout(DIAGNOSIS_TIMEOUT, unbound_claims(check.client, &w.namespace, pod)) => r.unwrap_or_default(),
+            };
+            for mut claim in claims {
+                let line = format!("pod `{}` waits for its claim: {}", pr.pod, claim.describe());
+                text.push_str(&format!("\n    {line}"));
+                claim_lines.push(line);
+                evidence.events.append(&mut claim.events);
+                claim_hint.get_or_insert(claim.hint);
+            }
+        }
         check.events.emit(Event::RolloutFailed {
             object: w.reference.short(),
             namespace: w.reference.namespace.clone(),
@@ -1456,21 +1960,29 @@ async fn deadline_failure(
             container: problem.and_then(|pr| pr.container.clone()),
             reason: "DeadlineExceeded".into(),
             message: match problem {
-                Some(pr) => format!(
+                Some(pr) => std::iter::once(format!(
                     "{progress}; {}: {}: {}",
                     pod_clause(pr),
                     pr.reason,
                     pr.message
-                ),
+                ))
+                .chain(claim_lines)
+                .collect::<Vec<_>>()
+                .join("; "),
                 None => progress,
             },
             events: evidence.events,
             logs: evidence.logs,
         });
     }
-    text.push_str(
-        "\n\nhint: raise `--status-check-deadline` if the workloads need longer to become ready",
-    );
+    match claim_hint {
+        Some(hint) => text.push_str(&format!(
+            "\n\nhint: {hint}; or raise `--status-check-deadline` if it needs longer to bind"
+        )),
+        None => text.push_str(
+            "\n\nhint: raise `--status-check-deadline` if the workloads need longer to become ready",
+        ),
+    }
     DeployError::Status(text)
 }
 
@@ -2249,5 +2761,302 @@ mod tests {
         assert_eq!(human_duration(Duration::from_secs(90)), "1m30s");
         assert_eq!(human_duration(Duration::from_secs(3600)), "1h");
         assert_eq!(human_duration(Duration::from_millis(300)), "300ms");
+    }
+
+    // -- PersistentVolumeClaims ------------------------------------------------------------------------------
+
+    /// The recorded pods of 10-pvc-binding-timeline.jsonl as pod objects (name, phase, conditions).
+    fn recorded_pvc_pods() -> Vec<Value> {
+        jsonl("10-pvc-binding-timeline.jsonl")
+            .into_iter()
+            .filter(|l| l.get("pod").is_some())
+            .map(|l| {
+                json!({
+                    "metadata": {"name": l["pod"]},
+                    "status": {"phase": l["phase"], "conditions": l["conditions"]}
+                })
+            })
+            .collect()
+    }
+
+    fn pending_claim(size: &str, class: Option<&str>) -> Value {
+        let mut c = json!({
+            "metadata": {"name": "data", "namespace": "shop", "uid": "c1"},
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": size}}},
+            "status": {"phase": "Pending"}
+        });
+        if let Some(class) = class {
+            c["spec"]["storageClassName"] = json!(class);
+        }
+        c
+    }
+
+    fn available_volume(name: &str, size: &str) -> Value {
+        json!({
+            "metadata": {"name": name},
+            "spec": {"capacity": {"storage": size}, "accessModes": ["ReadWriteOnce"], "storageClassName": ""},
+            "status": {"phase": "Available"}
+        })
+    }
+
+    #[test]
+    fn unschedulable_for_claims_is_told_apart_from_other_unschedulable_pods() {
+        let pods = recorded_pvc_pods();
+        let stuck = pods
+            .iter()
+            .find(|p| {
+                p["metadata"]["name"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("stuck-")
+            })
+            .unwrap();
+        let problem = diagnose_pod(stuck).unwrap();
+        assert_eq!(problem.reason, "Unschedulable");
+        assert!(problem.fails_fast());
+        assert!(waits_for_claims(&problem));
+        // What the scheduler says about a claim that does not exist (kube-scheduler's volumebinding PreFilter).
+        let missing = problem_with(
+            "0/1 nodes are available: persistentvolumeclaim \"data\" not found. preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling.",
+        );
+        assert!(waits_for_claims(&missing));
+        // No node fits: nothing to wait for.
+        let affinity = diagnose_pod(&http_body("05-pod-unschedulable.http")).unwrap();
+        assert!(!waits_for_claims(&affinity));
+        assert!(!waits_for_claims(&problem_with(
+            "0/3 nodes are available: 3 Insufficient cpu. preemption: 0/3 nodes are available: 3 No preemption victims found for incoming pod."
+        )));
+    }
+
+    fn problem_with(message: &str) -> PodProblem {
+        PodProblem {
+            pod: "p".into(),
+            container: None,
+            reason: "Unschedulable".into(),
+            message: message.into(),
+        }
+    }
+
+    #[test]
+    fn a_pods_claims_are_its_claim_volumes_and_ephemeral_volumes() {
+        let pod = json!({
+            "metadata": {"name": "db-0"},
+            "spec": {"volumes": [
+                {"name": "data", "persistentVolumeClaim": {"claimName": "db-data"}},
+                {"name": "scratch", "ephemeral": {"volumeClaimTemplate": {"spec": {}}}},
+                {"name": "config", "configMap": {"name": "settings"}},
+            ]}
+        });
+        assert_eq!(pod_claims(&pod), ["db-data", "db-0-scratch"]);
+    }
+
+    #[test]
+    fn quantities_compare_across_units() {
+        assert_eq!(quantity_bytes("1Gi"), Some(1024.0 * 1024.0 * 1024.0));
+        assert_eq!(quantity_bytes("500Mi"), Some(500.0 * 1024.0 * 1024.0));
+        assert_eq!(quantity_bytes("2G"), Some(2e9));
+        assert_eq!(
+            quantity_bytes("1.5Gi"),
+            Some(1.5 * 1024.0 * 1024.0 * 1024.0)
+        );
+        assert_eq!(quantity_bytes("1024"), Some(1024.0));
+        assert_eq!(quantity_bytes("lots"), None);
+        assert!(quantity_bytes("1G").unwrap() < quantity_bytes("1Gi").unwrap());
+    }
+
+    #[test]
+    fn a_claim_may_bind_when_a_volume_fits_or_a_class_can_provision_it() {
+        let claim = pending_claim("1Gi", Some(""));
+        let fits = [available_volume("pv-a", "2Gi")];
+        let may = |o: ClaimOutlook| matches!(o, ClaimOutlook::MayBind(_));
+        assert!(may(claim_outlook(Some(&claim), Some(&fits), Some(&[]))));
+        // Reserved for this claim (claimRef) even while another phase shows.
+        let mut reserved = available_volume("pv-r", "1Gi");
+        reserved["spec"]["claimRef"] = json!({"namespace": "shop", "name": "data"});
+        reserved["status"]["phase"] = json!("Pending");
+        assert!(may(claim_outlook(
+            Some(&claim),
+            Some(&[reserved]),
+            Some(&[])
+        )));
+        // A storage class: a provisioner may create the volume.
+        let classed = pending_claim("1Gi", Some("fast"));
+        assert!(may(claim_outlook(Some(&classed), Some(&[]), Some(&[]))));
+        // No class at all while a default StorageClass exists, or while classes cannot be listed.
+        let classless = pending_claim("1Gi", None);
+        let default = json!({"metadata": {"name": "standard", "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}}});
+        assert!(may(claim_outlook(
+            Some(&classless),
+            Some(&[]),
+            Some(&[default])
+        )));
+        assert!(may(claim_outlook(Some(&classless), Some(&[]), None)));
+        // PersistentVolumes cannot be listed (RBAC): no guess.
+        assert!(may(claim_outlook(Some(&claim), None, Some(&[]))));
+        // Bound already.
+        let mut bound = claim.clone();
+        bound["status"]["phase"] = json!("Bound");
+        assert_eq!(
+            claim_outlook(Some(&bound), Some(&[]), Some(&[])),
+            ClaimOutlook::Bound
+        );
+    }
+
+    #[test]
+    fn a_claim_cannot_bind_when_no_volume_fits_and_no_class_is_set() {
+        let cannot = |o: ClaimOutlook| matches!(o, ClaimOutlook::CannotBind(_));
+        // The recorded case: 5Gi, no volume that large, storageClassName "".
+        let claim = pending_claim("5Gi", Some(""));
+        assert_eq!(
+            claim_outlook(
+                Some(&claim),
+                Some(&[available_volume("pv-a", "1Gi")]),
+                Some(&[])
+            ),
+            ClaimOutlook::CannotBind(
+                "no PersistentVolume fits it and no storage class is set to provision one".into()
+            )
+        );
+        // Absent and "" are the same class when no default StorageClass exists.
+        let classless = pending_claim("1Gi", None);
+        assert!(!cannot(claim_outlook(
+            Some(&classless),
+            Some(&[available_volume("pv-a", "1Gi")]),
+            Some(&[])
+        )));
+        let small = pending_claim("1Gi", Some(""));
+        let mut other_class = available_volume("pv-m", "1Gi");
+        other_class["spec"]["storageClassName"] = json!("manual");
+        let mut read_many = available_volume("pv-x", "1Gi");
+        read_many["spec"]["accessModes"] = json!(["ReadOnlyMany"]);
+        let mut taken = available_volume("pv-t", "1Gi");
+        taken["spec"]["claimRef"] = json!({"namespace": "other", "name": "data"});
+        taken["status"]["phase"] = json!("Bound");
+        let mut released = available_volume("pv-r", "1Gi");
+        released["status"]["phase"] = json!("Released");
+        for pv in [other_class, read_many, taken, released] {
+            assert!(
+                cannot(claim_outlook(
+                    Some(&small),
+                    Some(std::slice::from_ref(&pv)),
+                    Some(&[])
+                )),
+                "{pv}"
+            );
+        }
+        let mut selective = small.clone();
+        selective["spec"]["selector"] = json!({"matchLabels": {"disk": "ssd"}});
+        assert!(cannot(claim_outlook(
+            Some(&selective),
+            Some(&[available_volume("pv-a", "1Gi")]),
+            Some(&[])
+        )));
+        let mut named = small.clone();
+        named["spec"]["volumeName"] = json!("pv-gone");
+        assert!(cannot(claim_outlook(
+            Some(&named),
+            Some(&[available_volume("pv-a", "1Gi")]),
+            Some(&[])
+        )));
+        assert_eq!(
+            claim_outlook(None, Some(&[]), Some(&[])),
+            ClaimOutlook::CannotBind("it does not exist".into())
+        );
+    }
+
+    #[test]
+    fn a_claim_that_cannot_bind_fails_only_after_the_grace_and_says_who_said_why() {
+        let claim = UnboundClaim {
+            label: "persistentvolumeclaim `never-bound` (namespace `shop`; 5Gi, ReadWriteOnce, storageClassName \"\")".into(),
+            outlook: ClaimOutlook::CannotBind("no PersistentVolume fits it and no storage class is set to provision one".into()),
+            last_event: Some((
+                "persistentvolume-controller".into(),
+                "no persistent volumes available for this claim and no storage class is set".into(),
+            )),
+            events: Vec::new(),
+            hint: String::new(),
+            exists: true,
+        };
+        assert!(claim_that_cannot_bind(vec![claim.clone()], Duration::from_secs(1)).is_none());
+        let failed = claim_that_cannot_bind(vec![claim], CLAIM_GRACE).unwrap();
+        assert_eq!(
+            failed.describe(),
+            "persistentvolumeclaim `never-bound` (namespace `shop`; 5Gi, ReadWriteOnce, storageClassName \"\") cannot bind: no PersistentVolume fits it and no storage class is set to provision one; persistentvolume-controller: \"no persistent volumes available for this claim and no storage class is set\""
+        );
+        let waiting = UnboundClaim {
+            label: "persistentvolumeclaim `db-data` (namespace `shop`; 1Gi, ReadWriteOnce, storageClassName \"\")".into(),
+            outlook: ClaimOutlook::MayBind("PersistentVolume `pv-a` fits it".into()),
+            last_event: None,
+            events: Vec::new(),
+            hint: String::new(),
+            exists: true,
+        };
+        assert!(claim_that_cannot_bind(vec![waiting.clone()], Duration::from_secs(60)).is_none());
+        assert_eq!(
+            waiting.describe(),
+            "persistentvolumeclaim `db-data` (namespace `shop`; 1Gi, ReadWriteOnce, storageClassName \"\") is not bound yet (PersistentVolume `pv-a` fits it); no event about it yet"
+        );
+    }
+
+    #[test]
+    fn a_pod_held_back_by_its_claims_is_waited_for_and_other_unschedulable_pods_fail() {
+        let applied = AppliedObject {
+            reference: ObjectRef {
+                api_version: "v1".into(),
+                kind: "Pod".into(),
+                namespace: Some("shop".into()),
+                name: "db".into(),
+            },
+            change: Change::Created,
+            generation: 0,
+            object: json!({"metadata": {"name": "db"}}),
+        };
+        let judge = |message: &str| {
+            let pod = json!({
+                "metadata": {"name": "db"},
+                "spec": {"volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "db-data"}}]},
+                "status": {"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": message}]}
+            });
+            let watches = Watches {
+                watched: vec![Watched {
+                    source: Source::Pods {
+                        namespace: "shop".into(),
+                        selector: MANAGED_BY.into(),
+                    },
+                    objects: BTreeMap::from([("db".to_string(), pod)]),
+                    relist: None,
+                    synced: true,
+                }],
+            };
+            let mut workloads = vec![Workload::new(&applied, WorkloadKind::Pod, "shop")];
+            let failure = evaluate(
+                &mut workloads,
+                &watches,
+                &EventSink::new(|_| {}),
+                Instant::now(),
+            );
+            (failure.map(|f| f.reason), workloads[0].claim_wait.is_some())
+        };
+        assert_eq!(
+            judge(
+                "0/1 nodes are available: pod has unbound immediate PersistentVolumeClaims. not found"
+            ),
+            (None, true)
+        );
+        assert_eq!(
+            judge(
+                "0/1 nodes are available: 1 Insufficient cpu. preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod."
+            ),
+            (Some("Unschedulable".to_string()), false)
+        );
+        // A pod of the same workload that cannot start is reported before one waiting for its claim.
+        let waiting = json!({
+            "metadata": {"name": "db-a"},
+            "status": {"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": "0/1 nodes are available: pod has unbound immediate PersistentVolumeClaims. not found"}]}
+        });
+        let mut pulling = http_body("05-pod-pull-fail.http");
+        pulling["metadata"]["name"] = json!("db-b");
+        let (worst, _) = worst_of(vec![&waiting, &pulling]).unwrap();
+        assert_eq!(worst.reason, "ImagePullBackOff");
     }
 }

@@ -1581,3 +1581,507 @@ async fn list_label_selectors_and_pagination() {
     assert_eq!(empty["items"], json!([]));
     assert_eq!(empty["kind"], "PodList");
 }
+
+// ---------------------------------------------------------------------------------------------------------
+// PersistentVolumes, claims and the scheduler (10-pvc-binding-*.jsonl)
+// ---------------------------------------------------------------------------------------------------------
+
+/// The documents of requests/10-pvc-binding.yaml.
+fn pvc_binding_docs() -> Vec<Value> {
+    let text =
+        std::fs::read_to_string(recorded_dir().join("requests/10-pvc-binding.yaml")).unwrap();
+    text.split("\n---\n")
+        .map(|doc| serde_saphyr::from_str(doc).unwrap())
+        .collect()
+}
+
+/// The lines of a recorded `.jsonl` timeline (without its `_note`).
+fn timeline(name: &str) -> Vec<Value> {
+    std::fs::read_to_string(recorded_dir().join(name))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|v| v.get("_note").is_none())
+        .collect()
+}
+
+/// Server-side applies one document through discovery, as kubectl does.
+async fn apply_doc(client: &kube::Client, doc: &Value) {
+    let api_version = doc["apiVersion"].as_str().unwrap();
+    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+    let kind = doc["kind"].as_str().unwrap();
+    let (ar, caps) = discovery::pinned_kind(client, &GroupVersionKind::gvk(group, version, kind))
+        .await
+        .unwrap();
+    let api: Api<DynamicObject> = match doc.pointer("/metadata/namespace").and_then(Value::as_str) {
+        Some(ns) if caps.scope == discovery::Scope::Namespaced => {
+            Api::namespaced_with(client.clone(), ns, &ar)
+        }
+        _ => Api::all_with(client.clone(), &ar),
+    };
+    let name = doc["metadata"]["name"].as_str().unwrap();
+    api.patch(
+        name,
+        &PatchParams::apply("kubectl").force(),
+        &Patch::Apply(doc),
+    )
+    .await
+    .unwrap();
+}
+
+/// `(name, last recorded line)` pairs.
+type Finals = Vec<(String, Value)>;
+
+/// The last recorded line of each pod (by Deployment name) and claim.
+fn final_states(lines: &[Value]) -> (Finals, Finals) {
+    let mut pods: Finals = Vec::new();
+    let mut claims: Finals = Vec::new();
+    for l in lines {
+        if let Some(pod) = l["pod"].as_str() {
+            let owner = pod.split('-').next().unwrap().to_string();
+            pods.retain(|(o, _)| *o != owner);
+            pods.push((owner, l.clone()));
+        }
+        if let Some(pvc) = l["pvc"].as_str() {
+            claims.retain(|(c, _)| c != pvc);
+            claims.push((pvc.to_string(), l.clone()));
+        }
+    }
+    (pods, claims)
+}
+
+/// A pod as the recorded timelines show it: phase and conditions (type, status, reason, message).
+fn pod_view(pod: &Value) -> Value {
+    let conditions: Vec<Value> = pod["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let mut m = serde_json::Map::new();
+            for k in ["type", "status", "reason", "message"] {
+                if let Some(v) = c.get(k) {
+                    m.insert(k.into(), v.clone());
+                }
+            }
+            Value::Object(m)
+        })
+        .collect();
+    json!({"phase": pod["status"]["phase"], "conditions": conditions})
+}
+
+fn recorded_pod_view(line: &Value) -> Value {
+    json!({"phase": line["phase"], "conditions": line["conditions"]})
+}
+
+/// The pod of Deployment `owner` in the fake.
+fn pod_of(server: &FakeApiServer, owner: &str) -> Option<Value> {
+    server.objects("Pod").into_iter().find(|p| {
+        p["metadata"]["name"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{owner}-"))
+    })
+}
+
+/// Events as the timelines record them, with the involved object's name reduced to its owner for pods
+/// (`Pod/db`), only from the components the fake stands in for (the scheduler and the PV controller), and the
+/// node name left out of `Scheduled` messages.
+fn event_views(events: Vec<Value>) -> Vec<Value> {
+    let mut views: Vec<Value> = events
+        .into_iter()
+        .filter_map(|e| {
+            let source = e["source"].as_str().map(str::to_string).or_else(|| {
+                e["reportingComponent"].as_str().map(str::to_string)
+            })?;
+            if source != "default-scheduler" && source != "persistentvolume-controller" {
+                return None;
+            }
+            let (kind, name) = match e["involvedObject"].as_str() {
+                Some(io) => {
+                    let (k, n) = io.split_once('/').unwrap();
+                    (k.to_string(), n.to_string())
+                }
+                None => (
+                    e["involvedObject"]["kind"].as_str().unwrap().to_string(),
+                    e["involvedObject"]["name"].as_str().unwrap().to_string(),
+                ),
+            };
+            let name = if kind == "Pod" {
+                name.split('-').next().unwrap().to_string()
+            } else {
+                name
+            };
+            let message = e["message"].as_str().unwrap();
+            let message = match message.rsplit_once(" to ") {
+                Some((m, _)) if e["reason"] == "Scheduled" => {
+                    let (m, pod) = m.rsplit_once('/').unwrap();
+                    format!("{m}/{} to NODE", pod.split('-').next().unwrap())
+                }
+                _ => message.to_string(),
+            };
+            Some(json!({
+                "involvedObject": format!("{kind}/{name}"), "type": e["type"], "reason": e["reason"],
+                "message": message, "count": e.get("count").cloned().unwrap_or(Value::Null), "source": source,
+            }))
+        })
+        .collect();
+    views.sort_by_key(|v| v.to_string());
+    views
+}
+
+/// Our events in the recorded event lines' shape (`source` is the component, as the recorder printed it).
+fn our_events(server: &FakeApiServer) -> Vec<Value> {
+    event_views(
+        server
+            .objects("Event")
+            .into_iter()
+            .map(|mut e| {
+                let component = e["source"]["component"]
+                    .as_str()
+                    .or_else(|| e["reportingComponent"].as_str())
+                    .unwrap_or_default()
+                    .to_string();
+                e["source"] = json!(component);
+                e
+            })
+            .collect(),
+    )
+}
+
+async fn eventually_long<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    for _ in 0..1000 {
+        if let Some(v) = f() {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+fn failed_binding_count(server: &FakeApiServer, claim: &str) -> i64 {
+    server
+        .objects("Event")
+        .iter()
+        .find(|e| e["involvedObject"]["name"] == claim && e["reason"] == "FailedBinding")
+        .and_then(|e| e["count"].as_i64())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn volume_kinds_are_discovered_like_a_real_server() {
+    let server = FakeApiServer::start();
+    let core = raw(&server, "GET", "/api/v1", &[], "").await.json();
+    let entry = |list: &Value, name: &str| {
+        list["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("{name} served"))
+    };
+    let all_verbs = json!([
+        "create",
+        "delete",
+        "deletecollection",
+        "get",
+        "list",
+        "patch",
+        "update",
+        "watch"
+    ]);
+    let pvc = entry(&core, "persistentvolumeclaims");
+    assert_eq!(
+        (
+            &pvc["namespaced"],
+            &pvc["verbs"],
+            &pvc["shortNames"],
+            &pvc["storageVersionHash"]
+        ),
+        (
+            &json!(true),
+            &all_verbs,
+            &json!(["pvc"]),
+            &json!("QWTyNDq0dC4=")
+        )
+    );
+    let pv = entry(&core, "persistentvolumes");
+    assert_eq!(
+        (
+            &pv["namespaced"],
+            &pv["verbs"],
+            &pv["shortNames"],
+            &pv["storageVersionHash"]
+        ),
+        (
+            &json!(false),
+            &all_verbs,
+            &json!(["pv"]),
+            &json!("HN/zwEC+JgM=")
+        )
+    );
+    assert_eq!(
+        entry(&core, "persistentvolumes/status")["verbs"],
+        json!(["get", "patch", "update"])
+    );
+    let storage = raw(&server, "GET", "/apis/storage.k8s.io/v1", &[], "")
+        .await
+        .json();
+    let sc = entry(&storage, "storageclasses");
+    assert_eq!(
+        (&sc["namespaced"], &sc["verbs"], &sc["shortNames"]),
+        (&json!(false), &all_verbs, &json!(["sc"]))
+    );
+    let client = server.client().await;
+    let (_, caps) = discovery::pinned_kind(
+        &client,
+        &GroupVersionKind::gvk("", "v1", "PersistentVolume"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(caps.scope, discovery::Scope::Cluster);
+}
+
+#[tokio::test]
+async fn claims_bind_to_volumes_that_existed_and_pods_of_unbound_claims_stay_unschedulable() {
+    let server = FakeApiServer::start();
+    server.set_timing(Timing {
+        binder_resync: Duration::from_millis(300),
+        ..Timing::default()
+    });
+    let client = server.client().await;
+    // Everything at once, in the file's order (the PV first): 10-pvc-binding-timeline.jsonl.
+    for doc in pvc_binding_docs() {
+        apply_doc(&client, &doc).await;
+    }
+    let lines = timeline("10-pvc-binding-timeline.jsonl");
+    let (pods, claims) = final_states(&lines);
+    for (owner, line) in &pods {
+        let want = recorded_pod_view(line);
+        eventually(&format!("pod of {owner} as recorded"), || {
+            pod_of(&server, owner).filter(|p| pod_view(p) == want)
+        })
+        .await;
+    }
+    for (claim, line) in &claims {
+        let ours = server
+            .object("PersistentVolumeClaim", "kapi-pvc", claim)
+            .unwrap();
+        assert_eq!(ours["status"]["phase"], line["phase"], "{claim}");
+        assert_eq!(
+            ours["spec"]
+                .get("volumeName")
+                .cloned()
+                .unwrap_or(Value::Null),
+            line["volumeName"],
+            "{claim}"
+        );
+    }
+    // The binder's event repeats with a growing count while the claim stays unbound (recorded: 2).
+    eventually("FailedBinding repeated", || {
+        (failed_binding_count(&server, "never-bound") >= 2).then_some(())
+    })
+    .await;
+    let recorded_events: Vec<Value> = lines
+        .iter()
+        .filter_map(|l| l.get("event").cloned())
+        .collect();
+    let mut want = event_views(recorded_events);
+    let mut ours = our_events(&server);
+    for v in want.iter_mut().chain(ours.iter_mut()) {
+        if v["reason"] == "FailedBinding" {
+            v["count"] = json!("repeated");
+        }
+    }
+    assert_eq!(ours, want);
+
+    // The bound pair, as the PV controller writes it.
+    let pv = server
+        .object("PersistentVolume", "", "kapi-pvc-pv")
+        .unwrap();
+    let claim = server
+        .object("PersistentVolumeClaim", "kapi-pvc", "db-data")
+        .unwrap();
+    assert_eq!(pv["status"]["phase"], "Bound");
+    assert_eq!(pv["spec"]["claimRef"]["name"], "db-data");
+    assert_eq!(pv["spec"]["claimRef"]["namespace"], "kapi-pvc");
+    assert_eq!(pv["spec"]["claimRef"]["uid"], claim["metadata"]["uid"]);
+    assert_eq!(
+        pv["metadata"]["annotations"]["pv.kubernetes.io/bound-by-controller"],
+        "yes"
+    );
+    assert_eq!(
+        claim["status"],
+        json!({"phase": "Bound", "accessModes": ["ReadWriteOnce"], "capacity": {"storage": "1Gi"}})
+    );
+    assert_eq!(
+        claim["metadata"]["annotations"]["pv.kubernetes.io/bind-completed"],
+        "yes"
+    );
+    assert_eq!(
+        claim["metadata"]["finalizers"],
+        json!(["kubernetes.io/pvc-protection"])
+    );
+
+    // Deleting the claim releases the volume (reclaim policy Retain).
+    let claims_api: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        "kapi-pvc",
+        &kube::discovery::ApiResource::erase::<k8s_openapi::api::core::v1::PersistentVolumeClaim>(
+            &(),
+        ),
+    );
+    claims_api
+        .delete("db-data", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("volume Released", || {
+        let pv = server.object("PersistentVolume", "", "kapi-pvc-pv")?;
+        (pv["status"]["phase"] == "Released").then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_claim_waiting_for_a_late_volume_binds_and_its_pod_is_scheduled_then() {
+    let server = FakeApiServer::start();
+    server.set_timing(Timing {
+        // Slower than this test takes to add the PV, so `db-data` syncs once unbound, as recorded.
+        binder_resync: Duration::from_secs(3),
+        ..Timing::default()
+    });
+    let client = server.client().await;
+    let docs = pvc_binding_docs();
+    let (pv, rest): (Vec<&Value>, Vec<&Value>) =
+        docs.iter().partition(|d| d["kind"] == "PersistentVolume");
+    for doc in rest {
+        apply_doc(&client, doc).await;
+    }
+    let lines = timeline("10-pvc-binding-late-pv-timeline.jsonl");
+    // Before the PV: both pods Unschedulable, both claims Pending (the t = 0 lines).
+    for line in lines.iter().filter(|l| l["t"] == 0.0) {
+        if let Some(pod) = line["pod"].as_str() {
+            let owner = pod.split('-').next().unwrap();
+            let want = recorded_pod_view(line);
+            eventually(&format!("pod of {owner} unschedulable"), || {
+                pod_of(&server, owner).filter(|p| pod_view(p) == want)
+            })
+            .await;
+        }
+        if let Some(claim) = line["pvc"].as_str() {
+            let ours = server
+                .object("PersistentVolumeClaim", "kapi-pvc", claim)
+                .unwrap();
+            assert_eq!(ours["status"]["phase"], line["phase"]);
+            assert!(ours["spec"].get("volumeName").is_none());
+        }
+    }
+    apply_doc(&client, pv[0]).await;
+    let (pods, claims) = final_states(&lines);
+    for (owner, line) in &pods {
+        let want = recorded_pod_view(line);
+        eventually_long(&format!("pod of {owner} as recorded"), || {
+            pod_of(&server, owner).filter(|p| pod_view(p) == want)
+        })
+        .await;
+    }
+    for (claim, line) in &claims {
+        let ours = server
+            .object("PersistentVolumeClaim", "kapi-pvc", claim)
+            .unwrap();
+        assert_eq!(ours["status"]["phase"], line["phase"], "{claim}");
+    }
+    // The stuck claim keeps being re-synced: recorded count 3.
+    eventually_long("FailedBinding of never-bound repeated", || {
+        (failed_binding_count(&server, "never-bound") >= 3).then_some(())
+    })
+    .await;
+    let recorded_events: Vec<Value> = lines
+        .iter()
+        .filter_map(|l| l.get("event").cloned())
+        .collect();
+    let mut want = event_views(recorded_events);
+    let mut ours = our_events(&server);
+    for v in want.iter_mut().chain(ours.iter_mut()) {
+        if v["involvedObject"] == "PersistentVolumeClaim/never-bound" {
+            v["count"] = json!("repeated");
+        }
+    }
+    assert_eq!(ours, want);
+    // The pod was placed only after its claim was bound.
+    let events = server.objects("Event");
+    let time_of = |reason: &str, name: &str| {
+        events
+            .iter()
+            .filter(|e| {
+                e["reason"] == reason
+                    && e["involvedObject"]["name"]
+                        .as_str()
+                        .unwrap()
+                        .starts_with(name)
+            })
+            .map(|e| e["eventTime"].as_str().unwrap().to_string())
+            .max()
+            .unwrap()
+    };
+    assert!(time_of("FailedScheduling", "db-") < time_of("Scheduled", "db-"));
+}
+
+#[tokio::test]
+async fn a_pod_whose_claim_does_not_exist_is_unschedulable_with_the_schedulers_words() {
+    let server = FakeApiServer::start();
+    let client = server.client().await;
+    make_namespace(&client, NS).await;
+    let pod = json!({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "lonely", "namespace": NS},
+        "spec": {"containers": [{"name": "c", "image": "registry.example/app:1"}],
+                 "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "nope"}}]}
+    });
+    apply_doc(&client, &pod).await;
+    let want = json!({"phase": "Pending", "conditions": [{
+        "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+        "message": "0/1 nodes are available: persistentvolumeclaim \"nope\" not found. preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling."
+    }]});
+    eventually("pod unschedulable", || {
+        server
+            .object("Pod", NS, "lonely")
+            .filter(|p| pod_view(p) == want)
+    })
+    .await;
+    let failed: Vec<Value> = server
+        .objects("Event")
+        .into_iter()
+        .filter(|e| e["reason"] == "FailedScheduling")
+        .collect();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0]["type"], "Warning");
+    assert_eq!(failed[0]["action"], "Scheduling");
+    assert_eq!(failed[0]["reportingComponent"], "default-scheduler");
+    assert_eq!(failed[0]["source"], json!({}));
+    assert!(failed[0].get("count").is_none_or(Value::is_null));
+
+    // Once the claim exists and binds, the pod is scheduled and starts.
+    apply_doc(
+        &client,
+        &json!({"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": "lonely-pv"},
+                "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"], "storageClassName": "",
+                         "hostPath": {"path": "/tmp/lonely"}}}),
+    )
+    .await;
+    apply_doc(
+        &client,
+        &json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "nope", "namespace": NS},
+                "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "500Mi"}}}}),
+    )
+    .await;
+    eventually("pod running", || {
+        server
+            .object("Pod", NS, "lonely")
+            .filter(|p| p["status"]["phase"] == "Running")
+    })
+    .await;
+    // An absent storageClassName matches a PV of class "" when no default StorageClass exists.
+    let claim = server.object("PersistentVolumeClaim", NS, "nope").unwrap();
+    assert_eq!(claim["spec"]["volumeName"], "lonely-pv");
+    assert_eq!(claim["status"]["capacity"]["storage"], "1Gi");
+}

@@ -16,6 +16,7 @@ mod server;
 mod state;
 mod status;
 mod util;
+mod volumes;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -126,11 +127,12 @@ impl FakeApiServer {
         format!("http://{}", self.addr)
     }
 
-    /// Writes `dir/kubeconfig` (cluster, bearer-token user and current-context `fake`, namespace `default`).
+    /// Writes `dir/kubeconfig` (cluster, bearer-token user and current-context `fake`); like most real clusters'
+    /// admin kubeconfigs, the context names no namespace.
     pub fn kubeconfig(&self, dir: &Path) -> PathBuf {
         let path = dir.join("kubeconfig");
         let text = format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: {url}\nusers:\n- name: fake\n  user:\n    token: {TOKEN}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: fake\n    namespace: default\ncurrent-context: fake\n",
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: {url}\nusers:\n- name: fake\n  user:\n    token: {TOKEN}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: fake\ncurrent-context: fake\n",
             url = self.url()
         );
         std::fs::write(&path, text).expect("write kubeconfig");

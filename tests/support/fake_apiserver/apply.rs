@@ -224,6 +224,26 @@ pub fn defaults(res: &ResourceDef, obj: &mut Value) {
                 set_default(m, "type", json!("Opaque"));
             }
         }
+        "PersistentVolume" => {
+            if let Some(s) = spec_obj(obj) {
+                set_default(s, "persistentVolumeReclaimPolicy", json!("Retain"));
+                set_default(s, "volumeMode", json!("Filesystem"));
+                if let Some(hp) = s.get_mut("hostPath").and_then(Value::as_object_mut) {
+                    set_default(hp, "type", json!(""));
+                }
+            }
+        }
+        "PersistentVolumeClaim" => {
+            if let Some(s) = spec_obj(obj) {
+                set_default(s, "volumeMode", json!("Filesystem"));
+            }
+        }
+        "StorageClass" => {
+            if let Some(m) = obj.as_object_mut() {
+                set_default(m, "reclaimPolicy", json!("Delete"));
+                set_default(m, "volumeBindingMode", json!("Immediate"));
+            }
+        }
         _ => {}
     }
 }
@@ -326,6 +346,16 @@ pub fn admit_create(state: &mut State, res: &ResourceDef, obj: &mut Value) {
             obj["status"] = json!({"loadBalancer": {}});
         }
         "Ingress" => obj["status"] = json!({"loadBalancer": {}}),
+        // The storage-object-in-use admission plugin; the PV controller sets Available right after.
+        "PersistentVolume" => {
+            obj["metadata"]["finalizers"] = json!(["kubernetes.io/pv-protection"]);
+            obj["status"] =
+                json!({"phase": "Pending", "lastPhaseTransitionTime": rfc3339(now_nanos())});
+        }
+        "PersistentVolumeClaim" => {
+            obj["metadata"]["finalizers"] = json!(["kubernetes.io/pvc-protection"]);
+            obj["status"] = json!({"phase": "Pending"});
+        }
         _ if res.has_status() => obj["status"] = json!({}),
         _ => {}
     }
@@ -595,6 +625,15 @@ fn allowed_top_level(kind: &str) -> &'static [&'static str] {
             "related",
             "reportingComponent",
             "reportingInstance",
+        ],
+        "StorageClass" => &[
+            "provisioner",
+            "parameters",
+            "reclaimPolicy",
+            "mountOptions",
+            "allowVolumeExpansion",
+            "volumeBindingMode",
+            "allowedTopologies",
         ],
         _ => &["spec", "status"],
     }

@@ -15,6 +15,7 @@ use super::status::ApiError;
 use super::util::{
     canonical_json, fnv32a, name_suffix, now_nanos, parse_rfc3339, rfc3339, safe_encode,
 };
+use super::volumes;
 
 const KCM: &str = "kube-controller-manager";
 
@@ -83,7 +84,7 @@ fn template_hash(template: &Value) -> String {
 }
 
 /// Creates an object as a controller would (managedFields entry for `manager`, defaults, create admission).
-fn controller_create(
+pub fn controller_create(
     state: &mut State,
     r: &'static ResourceDef,
     mut obj: Value,
@@ -1098,6 +1099,9 @@ fn kubelet(state: &mut State) -> bool {
     for (key, pod) in due_objects(state, pod_res) {
         let uid = meta_str(&pod, "uid").to_string();
         if !state.pods.contains_key(&uid) {
+            if volumes::waits_for_claims(state, &pod) {
+                continue;
+            }
             let target = state.behaviour.target_for(&pod);
             state.ip_seq += 1;
             let mut sim = PodSim::new(&pod, target.clone(), now, state.ip_seq);
@@ -1121,6 +1125,20 @@ fn kubelet(state: &mut State) -> bool {
                     p["spec"]["nodeName"] = json!(NODE_NAME);
                 },
             );
+            if let Some(placed) = state.get(pod_res, &key.namespace, &key.name).cloned() {
+                let message = format!(
+                    "Successfully assigned {}/{} to {NODE_NAME}",
+                    key.namespace, key.name
+                );
+                volumes::scheduler_event(
+                    state,
+                    &placed,
+                    "Normal",
+                    "Scheduled",
+                    "Binding",
+                    &message,
+                );
+            }
         }
         let Some(current) = state.get(pod_res, &key.namespace, &key.name).cloned() else {
             continue;
@@ -1151,6 +1169,8 @@ pub fn reconcile(state: &mut State) {
             | statefulsets(state)
             | daemonsets(state)
             | jobs(state)
+            | volumes::bind(state)
+            | volumes::schedule(state)
             | kubelet(state);
         if !changed {
             state.converged = Some((state.rv, state.epoch));
@@ -1262,8 +1282,8 @@ pub fn tick(state: &mut State) {
             },
         );
     }
-    // Namespaces waiting out their cleanup delay are also time-driven.
-    due |= !state.namespace_empty_since.is_empty();
+    // Namespaces waiting out their cleanup delay are also time-driven, and so is the PV controller.
+    due |= !state.namespace_empty_since.is_empty() || volumes::due(state, now);
     if due {
         reconcile(state);
     }

@@ -37,7 +37,8 @@ impl ResourceDef {
     }
 
     fn verbs(&self) -> &'static [&'static str] {
-        if self.namespaced {
+        // Namespaces have no `deletecollection`; PersistentVolumes and StorageClasses do (01-api-v1 on a full server).
+        if self.namespaced || matches!(self.kind, "PersistentVolume" | "StorageClass") {
             FULL_VERBS
         } else {
             CLUSTER_VERBS
@@ -120,6 +121,32 @@ pub const RESOURCES: &[ResourceDef] = &[
         &[("finalize", "", &["update"]), STATUS],
         false,
         "Q3oi5N2YM8M="
+    ),
+    res!(
+        "",
+        "v1",
+        "persistentvolumeclaims",
+        "persistentvolumeclaim",
+        "PersistentVolumeClaim",
+        true,
+        &["pvc"],
+        &[],
+        &[STATUS],
+        false,
+        "QWTyNDq0dC4="
+    ),
+    res!(
+        "",
+        "v1",
+        "persistentvolumes",
+        "persistentvolume",
+        "PersistentVolume",
+        false,
+        &["pv"],
+        &[],
+        &[STATUS],
+        false,
+        "HN/zwEC+JgM="
     ),
     res!(
         "",
@@ -274,6 +301,19 @@ pub const RESOURCES: &[ResourceDef] = &[
         "39NQlfNR+bo="
     ),
     res!(
+        "storage.k8s.io",
+        "v1",
+        "storageclasses",
+        "storageclass",
+        "StorageClass",
+        false,
+        &["sc"],
+        &[],
+        &[],
+        false,
+        "K+m6uJwbjGY="
+    ),
+    res!(
         "apiextensions.k8s.io",
         "v1",
         "customresourcedefinitions",
@@ -289,7 +329,13 @@ pub const RESOURCES: &[ResourceDef] = &[
 ];
 
 /// Group order of `/apis` (a subset of the apiserver's order in 01-apis.http's README note).
-pub const GROUP_ORDER: &[&str] = &["apps", "batch", "networking.k8s.io", "apiextensions.k8s.io"];
+pub const GROUP_ORDER: &[&str] = &[
+    "apps",
+    "batch",
+    "networking.k8s.io",
+    "storage.k8s.io",
+    "apiextensions.k8s.io",
+];
 
 /// Which parts of the table are switched off (an older cluster without some kinds).
 #[derive(Debug, Clone, Default)]

@@ -102,6 +102,12 @@ pub struct Timing {
     pub namespace_cleanup: Duration,
     /// Interval of periodic watch bookmarks.
     pub bookmark_interval: Duration,
+    /// From a PersistentVolume's creation until the PV controller binds a claim that was already waiting for it
+    /// (recorded: 2.45 s, 10-pvc-binding-late-pv-timeline.jsonl). A claim created after its PV binds at once.
+    pub claim_bind: Duration,
+    /// How often the PV controller re-syncs a claim it cannot bind; each sync repeats its `FailedBinding` event
+    /// (the event's `count` grows; kube-controller-manager's `--pvclaimbinder-sync-period` is 15 s).
+    pub binder_resync: Duration,
 }
 
 impl Default for Timing {
@@ -111,6 +117,8 @@ impl Default for Timing {
             pod_termination: Duration::from_millis(100),
             namespace_cleanup: Duration::from_millis(100),
             bookmark_interval: Duration::from_secs(60),
+            claim_bind: Duration::from_millis(250),
+            binder_resync: Duration::from_secs(1),
         }
     }
 }
@@ -167,6 +175,12 @@ pub struct State {
     pub converged: Option<(u64, u64)>,
     /// Pods (by uid) whose simulation moved on since the controllers last converged.
     pub moved_sims: HashSet<String>,
+    /// When the PV controller first saw each PersistentVolume and claim (by uid).
+    pub volume_seen: HashMap<String, u128>,
+    /// Claims (by uid) the PV controller could not bind, with the time of its last sync of each.
+    pub claim_synced: HashMap<String, u128>,
+    /// Pods (by uid) the scheduler could not place for their claims, with what it saw at its last attempt.
+    pub volume_attempts: HashMap<String, u64>,
 }
 
 /// The resourceVersion the fake cluster's history starts at (older ones are "too old").
@@ -196,6 +210,9 @@ impl State {
             epoch: 0,
             converged: None,
             moved_sims: HashSet::new(),
+            volume_seen: HashMap::new(),
+            claim_synced: HashMap::new(),
+            volume_attempts: HashMap::new(),
         };
         let ns = super::resources::find_kind("Namespace").expect("namespaces are in the table");
         for name in ["default", "kube-node-lease", "kube-public", "kube-system"] {
