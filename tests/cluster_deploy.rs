@@ -8,8 +8,6 @@
 
 mod support;
 
-use std::time::Duration;
-
 use serde_json::Value;
 
 use support::cluster::{Cluster, assert_exit, configmap, deployment, job, project};
@@ -299,16 +297,17 @@ async fn fails_fast_with(image: &str, state: Option<PodState>, reason: &str) {
         c.fail_image(image, s);
     }
     let p = project(&[("app.yaml", deployment("api", image))]);
-    let started = std::time::Instant::now();
     let out = c
         .devloop(&p, &["deploy", "--status-check-deadline", "2m"])
         .await;
     assert_exit(&out, 1);
-    assert!(
-        started.elapsed() < Duration::from_secs(90),
-        "fails fast, not at the deadline"
-    );
     let err = stderr(&out);
+    // Failed on the diagnosis, not when the deadline ran out (no timed assertion: the message says which).
+    assert!(
+        !err.contains("status check deadline"),
+        "fails fast, not at the deadline:
+{err}"
+    );
     // An unschedulable pod has no container at fault; every other reason names one.
     let container_named = reason == "Unschedulable" || err.contains("container `main`");
     assert!(
