@@ -63,8 +63,9 @@ pub async fn run(global: &GlobalArgs, args: DevArgs, console: Console) -> Result
             super::deploy::kube_plan(cfg, plan_target, images, &plan_console)
         };
     // Where the project's objects go (a kustomization may name its own namespace): logs and port-forwards look
-    // there, not in the context's namespace. Objects do not depend on the images: rendered with none.
-    let initial = super::deploy::kube_layout(&cfg, &target)?;
+    // there, not in the context's namespace. Objects do not depend on the images: rendered with none. Manifests
+    // that do not render yet are the first iteration's failure to report, not a reason not to start watching.
+    let initial = super::deploy::kube_layout(&cfg, &target).unwrap_or_default();
     let namespaces = crate::deploy::kube::namespaces_of(&initial.objects, &target.namespace);
     let home = target.home_namespace(&initial.objects);
     let push = args.push || global.default_repo.is_some() || cfg.build.push;
