@@ -784,6 +784,11 @@ fn applied_count(fake: &FakeApiServer, ns: &str) -> usize {
                         .and_then(Value::as_str)
                         == Some(PROJECT)
                 })
+                // devloop's record of the deployment (its ApplySet parent) is not one of the applied objects.
+                .filter(|o| {
+                    o.pointer("/metadata/labels/applyset.kubernetes.io~1id")
+                        .is_none()
+                })
                 .count()
         })
         .sum()
