@@ -62,7 +62,9 @@ pub fn run(cli: cli::Cli) -> u8 {
     match result {
         Ok(()) => 0,
         Err(e) => {
-            console.error(&error::Report(&e).to_string());
+            if !e.is_silent() {
+                console.error(&error::Report(&e).to_string());
+            }
             e.exit_code()
         }
     }
