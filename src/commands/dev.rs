@@ -11,6 +11,7 @@ use crate::build::docker::DockerBuilder;
 use crate::cache::Store;
 use crate::cli::{DevArgs, GlobalArgs, TriggerArg};
 use crate::config::Config;
+use crate::connectivity::Connectivity;
 use crate::context::{DockerIgnore, read_ignore_rules};
 use crate::deploy::docker::DockerPlan;
 use crate::deploy::kube::KubePlan;
@@ -101,13 +102,25 @@ pub async fn run(global: &GlobalArgs, args: DevArgs, console: Console) -> Result
     let shutdown = super::signal::token();
     let selector = target.selector();
     let logs_events = console.sink();
-    let client = target.client().clone();
+    // One view of the API server for every stream: one line when it goes away, one when it is back.
+    let connectivity = Connectivity::new(
+        target.client().clone(),
+        target.server.clone(),
+        console.sink(),
+    );
+    let logs_connectivity = connectivity.clone();
     let logs_cancel = shutdown.clone();
     let tail = args.tail;
     let logs = async move {
         if tail {
-            let _ = crate::logs::follow(&client, &namespace, &selector, &logs_events, &logs_cancel)
-                .await;
+            let _ = crate::logs::follow(
+                &namespace,
+                &selector,
+                &logs_events,
+                &logs_cancel,
+                &logs_connectivity,
+            )
+            .await;
         }
     };
     let forward_events = console.sink();
@@ -126,6 +139,7 @@ pub async fn run(global: &GlobalArgs, args: DevArgs, console: Console) -> Result
             Ok((forwarder, _)) => {
                 forwarder
                     .with_pod_wait(Duration::from_secs(600))
+                    .with_connectivity(connectivity)
                     .run(forward_cancel)
                     .await
             }
