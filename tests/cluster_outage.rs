@@ -2,7 +2,7 @@
 //! kube-apiserver does): devloop says so once each way, prints nothing else about it (no retry flood), log streaming
 //! resumes without repeating lines, and the next edit is built, deployed and ready. Needs the fake API server (a
 //! test cannot stop a real cluster's apiserver): skipped with `DEVLOOP_TEST_KUBECONFIG`.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::print_stderr)]
 
 mod support;
 
