@@ -21,6 +21,8 @@
 //! - Only `tag.rs` formats image references; only `config/` and `render/` know YAML.
 //! - A cache key is computed from content, never from time: nothing changed means nothing is built.
 //! - Credentials and Secret data are never printed or logged.
+//! - Only `commands/signal.rs` reads signals: SIGINT, SIGTERM and SIGHUP alike, the first graceful, a second forces.
+//! - `tracing` is developer diagnostics: nothing of it reaches the terminal without `-v` or `RUST_LOG`.
 
 pub mod build;
 pub mod cache;
