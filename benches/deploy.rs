@@ -22,6 +22,9 @@ mod support {
     pub mod fake_apiserver;
 }
 
+#[path = "support/tls_front.rs"]
+mod tls_front;
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs;
@@ -34,8 +37,8 @@ use anyhow::{Context as _, Result, bail, ensure};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, DeleteParams, PostParams};
 use serde_json::Value;
-use support::fake_apiserver::{FakeApiServer, PodState, RequestRecord, TOKEN};
-use tokio::net::{TcpListener, TcpStream};
+use support::fake_apiserver::{FakeApiServer, PodState, RequestRecord};
+use tls_front::base64;
 
 /// The issue's target: devloop takes at most half of kubectl's time.
 const RATIO_TARGET: f64 = 0.5;
@@ -162,7 +165,7 @@ fn run() -> Result<()> {
     fake.set_image_pod_state(JOB_IMAGE, PodState::Completed);
     let client = runtime.block_on(fake.client());
     let mut fixture = prepare()?;
-    fixture.kubeconfig = runtime.block_on(tls_front(&fake, fixture.dir.path()))?;
+    fixture.kubeconfig = runtime.block_on(tls_front::start(&fake, fixture.dir.path()))?;
     if settings.serve {
         let kept = fixture.dir.keep();
         println!(
@@ -320,152 +323,6 @@ fn prepare() -> Result<Fixture> {
     })
 }
 
-/// Starts a TLS front for the fake on 127.0.0.1:0 (each connection: TLS handshake, then bytes copied both ways to
-/// the fake) and writes `dir/kubeconfig` for it: CA data, the fake's bearer token, namespace `default`.
-///
-/// kubectl (client-go) applies a kubeconfig's credentials only when the transport is TLS, so against the fake's
-/// plain HTTP it would be anonymous; both clients go through the same front, as they would reach a real cluster.
-async fn tls_front(fake: &FakeApiServer, dir: &Path) -> Result<PathBuf> {
-    let certs = dir.join("tls");
-    fs::create_dir_all(&certs)?;
-    let openssl = |args: &[&str]| -> Result<()> {
-        let out = Command::new("openssl")
-            .args(args)
-            .current_dir(&certs)
-            .output()
-            .context("run `openssl` (needed to make the TLS front's certificate)")?;
-        check(&out, &format!("openssl {}", args.join(" ")))
-    };
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
-    openssl(
-        &[
-            &["req", "-x509"][..],
-            &ec,
-            &[
-                "-keyout",
-                "ca.key",
-                "-out",
-                "ca.crt",
-                "-days",
-                "2",
-                "-subj",
-                "/CN=deploybench-ca",
-            ],
-        ]
-        .concat(),
-    )?;
-    openssl(
-        &[
-            &["req"][..],
-            &ec,
-            &[
-                "-keyout",
-                "server.key",
-                "-out",
-                "server.csr",
-                "-subj",
-                "/CN=fake-apiserver",
-            ],
-        ]
-        .concat(),
-    )?;
-    fs::write(
-        certs.join("server.ext"),
-        "subjectAltName = IP:127.0.0.1\nbasicConstraints = critical, CA:FALSE\nkeyUsage = critical, digitalSignature\nextendedKeyUsage = serverAuth\n",
-    )?;
-    openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.crt",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-days",
-        "2",
-        "-extfile",
-        "server.ext",
-        "-out",
-        "server.crt",
-    ])?;
-    openssl(&[
-        "x509",
-        "-in",
-        "server.crt",
-        "-outform",
-        "der",
-        "-out",
-        "server.crt.der",
-    ])?;
-    openssl(&[
-        "pkcs8",
-        "-topk8",
-        "-nocrypt",
-        "-in",
-        "server.key",
-        "-outform",
-        "der",
-        "-out",
-        "server.key.der",
-    ])?;
-    let cert = rustls::pki_types::CertificateDer::from(fs::read(certs.join("server.crt.der"))?);
-    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(rustls::pki_types::PrivatePkcs8KeyDer::from(
-        fs::read(certs.join("server.key.der"))?,
-    ));
-    let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()?
-    .with_no_client_auth()
-    .with_single_cert(vec![cert], key)?;
-    // No ALPN: the fake speaks HTTP/1.1 only, so both clients use HTTP/1.1 (a real API server offers h2).
-    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
-    let upstream: std::net::SocketAddr = fake
-        .url()
-        .trim_start_matches("http://")
-        .parse()
-        .context("fake API server address")?;
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    tokio::spawn(async move {
-        loop {
-            let Ok((tcp, _)) = listener.accept().await else {
-                continue;
-            };
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                // Small requests and answers must not wait for delayed ACKs.
-                let _ = tcp.set_nodelay(true);
-                let Ok(mut tls) = acceptor.accept(tcp).await else {
-                    return;
-                };
-                let Ok(mut up) = TcpStream::connect(upstream).await else {
-                    return;
-                };
-                let _ = up.set_nodelay(true);
-                let _ = tokio::io::copy_bidirectional(&mut tls, &mut up).await;
-            });
-        }
-    });
-    let ca = base64(&fs::read(certs.join("ca.crt"))?);
-    let path = dir.join("kubeconfig");
-    fs::write(
-        &path,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: https://{addr}\n    certificate-authority-data: {ca}\nusers:\n- name: fake\n  user:\n    token: {TOKEN}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: fake\n    namespace: default\ncurrent-context: fake\n"
-        ),
-    )?;
-    Ok(path)
-}
-
 fn deployment(name: &str, i: usize) -> String {
     format!(
         "apiVersion: apps/v1
@@ -591,27 +448,6 @@ spec:
           args: [\"migrate\", \"--to=latest\"]
 "
     )
-}
-
-fn base64(data: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for (i, shift) in [18, 12, 6, 0].into_iter().enumerate() {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[((n >> shift) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 /// Runs one side once into a fresh namespace, checks the result, and removes the namespace again.
