@@ -4,7 +4,7 @@
 //! watch (through [`Connectivity`]). Emits events; never prints, spawns nothing (all streams are polled by the
 //! caller's task).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::pin::Pin;
 use std::time::Duration;
 
@@ -13,7 +13,7 @@ use futures_util::{AsyncBufReadExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, LogParams};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::watcher;
 use tokio_util::sync::CancellationToken;
 
 use crate::connectivity::{Backoff, Connectivity, is_connection_error, root_cause};
@@ -33,6 +33,9 @@ enum Item {
     },
     Ended {
         key: StreamKey,
+        /// Whether reopening can help: the stream ended or the API server could not be reached (not when the API
+        /// answered an error, e.g. the pod is gone).
+        retry: bool,
     },
     Reopen {
         key: StreamKey,
@@ -100,25 +103,46 @@ pub async fn follow(
     connectivity: &Connectivity,
 ) -> Result<(), DeployError> {
     let pods: Api<Pod> = Api::namespaced(connectivity.client().clone(), namespace);
-    let mut watch = connectivity.resilient(
-        watcher(pods.clone(), watcher::Config::default().labels(selector)).applied_objects(),
-    );
+    let mut watch = connectivity.resilient(watcher(
+        pods.clone(),
+        watcher::Config::default().labels(selector),
+    ));
     let mut streams: SelectAll<LineStream> = SelectAll::new();
     let mut followed: HashMap<StreamKey, Position> = HashMap::new();
     // The latest state of each pod, by UID: whether a cut-off container instance still runs.
     let mut latest: HashMap<String, Pod> = HashMap::new();
+    // During a (re-)list, the pods listed so far: those not listed are gone.
+    let mut listing: Option<HashSet<String>> = None;
     loop {
         tokio::select! {
             _ = cancel.cancelled() => return Ok(()),
-            pod = watch.next() => match pod {
-                Some(pod) => {
+            event = watch.next() => match event {
+                Some(watcher::Event::Apply(pod) | watcher::Event::InitApply(pod)) => {
                     for (key, container) in to_stream(&pod, &followed) {
                         followed.insert(key.clone(), Position::default());
                         let name = pod.metadata.name.clone().unwrap_or_default();
                         streams.push(container_stream(&pods, &name, &container, workload_of(&pod), key, None, connectivity.clone()));
                     }
                     if let Some(uid) = pod.metadata.uid.clone() {
+                        if let Some(listed) = &mut listing {
+                            listed.insert(uid.clone());
+                        }
                         latest.insert(uid, pod);
+                    }
+                }
+                Some(watcher::Event::Delete(pod)) => {
+                    if let Some(uid) = &pod.metadata.uid {
+                        forget(uid, &mut latest, &mut followed);
+                    }
+                }
+                Some(watcher::Event::Init) => listing = Some(HashSet::new()),
+                Some(watcher::Event::InitDone) => {
+                    // A re-list after an outage: pods deleted meanwhile were never reported as deleted.
+                    if let Some(listed) = listing.take() {
+                        let gone: Vec<String> = latest.keys().filter(|uid| !listed.contains(*uid)).cloned().collect();
+                        for uid in gone {
+                            forget(&uid, &mut latest, &mut followed);
+                        }
                     }
                 }
                 None => return Ok(()),
@@ -131,10 +155,10 @@ pub async fn follow(
                         events.emit(Event::Log { pod, container, workload, line });
                     }
                 }
-                Item::Ended { key } => {
+                Item::Ended { key, retry } => {
                     // A stream that ends while its container still runs was cut off: reopen it after a pause
                     // (at once when the cluster is found reachable again). A restart is a new key.
-                    if still_running(&latest, &key) && let Some(position) = followed.get_mut(&key) {
+                    if retry && still_running(&latest, &key) && let Some(position) = followed.get_mut(&key) {
                         let delay = position.backoff.next_delay();
                         tracing::debug!(?key, ?delay, "log stream cut off; reopening");
                         streams.push(reopen_after(key, delay, connectivity.clone()));
@@ -154,6 +178,16 @@ pub async fn follow(
             },
         }
     }
+}
+
+/// Drops what is known about a pod that no longer exists.
+fn forget(
+    uid: &str,
+    latest: &mut HashMap<String, Pod>,
+    followed: &mut HashMap<StreamKey, Position>,
+) {
+    latest.remove(uid);
+    followed.retain(|key, _| key.0 != uid);
 }
 
 fn jiff_second() -> k8s_openapi::jiff::SignedDuration {
@@ -258,11 +292,11 @@ fn container_stream(
         since_time: since,
         ..Default::default()
     };
-    let end = key.clone();
-    let lines = async move {
+    let opened = async move {
         match pods.log_stream(&pod, &lp).await {
             Ok(reader) => {
                 connectivity.found();
+                let end = key.clone();
                 reader
                     .lines()
                     .map_ok(move |raw| {
@@ -284,23 +318,31 @@ fn container_stream(
                         std::future::ready(r.is_ok())
                     })
                     .filter_map(|r| async move { r.ok() })
+                    .chain(futures_util::stream::once(async move {
+                        Item::Ended {
+                            key: end,
+                            retry: true,
+                        }
+                    }))
                     .boxed()
             }
             Err(e) => {
                 tracing::debug!(error = %e, %pod, %container, "log stream failed");
-                if is_connection_error(&e) {
+                let unreached = is_connection_error(&e);
+                if unreached {
                     connectivity.lost(&root_cause(&e));
                 }
-                futures_util::stream::empty().boxed()
+                futures_util::stream::once(async move {
+                    Item::Ended {
+                        key,
+                        retry: unreached,
+                    }
+                })
+                .boxed()
             }
         }
     };
-    futures_util::stream::once(lines)
-        .flatten()
-        .chain(futures_util::stream::once(async move {
-            Item::Ended { key: end }
-        }))
-        .boxed()
+    futures_util::stream::once(opened).flatten().boxed()
 }
 
 /// Splits the kubelet's `2026-11-22T03:09:25.789357079Z ` prefix off a line (`timestamps=true`); a line without

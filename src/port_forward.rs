@@ -215,6 +215,8 @@ pub enum PortForwardError {
         /// HTTP status of the API answer (`None`: the API was not reached).
         code: Option<u16>,
     },
+    #[error("port-forward `{target}`: cannot reach the API server: {message}")]
+    Unreachable { target: String, message: String },
     #[error("port-forward `{target}`: pod `{pod}` port {port}: {message}")]
     Upstream {
         target: String,
@@ -228,7 +230,9 @@ impl PortForwardError {
     /// Whether trying again later can help (a pod starting, a workload being recreated, the API briefly away).
     fn is_transient(&self) -> bool {
         match self {
-            PortForwardError::NoReadyPod { .. } | PortForwardError::NotFound { .. } => true,
+            PortForwardError::NoReadyPod { .. }
+            | PortForwardError::NotFound { .. }
+            | PortForwardError::Unreachable { .. } => true,
             PortForwardError::Api { code, .. } => !matches!(code, Some(401 | 403)),
             _ => false,
         }
@@ -237,11 +241,7 @@ impl PortForwardError {
     /// Why the API server could not be reached, when that is the error.
     fn unreached(&self) -> Option<&str> {
         match self {
-            PortForwardError::Api {
-                message,
-                code: None,
-                ..
-            } => Some(message),
+            PortForwardError::Unreachable { message, .. } => Some(message),
             _ => None,
         }
     }
@@ -253,10 +253,9 @@ impl PortForwardError {
                 message: format!("the API answered {}: {}", status.code, status.message),
                 code: Some(status.code),
             },
-            other if is_connection_error(&other) => PortForwardError::Api {
+            other if is_connection_error(&other) => PortForwardError::Unreachable {
                 target: target.to_string(),
                 message: root_cause(&other),
-                code: None,
             },
             other => PortForwardError::Api {
                 target: target.to_string(),
