@@ -97,6 +97,55 @@ fn spawn_dev(p: &Project, kubeconfig: &std::path::Path, ns: &str) -> Dev {
     Dev { child, events, out }
 }
 
+/// `devloop dev` in human mode (what a user's terminal shows), its stderr lines collected.
+fn spawn_human(
+    p: &Project,
+    kubeconfig: &std::path::Path,
+    ns: &str,
+) -> (tokio::process::Child, Arc<Mutex<Vec<String>>>) {
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_devloop"))
+        .args(["dev", "--debounce", "50"])
+        .args(["--kubeconfig", kubeconfig.to_str().unwrap(), "-n", ns])
+        .current_dir(p.path())
+        .env("DEVLOOP_CACHE_DIR", p.cache.path())
+        .env("NO_COLOR", "1")
+        .env_remove("RUST_LOG")
+        .env_remove("KUBECONFIG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+    let l = Arc::clone(&lines);
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = stderr.next_line().await {
+            l.lock().unwrap().push(line);
+        }
+    });
+    (child, lines)
+}
+
+/// Waits (bounded) until a stderr line from `from` on contains `text`; returns its index.
+async fn until_line(lines: &Mutex<Vec<String>>, from: usize, text: &str) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Some(i) = lines.lock().unwrap()[from..]
+            .iter()
+            .position(|l| l.contains(text))
+        {
+            return from + i;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no line with `{text}`: {:#?}",
+            lines.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 fn is_log(e: &Value, line: &str) -> bool {
     e["type"] == "log" && e["data"]["line"] == line
 }
@@ -132,6 +181,20 @@ async fn apiserver_away_for_15s_says_so_once_each_way_and_everything_resumes() {
         ),
     );
 
+    // The same outage seen on a terminal: a second session (no build) in human mode, in its own namespace.
+    let human_project = Project::new();
+    human_project.write(
+        "devloop.yaml",
+        "apiVersion: devloop/v1alpha1\nkind: Config\nmetadata:\n  name: outage-human\nmanifests:\n  rawYaml: [\"k8s/*.yaml\"]\n",
+    );
+    human_project.write(
+        "k8s/api.yaml",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: api\nspec:\n  replicas: 2\n  selector:\n    matchLabels: {app: api}\n  template:\n    metadata:\n      labels: {app: api}\n    spec:\n      containers:\n        - name: api\n          image: registry.local/outage/api:1\n",
+    );
+    let (mut human, terminal) =
+        spawn_human(&human_project, &kubeconfig, &unique("devloop-outage-human"));
+    until_line(&terminal, 0, "⟳ start").await;
+
     let mut dev = spawn_dev(&p, &kubeconfig, &ns);
     dev.until("the first iteration", |e| e["type"] == "iteration")
         .await;
@@ -149,6 +212,7 @@ async fn apiserver_away_for_15s_says_so_once_each_way_and_everything_resumes() {
 
     // Away for 15 s: listening socket closed, every open connection (watch, log stream) dropped.
     let (events_before, stderr_before) = dev.counts();
+    let terminal_before = terminal.lock().unwrap().len();
     fake.set_unreachable(true);
     dev.until("clusterUnreachable", |e| e["type"] == "clusterUnreachable")
         .await;
@@ -158,6 +222,23 @@ async fn apiserver_away_for_15s_says_so_once_each_way_and_everything_resumes() {
         .until("clusterReachable", |e| e["type"] == "clusterReachable")
         .await;
     assert!(back["data"]["downMs"].as_u64().unwrap() >= 15_000, "{back}");
+    let reachable = until_line(&terminal, terminal_before, "cluster reachable again").await;
+    {
+        let t = terminal.lock().unwrap();
+        let about = &t[terminal_before..=reachable];
+        assert!(
+            about.len() < 10,
+            "the terminal during the outage: {about:#?}"
+        );
+        assert_eq!(
+            about
+                .iter()
+                .filter(|l| l.contains("cluster unreachable"))
+                .count(),
+            1,
+            "{about:#?}"
+        );
+    }
     {
         let o = dev.out.lock().unwrap();
         let during = &o.events[events_before..];
@@ -202,6 +283,12 @@ async fn apiserver_away_for_15s_says_so_once_each_way_and_everything_resumes() {
         .args(["-INT", &pid])
         .status()
         .unwrap();
+    let human_pid = human.id().unwrap().to_string();
+    std::process::Command::new("kill")
+        .args(["-INT", &human_pid])
+        .status()
+        .unwrap();
+    let _ = human.wait().await;
     dev.until("the stop", |e| e["type"] == "devStopped").await;
     let _ = dev.child.wait().await;
     let o = dev.out.lock().unwrap();
