@@ -219,6 +219,8 @@ fn run() -> Result<()> {
         "apply",
         "--server-side",
         "--field-manager=kubectl-bench",
+        // The fake serves no OpenAPI document to validate against (as benches/deploy.rs).
+        "--validate=false",
         "-f",
         &file,
     ];
@@ -254,7 +256,11 @@ fn run() -> Result<()> {
         dev.drain();
         fake.set_unreachable(true);
         std::thread::sleep(settings.outage);
-        let during = dev.drain().len();
+        let during: Vec<String> = dev
+            .drain()
+            .iter()
+            .map(|(_, e)| e["type"].as_str().unwrap_or_default().to_string())
+            .collect();
         fake.set_unreachable(false);
         let back = Instant::now();
         fs::write(&app, manifest(round))?;
@@ -285,8 +291,19 @@ fn run() -> Result<()> {
         kubectl(&apply)?;
         kubectl(&rollout)?;
         let kubectl_ready = back.elapsed();
+        // devloop saw that outage too: let it find the server back before the next round starts its own.
+        let seen = dev.drain();
+        let down = seen
+            .iter()
+            .rposition(|(_, e)| e["type"] == "clusterUnreachable");
+        let up = seen
+            .iter()
+            .rposition(|(_, e)| e["type"] == "clusterReachable");
+        if down.is_some() && up < down {
+            dev.until("clusterReachable")?;
+        }
         eprintln!(
-            "round {round}/{}: devloop {} ms (cluster back reported after {} ms), kubectl {} ms",
+            "round {round}/{}: devloop {} ms (cluster back reported after {} ms; during the outage: {during:?}), kubectl {} ms",
             settings.rounds,
             devloop_ready.as_millis(),
             reachable.map_or("-".into(), |d| d.as_millis().to_string()),
@@ -295,7 +312,7 @@ fn run() -> Result<()> {
         rounds.push(Round {
             devloop_ready,
             devloop_reachable: reachable.unwrap_or(Duration::MAX),
-            devloop_events_during: during,
+            devloop_events_during: during.len(),
             kubectl_ready,
         });
     }
