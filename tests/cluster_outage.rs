@@ -216,7 +216,15 @@ async fn apiserver_away_for_15s_says_so_once_each_way_and_everything_resumes() {
     fake.set_unreachable(true);
     dev.until("clusterUnreachable", |e| e["type"] == "clusterUnreachable")
         .await;
+    // Meanwhile etcd moved on and compacted: watches resuming from before get 410 Gone and must re-list.
+    fake.put_object(serde_json::json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "elsewhere", "namespace": "default"}
+    }))
+    .unwrap();
+    fake.compact();
     tokio::time::sleep(Duration::from_secs(15)).await;
+    fake.clear_requests();
     fake.set_unreachable(false);
     let back = dev
         .until("clusterReachable", |e| e["type"] == "clusterReachable")
@@ -259,6 +267,31 @@ async fn apiserver_away_for_15s_says_so_once_each_way_and_everything_resumes() {
             during.iter().all(|e| e["type"] != "log"),
             "no line is repeated: {during:#?}"
         );
+    }
+
+    // The pod watch resumes on its own backoff: its old resourceVersion is gone (a watch answers 200 with an ERROR
+    // event 410 Expired, as recorded), so it lists again; without the compaction it would only watch again.
+    let pods_path = format!("/api/v1/namespaces/{ns}/pods");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let requests = fake.requests();
+        let on_pods = |watch: bool| {
+            requests
+                .iter()
+                .filter(|r| r.path == pods_path && r.param("watch").is_some() == watch)
+                .map(|r| r.code)
+                .collect::<Vec<_>>()
+        };
+        if on_pods(false).contains(&Some(200)) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the pod watch did not re-list: watches {:?}, lists {:?}",
+            on_pods(true),
+            on_pods(false)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
     // Log streaming resumed where it was: a new line arrives, once; the earlier one is not shown again.
