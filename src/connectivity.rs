@@ -59,6 +59,21 @@ impl Backoff {
     }
 }
 
+/// So kube's `StreamBackoff` (`WatchStreamExt::backoff`) can pace a watcher with it.
+impl Iterator for Backoff {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        Some(self.next_delay())
+    }
+}
+
+impl kube::runtime::utils::Backoff for Backoff {
+    fn reset(&mut self) {
+        Backoff::reset(self);
+    }
+}
+
 impl Default for Backoff {
     fn default() -> Self {
         Backoff::new()
