@@ -198,14 +198,28 @@ async fn apiserver_away_for_15s_says_so_once_each_way_and_everything_resumes() {
     let mut dev = spawn_dev(&p, &kubeconfig, &ns);
     dev.until("the first iteration", |e| e["type"] == "iteration")
         .await;
-    dev.until("the port-forward", |e| e["type"] == "portForwardStarted")
+    let forward = dev
+        .until("the port-forward", |e| e["type"] == "portForwardStarted")
         .await;
+    let forward: std::net::SocketAddr = forward["data"]["address"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     let pod = fake
         .objects("Pod")
         .into_iter()
         .find(|o| o["metadata"]["namespace"] == ns.as_str())
         .and_then(|o| o["metadata"]["name"].as_str().map(str::to_string))
         .unwrap();
+    // The pod's port 8080 answers `hello` (the fake runs no containers: a local server stands in).
+    let upstream = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    fake.serve_pod_port(&ns, &pod, 8080, upstream.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = upstream.accept().await {
+            let _ = tokio::io::AsyncWriteExt::write_all(&mut s, b"hello\n").await;
+        }
+    });
     assert!(fake.append_log(&ns, &pod, "web", "before the outage"));
     dev.until("the log line", |e| is_log(e, "before the outage"))
         .await;
@@ -216,6 +230,15 @@ async fn apiserver_away_for_15s_says_so_once_each_way_and_everything_resumes() {
     fake.set_unreachable(true);
     dev.until("clusterUnreachable", |e| e["type"] == "clusterUnreachable")
         .await;
+    // A connection through the port-forward while the cluster is away waits for it, then reaches the pod.
+    let through_forward = tokio::spawn(async move {
+        let mut s = tokio::net::TcpStream::connect(forward).await.unwrap();
+        let mut got = String::new();
+        tokio::io::AsyncReadExt::read_to_string(&mut s, &mut got)
+            .await
+            .unwrap();
+        got
+    });
     // Meanwhile etcd moved on and compacted: watches resuming from before get 410 Gone and must re-list.
     fake.put_object(serde_json::json!({
         "apiVersion": "v1", "kind": "ConfigMap",
@@ -267,7 +290,16 @@ async fn apiserver_away_for_15s_says_so_once_each_way_and_everything_resumes() {
             during.iter().all(|e| e["type"] != "log"),
             "no line is repeated: {during:#?}"
         );
+        assert!(
+            during.iter().all(|e| e["type"] != "portForwardFailed"),
+            "the forward's wait is the cluster's outage, not a failure of its own: {during:#?}"
+        );
     }
+    let answered = tokio::time::timeout(Duration::from_secs(60), through_forward)
+        .await
+        .expect("the connection made during the outage is served after the return")
+        .unwrap();
+    assert_eq!(answered, "hello\n");
 
     // The pod watch resumes on its own backoff: its old resourceVersion is gone (a watch answers 200 with an ERROR
     // event 410 Expired, as recorded), so it lists again; without the compaction it would only watch again.
