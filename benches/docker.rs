@@ -1562,7 +1562,8 @@ impl Report {
             "devloop ≤ {RATIO_TARGET}× baseline: {ratio:.2}×  {}",
             verdict(ratio <= RATIO_TARGET)
         );
-        let clean = self.stop_status.success() && self.left_over.is_empty();
+        // Stopped by SIGINT after a clean stop: 128 + 2.
+        let clean = self.stop_status.code() == Some(130) && self.left_over.is_empty();
         let _ = writeln!(
             out,
             "Ctrl-C: stopped in {} ms, {}, {}  {}",

@@ -6,6 +6,7 @@ use std::fmt;
 pub const EXIT_FAILURE: u8 = 1;
 /// Exit code: usage, configuration or environment error.
 pub const EXIT_USAGE: u8 = 2;
+// A signal that stops a command gives 128 + its number (130 SIGINT, 143 SIGTERM, 129 SIGHUP): `commands::signal`.
 
 /// Formats an optional hint the way every devloop message ends: a blank line, then `hint: …`.
 pub fn hint_suffix(hint: &Option<String>) -> String {
@@ -45,6 +46,13 @@ pub enum Error {
     },
     #[error("{0}")]
     Io(String),
+    /// A signal stopped the command (exit code 128 + its number); `cause` is an error it ran into meanwhile.
+    #[error("{}", cause.as_ref().map_or_else(|| format!("stopped by {signal}"), |c| c.to_string()))]
+    Interrupted {
+        signal: &'static str,
+        code: u8,
+        cause: Option<Box<Error>>,
+    },
 }
 
 impl From<crate::render::RenderError> for Error {
@@ -80,7 +88,22 @@ impl Error {
             | Error::Artifacts(_)
             | Error::Usage { .. }
             | Error::Io(_) => EXIT_USAGE,
+            Error::Interrupted { code, .. } => *code,
         }
+    }
+
+    /// The error a stage returns when its cancellation token fired.
+    pub fn is_cancelled(&self) -> bool {
+        matches!(
+            self,
+            Error::Build(crate::build::BuildError::Cancelled { .. })
+                | Error::Deploy(crate::deploy::DeployError::Cancelled)
+        )
+    }
+
+    /// Whether there is nothing to print: a signal stopped the command and it ran into no other error.
+    pub fn is_silent(&self) -> bool {
+        matches!(self, Error::Interrupted { cause: None, .. })
     }
 }
 

@@ -171,6 +171,11 @@ pub enum Event {
         address: String,
         pod: String,
     },
+    /// The cluster's API server cannot be reached (`error`: why the first attempt failed). Reported once, however
+    /// many streams notice; they keep retrying with backoff.
+    ClusterUnreachable { server: String, error: String },
+    /// The API server answers again after `downMs` unreachable; watches, log streams and port-forwards resume.
+    ClusterReachable { server: String, down_ms: u64 },
     /// One line a container of the project wrote; `workload` names what the pod belongs to.
     Log {
         pod: String,

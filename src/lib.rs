@@ -21,12 +21,15 @@
 //! - Only `tag.rs` formats image references; only `config/` and `render/` know YAML.
 //! - A cache key is computed from content, never from time: nothing changed means nothing is built.
 //! - Credentials and Secret data are never printed or logged.
+//! - Only `commands/signal.rs` reads signals: SIGINT, SIGTERM and SIGHUP alike, the first graceful, a second forces.
+//! - `tracing` is developer diagnostics: nothing of it reaches the terminal without `-v` or `RUST_LOG`.
 
 pub mod build;
 pub mod cache;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod connectivity;
 pub mod context;
 pub mod deploy;
 pub mod error;
@@ -63,18 +66,26 @@ pub fn run(cli: cli::Cli) -> u8 {
     match result {
         Ok(()) => 0,
         Err(e) => {
-            console.error(&error::Report(&e).to_string());
+            if !e.is_silent() {
+                console.error(&error::Report(&e).to_string());
+            }
             e.exit_code()
         }
     }
 }
 
+/// Developer diagnostics on stderr, only when asked for (`-v`, `RUST_LOG`): without either nothing is installed, so
+/// not even a library's error log (kube's retries while the cluster is away) reaches the user's terminal — what the
+/// user needs to know arrives as events.
 fn init_tracing(verbose: bool) {
-    let default = if verbose { "devloop=debug" } else { "warn" };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let filter = match tracing_subscriber::EnvFilter::try_from_default_env() {
+        Ok(filter) => filter,
+        Err(_) if verbose => tracing_subscriber::EnvFilter::new("warn,devloop=debug"),
+        Err(_) => return,
+    };
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .try_init();
 }

@@ -26,6 +26,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::connectivity::{Connectivity, is_connection_error, jitter, root_cause};
 use crate::event::{Event, EventSink};
 
 /// How long a connection waits for a ready pod (or a reachable API) before it is closed.
@@ -214,6 +215,8 @@ pub enum PortForwardError {
         /// HTTP status of the API answer (`None`: the API was not reached).
         code: Option<u16>,
     },
+    #[error("port-forward `{target}`: cannot reach the API server: {message}")]
+    Unreachable { target: String, message: String },
     #[error("port-forward `{target}`: pod `{pod}` port {port}: {message}")]
     Upstream {
         target: String,
@@ -227,9 +230,19 @@ impl PortForwardError {
     /// Whether trying again later can help (a pod starting, a workload being recreated, the API briefly away).
     fn is_transient(&self) -> bool {
         match self {
-            PortForwardError::NoReadyPod { .. } | PortForwardError::NotFound { .. } => true,
+            PortForwardError::NoReadyPod { .. }
+            | PortForwardError::NotFound { .. }
+            | PortForwardError::Unreachable { .. } => true,
             PortForwardError::Api { code, .. } => !matches!(code, Some(401 | 403)),
             _ => false,
+        }
+    }
+
+    /// Why the API server could not be reached, when that is the error.
+    fn unreached(&self) -> Option<&str> {
+        match self {
+            PortForwardError::Unreachable { message, .. } => Some(message),
+            _ => None,
         }
     }
 
@@ -239,6 +252,10 @@ impl PortForwardError {
                 target: target.to_string(),
                 message: format!("the API answered {}: {}", status.code, status.message),
                 code: Some(status.code),
+            },
+            other if is_connection_error(&other) => PortForwardError::Unreachable {
+                target: target.to_string(),
+                message: root_cause(&other),
             },
             other => PortForwardError::Api {
                 target: target.to_string(),
@@ -282,6 +299,8 @@ pub struct Forwarder {
     listeners: Vec<Listener>,
     events: EventSink,
     pod_wait: Duration,
+    /// Told when the API server cannot be reached (then it reports, not each forward).
+    connectivity: Option<Connectivity>,
 }
 
 /// A WebSocket tunnel to one pod port; kube's task behind it is aborted when this is dropped.
@@ -341,6 +360,7 @@ impl Forwarder {
                 listeners,
                 events,
                 pod_wait: DEFAULT_POD_WAIT,
+                connectivity: None,
             },
             forwards,
         ))
@@ -349,6 +369,13 @@ impl Forwarder {
     /// Sets how long a connection waits for a ready pod before it is closed (default [`DEFAULT_POD_WAIT`]).
     pub fn with_pod_wait(mut self, wait: Duration) -> Self {
         self.pod_wait = wait;
+        self
+    }
+
+    /// Reports connection trouble with the API server to `connectivity` (one message for all streams) instead
+    /// of as a failure of each forward.
+    pub fn with_connectivity(mut self, connectivity: Connectivity) -> Self {
+        self.connectivity = Some(connectivity);
         self
     }
 
@@ -424,16 +451,32 @@ impl Forwarder {
                 t = open(&self.client, spec) => t,
             };
             match attempt {
-                Ok(t) => break t,
+                Ok(t) => {
+                    if let Some(c) = &self.connectivity {
+                        c.found();
+                    }
+                    break t;
+                }
                 Err(e) if e.is_transient() && Instant::now() + delay < deadline => {
                     tracing::debug!(error = %e, "port-forward: retrying");
-                    if !noticed && started.elapsed() >= NOTICE_AFTER {
-                        noticed = true;
-                        self.failed(listener, format!("{e}; retrying"));
+                    match (&self.connectivity, e.unreached()) {
+                        (Some(c), Some(cause)) => c.lost(cause),
+                        _ if !noticed && started.elapsed() >= NOTICE_AFTER => {
+                            noticed = true;
+                            self.failed(listener, format!("{e}; retrying"));
+                        }
+                        _ => {}
                     }
+                    let pause = async {
+                        match &self.connectivity {
+                            // Sooner when another stream finds the API server back.
+                            Some(c) => c.pause(jitter(delay)).await,
+                            None => tokio::time::sleep(jitter(delay)).await,
+                        }
+                    };
                     tokio::select! {
                         () = cancel.cancelled() => return,
-                        () = tokio::time::sleep(delay) => {}
+                        () = pause => {}
                     }
                     delay = (delay * 2).min(MAX_BACKOFF);
                 }

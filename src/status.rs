@@ -1400,8 +1400,10 @@ fn watch(client: &kube::Client, index: usize, source: &Source) -> WatchStream {
     let api: Api<DynamicObject> =
         Api::namespaced_with(client.clone(), namespace, &source.kind().api_resource());
     let config = watcher::Config::default().labels(selector);
+    // devloop's reconnect backoff (≤ 4 s) rather than kube's default (≤ 30 s): a rollout wait that spans an API
+    // server restart resumes within seconds of the return.
     watcher(api, config)
-        .default_backoff()
+        .backoff(crate::connectivity::Backoff::new())
         .map(move |r| (index, r))
         .boxed()
 }

@@ -100,10 +100,11 @@ async fn follows_every_container_and_the_pod_of_the_next_rollout() {
 
     let (events, seen) = EventSink::collector();
     let cancel = CancellationToken::new();
-    let follow_client = client.clone();
+    let connectivity =
+        devloop::connectivity::Connectivity::new(client.clone(), fake.url(), events.clone());
     let follow_cancel = cancel.clone();
     let follower = tokio::spawn(async move {
-        devloop::logs::follow(&follow_client, "default", SELECTOR, &events, &follow_cancel).await
+        devloop::logs::follow("default", SELECTOR, &events, &follow_cancel, &connectivity).await
     });
 
     until("the backlog", async || {

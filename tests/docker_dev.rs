@@ -114,7 +114,7 @@ fn cleanup_built(p: &mut Project, seen: &[Value]) {
     }
 }
 
-/// Ctrl-C: devloop reports `devStopped` and exits 0.
+/// Ctrl-C: devloop reports `devStopped` and exits 130 (128 + SIGINT).
 async fn stop_dev(child: &mut tokio::process::Child, lines: &mut Lines, seen: &mut Vec<Value>) {
     let pid = child.id().unwrap().to_string();
     assert!(
@@ -129,7 +129,7 @@ async fn stop_dev(child: &mut tokio::process::Child, lines: &mut Lines, seen: &m
         .await
         .unwrap()
         .unwrap();
-    assert!(status.success());
+    assert_eq!(status.code(), Some(130), "{status:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,7 +1,5 @@
 //! `devloop build`: config → built (or cached) images; references on stdout, `--file-output` JSON.
 
-use tokio_util::sync::CancellationToken;
-
 use crate::build::artifacts;
 use crate::build::docker::DockerBuilder;
 use crate::cache::Store;
@@ -55,7 +53,8 @@ pub async fn build(
     }
     let now = Timestamp::now();
     let vars = Vars::new(&cfg.base_dir, now.rfc3339(), super::process_env());
-    let cancel = CancellationToken::new();
+    // The first signal cancels the builds; the command then returns their `Cancelled` errors.
+    let cancel = super::signal::token();
     let run = BuildRun {
         cfg,
         builder: &builder,
@@ -65,14 +64,7 @@ pub async fn build(
         events: console.sink(),
         cancel: cancel.clone(),
     };
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-        cancel.cancel();
-    };
-    let results = tokio::select! {
-        r = run.build_all(opts) => r?,
-        _ = ctrl_c => return Err(Error::Usage { message: "interrupted".into(), hint: None }),
-    };
+    let results = run.build_all(opts).await?;
     // Old memo files and build records are dropped at most once a day; a failure only costs disk space.
     if let Err(e) = store.gc_if_due(&crate::cache::GcPolicy::default()) {
         console.sink().emit(crate::event::Event::Warning {

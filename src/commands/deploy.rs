@@ -1,7 +1,5 @@
 //! `devloop deploy`: images (from `--build-artifacts`, `--images`, or a cached build) → render → apply → wait.
 
-use tokio_util::sync::CancellationToken;
-
 use crate::cli::{ApplyArgs, DeployArgs, GlobalArgs};
 use crate::config::Config;
 use crate::deploy::Deployer;
@@ -90,28 +88,22 @@ pub async fn deploy_docker(
     Ok(())
 }
 
-/// Deploys `plan` with any target and (unless disabled) waits until it is ready; Ctrl-C cancels cleanly.
+/// Deploys `plan` with any target and (unless disabled) waits until it is ready; a signal cancels cleanly.
 async fn deploy_and_wait<D: Deployer>(
     target: &D,
     plan: &D::Plan,
     apply: &ApplyArgs,
     console: &Console,
 ) -> Result<crate::deploy::DeployedSet, Error> {
-    let cancel = CancellationToken::new();
+    let cancel = super::signal::token();
     let events = console.sink();
-    let work = async {
-        let deployed = target.deploy(plan, &events, &cancel).await?;
-        if !apply.no_status_check {
-            target
-                .wait_ready(&deployed, apply.status_check_deadline, &events, &cancel)
-                .await?;
-        }
-        Ok::<_, Error>(deployed)
-    };
-    tokio::select! {
-        r = work => r,
-        _ = super::cancel_on_ctrl_c(cancel.clone()) => Err(Error::Usage { message: "interrupted".into(), hint: None }),
+    let deployed = target.deploy(plan, &events, &cancel).await?;
+    if !apply.no_status_check {
+        target
+            .wait_ready(&deployed, apply.status_check_deadline, &events, &cancel)
+            .await?;
     }
+    Ok(deployed)
 }
 
 /// What the Docker target runs: the configured containers, artifact names replaced by built references.

@@ -1,17 +1,17 @@
-//! `devloop dev`: config → watcher + dev loop (build, render, apply, wait) + pod logs, until Ctrl-C; then clean
-//! up what was deployed.
+//! `devloop dev`: config → watcher + dev loop (build, render, apply, wait) + pod logs, until a signal (Ctrl-C,
+//! SIGTERM, SIGHUP); then clean up what was deployed.
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 
 use crate::build::docker::DockerBuilder;
 use crate::cache::Store;
 use crate::cli::{DevArgs, GlobalArgs, TriggerArg};
 use crate::config::Config;
+use crate::connectivity::Connectivity;
 use crate::context::{DockerIgnore, read_ignore_rules};
 use crate::deploy::docker::DockerPlan;
 use crate::deploy::kube::KubePlan;
@@ -94,17 +94,25 @@ pub async fn run(global: &GlobalArgs, args: DevArgs, console: Console) -> Result
         },
         progress: progress_tx,
     };
-    let shutdown = CancellationToken::new();
+    // The first signal ends the session: it cleans up and returns.
+    let shutdown = super::signal::token();
     let selector = target.selector();
     let logs_events = console.sink();
-    let client = target.client().clone();
+    // One view of the API server for every stream: one line when it goes away, one when it is back.
+    let connectivity = Connectivity::new(
+        target.client().clone(),
+        target.server.clone(),
+        console.sink(),
+    );
+    let logs_connectivity = connectivity.clone();
     let logs_cancel = shutdown.clone();
     let tail = args.tail;
     let logs = async move {
         if tail {
-            let follows = namespaces
-                .iter()
-                .map(|ns| crate::logs::follow(&client, ns, &selector, &logs_events, &logs_cancel));
+            let connectivity = &logs_connectivity;
+            let follows = namespaces.iter().map(|ns| {
+                crate::logs::follow(ns, &selector, &logs_events, &logs_cancel, connectivity)
+            });
             let _ = futures_util::future::join_all(follows).await;
         }
     };
@@ -124,6 +132,7 @@ pub async fn run(global: &GlobalArgs, args: DevArgs, console: Console) -> Result
             Ok((forwarder, _)) => {
                 forwarder
                     .with_pod_wait(Duration::from_secs(600))
+                    .with_connectivity(connectivity)
                     .run(forward_cancel)
                     .await
             }
@@ -135,14 +144,9 @@ pub async fn run(global: &GlobalArgs, args: DevArgs, console: Console) -> Result
     let side = async move {
         tokio::join!(logs, port_forwards);
     };
-    let ctrl_c = super::cancel_on_ctrl_c(shutdown.clone());
-    let result = tokio::select! {
-        r = session(&dev, cfg, watcher, respecs, side, shutdown.clone()) => r,
-        // Never completes on its own: the first Ctrl-C cancels `shutdown` (the session then cleans up and
-        // returns), the second exits the process.
-        _ = ctrl_c => unreachable_after_exit(),
-    };
-    result.map(|_| ())
+    session(&dev, cfg, watcher, respecs, side, shutdown)
+        .await
+        .map(|_| ())
 }
 
 /// What a session needs whatever the target: the cache, the builder, template variables, the watcher and the config
@@ -269,7 +273,7 @@ async fn run_docker(
         },
         progress: tokio::sync::watch::channel(0usize).0,
     };
-    let shutdown = CancellationToken::new();
+    let shutdown = super::signal::token();
     let logs_events = console.sink();
     let logs_cancel = shutdown.clone();
     let tail = args.tail;
@@ -279,19 +283,9 @@ async fn run_docker(
             let _ = target_ref.follow_logs(&logs_events, &logs_cancel).await;
         }
     };
-    let result = tokio::select! {
-        r = session(&dev, cfg, watcher, respecs, side, shutdown.clone()) => r,
-        _ = super::cancel_on_ctrl_c(shutdown.clone()) => unreachable_after_exit(),
-    };
-    result.map(|_| ())
-}
-
-/// `cancel_on_ctrl_c` only returns when Ctrl-C could not be listened for; the session keeps the final word.
-fn unreachable_after_exit() -> Result<crate::runner::dev::DevSummary, Error> {
-    Err(Error::Usage {
-        message: "cannot listen for Ctrl-C".into(),
-        hint: None,
-    })
+    session(&dev, cfg, watcher, respecs, side, shutdown)
+        .await
+        .map(|_| ())
 }
 
 /// The forwards `devloop dev` keeps open: `portForward:` entries (in `namespace` when they name none), plus every

@@ -7,6 +7,7 @@ pub mod dev;
 pub mod init;
 pub mod render;
 pub mod run;
+pub mod signal;
 
 use std::sync::Arc;
 
@@ -24,17 +25,26 @@ use crate::runner::{ArtifactResult, BuildOptions};
 use crate::tag;
 use crate::template;
 
-/// Dispatches a parsed command line.
+/// Dispatches a parsed command line. SIGINT, SIGTERM and SIGHUP are served from the start: the first cancels
+/// [`signal::token`], a second exits at once; after a signal the exit code is 128 + its number.
 pub async fn run(cli: Cli, console: Console) -> Result<(), Error> {
-    match cli.command {
-        Command::Build(args) => build::run(&cli.global, args, console).await,
-        Command::Render(args) => render::run(&cli.global, args, console).await,
-        Command::Run(args) => run::run(&cli.global, args, console).await,
-        Command::Deploy(args) => deploy::run(&cli.global, args, console).await,
-        Command::Delete(args) => delete::run(&cli.global, args, console).await,
-        Command::Dev(args) => dev::run(&cli.global, args, console).await,
-        Command::Init(args) => init::run(&cli.global, args, console),
-    }
+    let signals = signal::listen(console.clone());
+    let work = async {
+        match cli.command {
+            Command::Build(args) => build::run(&cli.global, args, console).await,
+            Command::Render(args) => render::run(&cli.global, args, console).await,
+            Command::Run(args) => run::run(&cli.global, args, console).await,
+            Command::Deploy(args) => deploy::run(&cli.global, args, console).await,
+            Command::Delete(args) => delete::run(&cli.global, args, console).await,
+            Command::Dev(args) => dev::run(&cli.global, args, console).await,
+            Command::Init(args) => init::run(&cli.global, args, console),
+        }
+    };
+    let result = tokio::select! {
+        r = work => r,
+        never = signals => match never {},
+    };
+    signal::outcome(result)
 }
 
 /// Reads the process environment (the one place commands take it from).
@@ -160,15 +170,5 @@ pub fn local_cluster(context: &str, push: bool, console: &Console) -> Option<Loc
         }
         LocalCluster::SharedDaemon(_) => None,
         cluster => Some(cluster),
-    }
-}
-
-/// Cancels `cancel` on the first Ctrl-C (graceful: stages stop and report); a second Ctrl-C exits at once.
-pub async fn cancel_on_ctrl_c(cancel: tokio_util::sync::CancellationToken) {
-    if tokio::signal::ctrl_c().await.is_ok() {
-        cancel.cancel();
-        if tokio::signal::ctrl_c().await.is_ok() {
-            std::process::exit(130);
-        }
     }
 }

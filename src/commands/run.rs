@@ -1,10 +1,18 @@
 //! `devloop run`: build (cached) → get images to the cluster (push, or load into kind/k3d nodes) → render → apply
-//! → wait until ready; exit 0 only when everything is ready.
+//! → wait until ready; exit 0 only when everything is ready. A signal before that deletes what the project
+//! deployed (as `dev` does on exit).
+
+use std::time::Duration;
 
 use crate::cli::{GlobalArgs, ImageSource, RunArgs};
+use crate::deploy::{DeleteOptions, Deployer};
 use crate::error::Error;
+use crate::event::Event;
 use crate::output::Console;
 use crate::runner::BuildOptions;
+
+/// Bound on the cleanup after a signal (a second signal cuts it short).
+const CLEANUP_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Runs `devloop run`.
 pub async fn run(global: &GlobalArgs, args: RunArgs, console: Console) -> Result<(), Error> {
@@ -21,7 +29,13 @@ pub async fn run(global: &GlobalArgs, args: RunArgs, console: Console) -> Result
             images: Vec::new(),
         };
         let images = super::resolve_images(&cfg, &source, &opts, &console).await?;
-        return super::deploy::deploy_docker(&cfg, docker, &images, &args.apply, &console).await;
+        let deployed =
+            super::deploy::deploy_docker(&cfg, docker, &images, &args.apply, &console).await;
+        if deployed.is_err() && super::signal::received().is_some() {
+            let target = crate::deploy::docker::DockerTarget::connect(&cfg.project).await?;
+            clean_up(&target, &console).await;
+        }
+        return deployed;
     }
     // Connect first: an unreachable cluster should fail before minutes of building.
     let target = super::connect(global, &cfg, args.apply.force_conflicts).await?;
@@ -40,18 +54,52 @@ pub async fn run(global: &GlobalArgs, args: RunArgs, console: Console) -> Result
     };
     let images = super::resolve_images(&cfg, &source, &opts, &console).await?;
     let deployed =
-        super::deploy::apply_and_wait(&cfg, &target, &images, &args.apply, &console).await?;
+        super::deploy::apply_and_wait(&cfg, &target, &images, &args.apply, &console).await;
+    if deployed.is_err() && super::signal::received().is_some() {
+        clean_up(&target, &console).await;
+    }
+    let deployed = deployed?;
     if args.tail {
         let objects: Vec<serde_json::Value> =
             deployed.applied.into_iter().map(|a| a.object).collect();
         let namespaces = crate::deploy::kube::namespaces_of(&objects, &target.namespace);
-        crate::logs::follow_until_ctrl_c(
-            target.client(),
+        // Until a signal: what is deployed stays, the run succeeded.
+        let connectivity = crate::connectivity::Connectivity::new(
+            target.client().clone(),
+            target.server.clone(),
+            console.sink(),
+        );
+        crate::logs::follow_all(
             &namespaces,
             &target.selector(),
             &console.sink(),
+            &super::signal::token(),
+            &connectivity,
         )
         .await?;
     }
     Ok(())
+}
+
+/// A signal stopped the run before everything was ready: delete what the project deployed, bounded.
+async fn clean_up<D: Deployer>(target: &D, console: &Console) {
+    let events = console.sink();
+    let delete = target.delete_all(
+        DeleteOptions {
+            dry_run: false,
+            wait: false,
+        },
+        &events,
+    );
+    match tokio::time::timeout(CLEANUP_TIMEOUT, delete).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => events.emit(Event::Warning {
+            message: format!("cleanup failed: {e}"),
+        }),
+        Err(_) => events.emit(Event::Warning {
+            message: format!(
+                "cleanup did not finish within {CLEANUP_TIMEOUT:?}; run `devloop delete` to finish it"
+            ),
+        }),
+    }
 }

@@ -386,6 +386,19 @@ impl Printer {
                     self.paint("36", "⇄")
                 ));
             }
+            Event::ClusterUnreachable { server, error } => {
+                self.line(&format!(
+                    "{} cluster unreachable at {server}: {error} (retrying; watches, logs and port-forwards resume when it is back)",
+                    self.paint("1;33", "!")
+                ));
+            }
+            Event::ClusterReachable { server, down_ms } => {
+                self.line(&format!(
+                    "{} cluster reachable again at {server} (after {})",
+                    self.paint("32", "✓"),
+                    secs(*down_ms)
+                ));
+            }
             Event::Log {
                 pod,
                 container,

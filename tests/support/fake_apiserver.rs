@@ -48,6 +48,8 @@ pub struct FakeApiServer {
     addr: SocketAddr,
     shared: Arc<Shared>,
     shutdown: watch::Sender<bool>,
+    /// Whether the server accepts connections (see [`FakeApiServer::set_unreachable`]).
+    reachable: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -70,30 +72,13 @@ impl FakeApiServer {
             pod_ports: Default::default(),
         });
         let (shutdown, shutdown_rx) = watch::channel(false);
-
-        let accept_shared = Arc::clone(&shared);
-        let accept_shutdown = shutdown_rx.clone();
-        let accept = tokio::spawn(async move {
-            let mut connections = tokio::task::JoinSet::new();
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let shared = Arc::clone(&accept_shared);
-                let shutdown = accept_shutdown.clone();
-                connections.spawn(async move {
-                    let service = service_fn(move |req| {
-                        server::handle(Arc::clone(&shared), req, shutdown.clone())
-                    });
-                    // Errors here are client disconnects mid-stream; nothing to report.
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .with_upgrades()
-                        .await;
-                });
-                while connections.try_join_next().is_some() {}
-            }
-        });
+        let (reachable, reachable_rx) = watch::channel(true);
+        let accept = tokio::spawn(accept_loop(
+            listener,
+            Arc::clone(&shared),
+            shutdown_rx,
+            reachable_rx,
+        ));
 
         let tick_shared = Arc::clone(&shared);
         let ticker = tokio::spawn(async move {
@@ -118,8 +103,16 @@ impl FakeApiServer {
             addr,
             shared,
             shutdown,
+            reachable,
             tasks: vec![accept, ticker],
         }
+    }
+
+    /// Makes the server unreachable like a stopped kube-apiserver (`true`): the listening socket is closed, so new
+    /// connections are refused, and every open connection — requests, watches, log streams, port-forward tunnels —
+    /// is dropped; the stored state lives on, as etcd's does. `false` listens again on the same address.
+    pub fn set_unreachable(&self, unreachable: bool) {
+        let _ = self.reachable.send(!unreachable);
     }
 
     /// `http://127.0.0.1:PORT`.
@@ -384,6 +377,71 @@ fn pod_uid(st: &State, namespace: &str, name: &str) -> Option<String> {
         .and_then(|p| p.pointer("/metadata/uid"))
         .and_then(Value::as_str)
         .map(str::to_string)
+}
+
+/// Serves connections while reachable. Each reachable period has its own stop channel (what watches, log
+/// followers and port-forward sessions wait on): going unreachable aborts the connections, ends their streams and
+/// closes the socket; coming back binds the same address again.
+async fn accept_loop(
+    listener: tokio::net::TcpListener,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+    mut reachable: watch::Receiver<bool>,
+) {
+    let Ok(addr) = listener.local_addr() else {
+        return;
+    };
+    let mut listener = Some(listener);
+    let mut connections = tokio::task::JoinSet::new();
+    let (mut period, mut period_rx) = watch::channel(false);
+    loop {
+        let accepted = match &listener {
+            Some(l) => tokio::select! {
+                a = l.accept() => Some(a),
+                _ = reachable.changed() => None,
+                _ = shutdown.changed() => {
+                    let _ = period.send(true);
+                    return;
+                }
+            },
+            None => tokio::select! {
+                _ = reachable.changed() => None,
+                _ = shutdown.changed() => return,
+            },
+        };
+        let Some(accepted) = accepted else {
+            let up = *reachable.borrow_and_update();
+            if up && listener.is_none() {
+                // The port was ours a moment ago; binding again can only race with another process grabbing it.
+                listener = Some(
+                    tokio::net::TcpListener::bind(addr)
+                        .await
+                        .expect("bind the fake API server's address again"),
+                );
+            } else if !up && listener.is_some() {
+                listener = None;
+                connections.abort_all();
+                let _ = period.send(true);
+                (period, period_rx) = watch::channel(false);
+            }
+            continue;
+        };
+        let Ok((stream, _)) = accepted else {
+            continue;
+        };
+        let shared = Arc::clone(&shared);
+        let stop = period_rx.clone();
+        connections.spawn(async move {
+            let service =
+                service_fn(move |req| server::handle(Arc::clone(&shared), req, stop.clone()));
+            // Errors here are client disconnects mid-stream; nothing to report.
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades()
+                .await;
+        });
+        while connections.try_join_next().is_some() {}
+    }
 }
 
 impl Drop for FakeApiServer {
