@@ -283,17 +283,19 @@ impl Builder for DockerBuilder {
                     return Err(progress.failed(error.trim().to_string()));
                 }
                 Err(e) => {
-                    // The daemon went away (stopped, restarted): that, not the upload it cut off, is the news.
-                    if is_connection_error(&e) {
-                        writer.abort();
-                        return Err(unreachable(format!(
-                            "the daemon went away while building `{image}` ({e})"
-                        )));
-                    }
+                    // A context that failed to send (a file changed, one unreadable) aborts the request body, which
+                    // the client reports as a transport error: the writer's own error is the news then. If the
+                    // writer only stopped because nobody read any more, the daemon went away (stopped,
+                    // restarted) — that, not the upload it cut off, is what to say.
                     if let Ok(Err(ctx)) = writer.await
                         && let Some(e) = context_failure(image, ctx)
                     {
                         return Err(e);
+                    }
+                    if is_connection_error(&e) {
+                        return Err(unreachable(format!(
+                            "the daemon went away while building `{image}` ({e})"
+                        )));
                     }
                     return Err(match e {
                         bollard::errors::Error::DockerResponseServerError { message, .. } => {
