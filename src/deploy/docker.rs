@@ -55,6 +55,8 @@ pub struct DockerTarget {
     docker: Docker,
     project: String,
     purge_volumes: bool,
+    /// Replaced containers of built artifacts are removed at once instead of stopped gracefully (`dev`).
+    disposable: bool,
 }
 
 /// What to run: the validated `deploy.docker` and the built images.
@@ -69,6 +71,8 @@ pub struct DockerPlan {
 struct Planned {
     /// `image` replaced by the reference to run; bind sources made absolute and clean.
     container: Container,
+    /// It runs an artifact devloop built (`DockerPlan::images`).
+    built: bool,
     image_id: String,
     digest: String,
 }
@@ -143,12 +147,22 @@ impl DockerTarget {
             docker,
             project: project.to_string(),
             purge_volumes: false,
+            disposable: false,
         })
     }
 
     /// With `purge`, `delete_all` also removes the named volumes devloop created for this project (kept otherwise).
     pub fn with_purge_volumes(mut self, purge: bool) -> DockerTarget {
         self.purge_volumes = purge;
+        self
+    }
+
+    /// With `disposable` (`devloop dev`), a deploy that replaces a container running a built artifact removes the
+    /// old one at once (SIGKILL, like `docker rm -f`) instead of stopping it within the grace period: its
+    /// replacement is built already, and a main process that ignores SIGTERM would otherwise cost the whole grace
+    /// period on every edit. Containers of other images, pruned ones and `delete_all` keep the graceful stop.
+    pub fn with_disposable_replacements(mut self, disposable: bool) -> DockerTarget {
+        self.disposable = disposable;
         self
     }
 
@@ -341,7 +355,8 @@ impl DockerTarget {
     ) -> Result<Planned, DeployError> {
         let object = format!("container/{}", c.name);
         let mut container = c.clone();
-        if let Some(reference) = plan.images.get(&c.image) {
+        let built = plan.images.get(&c.image);
+        if let Some(reference) = built {
             container.image = reference.clone();
         }
         for v in &mut container.volumes {
@@ -379,6 +394,7 @@ impl DockerTarget {
         };
         Ok(Planned {
             container,
+            built: built.is_some(),
             image_id,
             digest,
         })
@@ -548,6 +564,11 @@ impl DockerTarget {
                 });
             }
         }
+        self.remove_at_once(object, id).await
+    }
+
+    /// Removes a container, killing it first when it runs (`docker rm -f`: SIGKILL, no grace period).
+    async fn remove_at_once(&self, object: &str, id: &str) -> Result<(), DeployError> {
         match self
             .docker
             .remove_container(
@@ -612,8 +633,12 @@ impl DockerTarget {
                     return Ok(applied(&c.name, Change::Unchanged, &current));
                 }
                 let id = current.id.clone().unwrap_or(name.clone());
-                self.stop_and_remove(&object, &id, Some(grace), events)
-                    .await?;
+                if self.disposable && p.built {
+                    self.remove_at_once(&object, &id).await?;
+                } else {
+                    self.stop_and_remove(&object, &id, Some(grace), events)
+                        .await?;
+                }
                 Change::Recreated
             }
         };
