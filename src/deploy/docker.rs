@@ -37,6 +37,8 @@ pub const MANAGED_BY: (&str, &str) = ("dev.devloop.managed-by", "devloop");
 pub const PROJECT_LABEL: &str = "dev.devloop.project";
 /// The label holding the digest of a container's effective config (image ID included).
 pub const CONFIG_LABEL: &str = "dev.devloop.config";
+/// The label marking a container that runs an artifact devloop built (`true`).
+pub const ARTIFACT_LABEL: &str = "dev.devloop.artifact";
 /// The label holding a container's name in `deploy.docker` (without the project prefix).
 pub const CONTAINER_LABEL: &str = "dev.devloop.container";
 /// The `apiVersion` of the `ObjectRef`s this backend reports (`container/<name>`).
@@ -160,7 +162,8 @@ impl DockerTarget {
     /// With `disposable` (`devloop dev`), a deploy that replaces a container running a built artifact removes the
     /// old one at once (SIGKILL, like `docker rm -f`) instead of stopping it within the grace period: its
     /// replacement is built already, and a main process that ignores SIGTERM would otherwise cost the whole grace
-    /// period on every edit. Containers of other images, pruned ones and `delete_all` keep the graceful stop.
+    /// period on every edit. `delete_all` (dev's cleanup on exit) removes such containers at once too: the session
+    /// that built them is over. Containers of other images (a database) and pruned ones keep the graceful stop.
     pub fn with_disposable_replacements(mut self, disposable: bool) -> DockerTarget {
         self.disposable = disposable;
         self
@@ -406,6 +409,9 @@ impl DockerTarget {
         let mut labels = self.labels();
         labels.insert(CONTAINER_LABEL.to_string(), c.name.clone());
         labels.insert(CONFIG_LABEL.to_string(), p.digest.clone());
+        if p.built {
+            labels.insert(ARTIFACT_LABEL.to_string(), "true".into());
+        }
         let mut bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
         for port in &c.ports {
             bindings
@@ -1266,8 +1272,13 @@ impl Deployer for DockerTarget {
             if !opts.dry_run
                 && let Some(id) = c.id.as_deref()
             {
-                // `None`: each container stops within the grace period it was created with.
-                self.stop_and_remove(&object, id, None, events).await?;
+                let artifact = c.labels.as_ref().and_then(|l| l.get(ARTIFACT_LABEL));
+                if self.disposable && artifact.is_some() {
+                    self.remove_at_once(&object, id).await?;
+                } else {
+                    // `None`: each container stops within the grace period it was created with.
+                    self.stop_and_remove(&object, id, None, events).await?;
+                }
             }
             emit(object);
             deleted.push(container_ref(&name));
