@@ -1563,6 +1563,18 @@ impl Report {
             "devloop ≤ {RATIO_TARGET}× baseline: {ratio:.2}×  {}",
             verdict(ratio <= RATIO_TARGET)
         );
+        // Issue 11: a replacement in `dev` never waits out the grace period (devloop warns when a stop had to be forced).
+        let forced = self
+            .devloop
+            .iter()
+            .flat_map(|e| &e.warnings)
+            .filter(|w| w.contains("was killed"))
+            .count();
+        let _ = writeln!(
+            out,
+            "no replacement waited for the grace period (forced-stop warnings: {forced})  {}",
+            verdict(forced == 0)
+        );
         let clean = self.stop_status.success() && self.left_over.is_empty();
         let _ = writeln!(
             out,
