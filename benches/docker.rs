@@ -10,8 +10,9 @@
 //! (else target/release/devloop, built when missing); `DEVLOOP_BENCH_EDITS=N` sets the number of edits;
 //! `DEVLOOP_BENCH_DEBOUNCE=MS` passes `--debounce` (default: devloop's own); `DEVLOOP_BENCH_POLL=eager` polls the
 //! port from the write instead of from the daemon's `start` event of the new container (see [`PollFrom`]);
-//! `DEVLOOP_BENCH_INIT=0` runs both sides' containers without an init process (busybox `httpd` as PID 1 then
-//! ignores SIGTERM: every devloop replacement waits out `stopGracePeriod: 10`). `DEVLOOP_BENCH_SYNC=1` gives the
+//! by default both sides' containers run without an init process: busybox `httpd` as PID 1 ignores SIGTERM (issue
+//! 11's case; `stopGracePeriod: 10` is written out, and devloop's replacements must not wait for it);
+//! `DEVLOOP_BENCH_INIT=1` gives both an init (`init: true` / `docker run --init`). `DEVLOOP_BENCH_SYNC=1` gives the
 //! artifact a `sync.manual` rule for `www/**`: devloop then copies each edit into the running container instead of
 //! rebuilding (no new container, so its side is polled from the write); the baseline is unchanged.
 
@@ -32,9 +33,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context as _, Result, bail, ensure};
 use serde_json::Value;
 
-/// The issue's targets.
+/// Issue 11's targets for the rebuild path (SIGTERM-deaf PID 1, no init).
 const MEDIAN_TARGET_MS: f64 = 1000.0;
-const RATIO_TARGET: f64 = 0.5;
+const RATIO_TARGET: f64 = 0.8;
 /// Pause before each edit: a developer does not save within milliseconds of the previous deploy, and the
 /// previous container's log stream and the daemon's cleanup settle meanwhile (as in benches/dev.rs).
 const EDIT_GAP: Duration = Duration::from_secs(1);
@@ -109,7 +110,7 @@ impl Settings {
         Ok(Settings {
             edits,
             debounce: number("DEVLOOP_BENCH_DEBOUNCE")?,
-            init: std::env::var("DEVLOOP_BENCH_INIT").map_or(true, |v| v != "0"),
+            init: std::env::var("DEVLOOP_BENCH_INIT").is_ok_and(|v| !v.is_empty() && v != "0"),
             poll_from: match std::env::var("DEVLOOP_BENCH_POLL").as_deref() {
                 Ok("eager") => PollFrom::Write,
                 Ok("" | "start") | Err(_) => PollFrom::Start,
@@ -1561,6 +1562,18 @@ impl Report {
             out,
             "devloop ≤ {RATIO_TARGET}× baseline: {ratio:.2}×  {}",
             verdict(ratio <= RATIO_TARGET)
+        );
+        // Issue 11: a replacement in `dev` never waits out the grace period (devloop warns when a stop had to be forced).
+        let forced = self
+            .devloop
+            .iter()
+            .flat_map(|e| &e.warnings)
+            .filter(|w| w.contains("was killed"))
+            .count();
+        let _ = writeln!(
+            out,
+            "no replacement waited for the grace period (forced-stop warnings: {forced})  {}",
+            verdict(forced == 0)
         );
         // Stopped by SIGINT after a clean stop: 128 + 2.
         let clean = self.stop_status.code() == Some(130) && self.left_over.is_empty();

@@ -722,3 +722,129 @@ async fn logs_follow_new_containers_from_their_first_line() {
     cancel.cancel();
     follower.await.unwrap().unwrap();
 }
+
+/// The signals the daemon sent container `id` from `since` (Unix seconds) until now, in order.
+fn signals_since(id: &str, since: f64) -> Vec<String> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let out = Command::new("docker")
+        .args([
+            "events",
+            "--since",
+            &format!("{since:.3}"),
+            "--until",
+            &format!("{now:.3}"),
+            "--filter",
+            &format!("container={id}"),
+            "--filter",
+            "event=kill",
+            "--format",
+            "{{.Actor.Attributes.signal}}",
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Issue 11 (3): with disposable replacements (`devloop dev`), a container running a built artifact is replaced
+/// at once (killed, never sent SIGTERM, no warning) and its replacement serves on the same port, and dev's cleanup
+/// on exit (`delete_all`) kills it too; a container of an image devloop did not build (a database) still stops
+/// gracefully in both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disposable_replacements_kill_only_containers_of_built_artifacts() {
+    let mut s = Stack::new();
+    let v1 = s.image("v1\n");
+    let v2 = s.image("v2\n");
+    let port = free_port();
+    let mut web = container("web", "web", HTTPD);
+    web.ports.push(PortMapping {
+        host_ip: "127.0.0.1".into(),
+        host_port: port,
+        container_port: 8080,
+        protocol: "tcp".into(),
+    });
+    // Runs an image as written: not an artifact of the plan. `sleep` as PID 1 ignores SIGTERM too.
+    let mut db = container("db", &v1, SLEEP);
+    let target = s.target().await.with_disposable_replacements(true);
+    let cancel = CancellationToken::new();
+    let (events, seen) = collector();
+    let first = target
+        .deploy(
+            &plan(vec![web.clone(), db.clone()], &[("web", &v1)]),
+            &events,
+            &cancel,
+        )
+        .await
+        .unwrap();
+    target
+        .wait_ready(&first, DEADLINE, &events, &cancel)
+        .await
+        .unwrap();
+    assert_eq!(http_get(port).await, "v1\n");
+    let (web1, db1) = (
+        inspect(&s.docker_name("web"), "{{.Id}}").unwrap(),
+        inspect(&s.docker_name("db"), "{{.Id}}").unwrap(),
+    );
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    db.env.insert("CHANGED".into(), "1".into());
+    let before = seen.lock().unwrap().len();
+    let second = target
+        .deploy(&plan(vec![web, db], &[("web", &v2)]), &events, &cancel)
+        .await
+        .unwrap();
+    assert_eq!(change_of(&second, "web"), Change::Recreated);
+    assert_eq!(change_of(&second, "db"), Change::Recreated);
+    target
+        .wait_ready(&second, DEADLINE, &events, &cancel)
+        .await
+        .unwrap();
+    assert_eq!(http_get(port).await, "v2\n");
+    assert_eq!(
+        signals_since(&web1, since),
+        ["9"],
+        "the artifact's container is killed"
+    );
+    assert_eq!(
+        signals_since(&db1, since),
+        ["15", "9"],
+        "the other one is stopped"
+    );
+    let warned: Vec<String> = seen.lock().unwrap()[before..]
+        .iter()
+        .filter_map(|e| match e {
+            Event::Warning { message } => Some(message.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(warned.len(), 1, "{warned:?}");
+    assert!(warned[0].starts_with("container/db: "), "{warned:?}");
+    assert_eq!(
+        inspect(&web1, "{{.Id}}"),
+        None,
+        "the replaced container is gone"
+    );
+
+    // dev's cleanup on exit: the artifact's container is killed, the other one stopped.
+    let (web2, db2) = (
+        inspect(&s.docker_name("web"), "{{.Id}}").unwrap(),
+        inspect(&s.docker_name("db"), "{{.Id}}").unwrap(),
+    );
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    target
+        .delete_all(DeleteOptions::default(), &events)
+        .await
+        .unwrap();
+    assert_eq!(signals_since(&web2, since), ["9"]);
+    assert_eq!(signals_since(&db2, since), ["15", "9"]);
+}

@@ -372,3 +372,165 @@ async fn synced_files_reach_the_running_container_without_a_rebuild() {
     stop_dev(&mut child, &mut lines, &mut seen).await;
     assert!(docker_ps(&format!("dev.devloop.project={name}")).is_empty());
 }
+
+/// Seconds since the epoch, as `docker events --since/--until` take them.
+fn now_secs() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+/// The daemon's container events for project `name` from `since` until now: `(container ID, action, signal,
+/// exit code)`, oldest first.
+fn daemon_events(name: &str, since: f64) -> Vec<(String, String, String, String)> {
+    let out = Command::new("docker")
+        .args([
+            "events",
+            "--since",
+            &format!("{since:.3}"),
+            "--until",
+            &format!("{:.3}", now_secs()),
+            "--filter",
+            "type=container",
+            "--filter",
+            &format!("label=dev.devloop.project={name}"),
+            "--format",
+            "{{json .}}",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            let e: Value = serde_json::from_str(l).unwrap();
+            let attr = |k: &str| {
+                e["Actor"]["Attributes"][k]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string()
+            };
+            (
+                e["Actor"]["ID"].as_str().unwrap().to_string(),
+                e["Action"].as_str().unwrap().to_string(),
+                attr("signal"),
+                attr("exitCode"),
+            )
+        })
+        .collect()
+}
+
+/// The signals the daemon sent container `id`, in order.
+fn signals(events: &[(String, String, String, String)], id: &str) -> Vec<String> {
+    events
+        .iter()
+        .filter(|(i, action, ..)| i == id && action == "kill")
+        .map(|(.., signal, _)| signal.clone())
+        .collect()
+}
+
+fn container_id(name: &str) -> String {
+    let out = Command::new("docker")
+        .args(["inspect", "-f", "{{.Id}}", name])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "no container `{name}`");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// The image reference container `name` runs.
+fn image_of(name: &str) -> String {
+    let out = Command::new("docker")
+        .args(["inspect", "-f", "{{.Config.Image}}", name])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Issue 11 (3): busybox `httpd` as PID 1 without `init` ignores SIGTERM, and every rebuild in `dev` waited out
+/// the whole stop grace period before the new container started. In `dev` a replaced container is disposable (its
+/// replacement is built): it is killed at once, without SIGTERM and without the "was killed" warning, and so is the
+/// last one on Ctrl-C (the session that built it is over). `run` and `delete` keep the graceful stop (SIGTERM
+/// first, the forced kill reported).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_replaces_a_sigterm_deaf_container_at_once_and_run_and_delete_stop_it_gracefully() {
+    support::require_docker();
+    let name = unique("dl-docker-deaf");
+    let image = unique("devloop-test-ddeaf");
+    let port = free_port();
+    // stopGracePeriod: 1, no init: httpd is PID 1 and ignores SIGTERM.
+    let mut p = project(&name, &image, port);
+    let container = format!("{name}-web");
+    let (mut child, mut lines) = spawn_dev(&p);
+    let mut seen = Vec::new();
+    next_event(&mut lines, &mut seen, "iteration").await;
+    assert!(serves(port, "v1\n"));
+    let first = container_id(&container);
+
+    let edited = now_secs();
+    let before = seen.len();
+    p.write("www/index.html", "v2\n");
+    next_event(&mut lines, &mut seen, "iteration").await;
+    assert!(serves(port, "v2\n"), "{seen:#?}");
+    let second = container_id(&container);
+    assert_ne!(first, second, "the edit replaced the container");
+    let warnings: Vec<&Value> = seen[before..]
+        .iter()
+        .filter(|e| e["type"] == "warning")
+        .collect();
+    assert!(warnings.is_empty(), "no forced-stop warning: {warnings:#?}");
+    let events = daemon_events(&name, edited);
+    assert_eq!(
+        signals(&events, &first),
+        vec!["9"],
+        "the replaced container was killed, never sent SIGTERM: {events:#?}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|(id, action, _, exit)| id == &first && action == "die" && exit == "137"),
+        "{events:#?}"
+    );
+
+    // Ctrl-C with cleanup: the last container is disposable too.
+    let stopping = now_secs();
+    let before = seen.len();
+    stop_dev(&mut child, &mut lines, &mut seen).await;
+    cleanup_built(&mut p, &seen);
+    assert!(docker_ps(&format!("dev.devloop.project={name}")).is_empty());
+    let events = daemon_events(&name, stopping);
+    assert_eq!(signals(&events, &second), vec!["9"], "{events:#?}");
+    assert!(
+        !seen[before..].iter().any(|e| e["type"] == "warning"),
+        "{seen:#?}"
+    );
+
+    // `run` replacing a container and `delete` stop gracefully, and say the stop had to be forced.
+    support::assert_ok(&p.devloop(&["run"]));
+    let third = container_id(&container);
+    p.cleanup_image(&image_of(&container));
+    p.write("www/index.html", "v3\n");
+    let replaced = now_secs();
+    let out = p.devloop(&["run"]);
+    support::assert_ok(&out);
+    let fourth = container_id(&container);
+    p.cleanup_image(&image_of(&container));
+    assert_ne!(third, fourth);
+    assert!(
+        support::stderr(&out).contains("was killed"),
+        "{}",
+        support::stderr(&out)
+    );
+    let out = p.devloop(&["delete"]);
+    support::assert_ok(&out);
+    assert!(support::stderr(&out).contains("was killed"));
+    let events = daemon_events(&name, replaced);
+    assert_eq!(signals(&events, &third), vec!["15", "9"], "{events:#?}");
+    assert_eq!(signals(&events, &fourth), vec!["15", "9"], "{events:#?}");
+    assert!(docker_ps(&format!("dev.devloop.project={name}")).is_empty());
+}

@@ -234,7 +234,10 @@ async fn run_docker(
     console: Console,
     cfg: Config,
 ) -> Result<(), Error> {
-    let target = crate::deploy::docker::DockerTarget::connect(&cfg.project).await?;
+    // An edit's container is replaced at once: its replacement is built, and the grace period is for `run`/`delete`.
+    let target = crate::deploy::docker::DockerTarget::connect(&cfg.project)
+        .await?
+        .with_disposable_replacements(true);
     let Prepared {
         store,
         builder,

@@ -37,6 +37,8 @@ pub const MANAGED_BY: (&str, &str) = ("dev.devloop.managed-by", "devloop");
 pub const PROJECT_LABEL: &str = "dev.devloop.project";
 /// The label holding the digest of a container's effective config (image ID included).
 pub const CONFIG_LABEL: &str = "dev.devloop.config";
+/// The label marking a container that runs an artifact devloop built (`true`).
+pub const ARTIFACT_LABEL: &str = "dev.devloop.artifact";
 /// The label holding a container's name in `deploy.docker` (without the project prefix).
 pub const CONTAINER_LABEL: &str = "dev.devloop.container";
 /// The `apiVersion` of the `ObjectRef`s this backend reports (`container/<name>`).
@@ -55,6 +57,8 @@ pub struct DockerTarget {
     docker: Docker,
     project: String,
     purge_volumes: bool,
+    /// Replaced containers of built artifacts are removed at once instead of stopped gracefully (`dev`).
+    disposable: bool,
 }
 
 /// What to run: the validated `deploy.docker` and the built images.
@@ -69,6 +73,8 @@ pub struct DockerPlan {
 struct Planned {
     /// `image` replaced by the reference to run; bind sources made absolute and clean.
     container: Container,
+    /// It runs an artifact devloop built (`DockerPlan::images`).
+    built: bool,
     image_id: String,
     digest: String,
 }
@@ -143,12 +149,23 @@ impl DockerTarget {
             docker,
             project: project.to_string(),
             purge_volumes: false,
+            disposable: false,
         })
     }
 
     /// With `purge`, `delete_all` also removes the named volumes devloop created for this project (kept otherwise).
     pub fn with_purge_volumes(mut self, purge: bool) -> DockerTarget {
         self.purge_volumes = purge;
+        self
+    }
+
+    /// With `disposable` (`devloop dev`), a deploy that replaces a container running a built artifact removes the
+    /// old one at once (SIGKILL, like `docker rm -f`) instead of stopping it within the grace period: its
+    /// replacement is built already, and a main process that ignores SIGTERM would otherwise cost the whole grace
+    /// period on every edit. `delete_all` (dev's cleanup on exit) removes such containers at once too: the session
+    /// that built them is over. Containers of other images (a database) and pruned ones keep the graceful stop.
+    pub fn with_disposable_replacements(mut self, disposable: bool) -> DockerTarget {
+        self.disposable = disposable;
         self
     }
 
@@ -341,7 +358,8 @@ impl DockerTarget {
     ) -> Result<Planned, DeployError> {
         let object = format!("container/{}", c.name);
         let mut container = c.clone();
-        if let Some(reference) = plan.images.get(&c.image) {
+        let built = plan.images.get(&c.image);
+        if let Some(reference) = built {
             container.image = reference.clone();
         }
         for v in &mut container.volumes {
@@ -379,6 +397,7 @@ impl DockerTarget {
         };
         Ok(Planned {
             container,
+            built: built.is_some(),
             image_id,
             digest,
         })
@@ -390,6 +409,9 @@ impl DockerTarget {
         let mut labels = self.labels();
         labels.insert(CONTAINER_LABEL.to_string(), c.name.clone());
         labels.insert(CONFIG_LABEL.to_string(), p.digest.clone());
+        if p.built {
+            labels.insert(ARTIFACT_LABEL.to_string(), "true".into());
+        }
         let mut bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
         for port in &c.ports {
             bindings
@@ -548,6 +570,11 @@ impl DockerTarget {
                 });
             }
         }
+        self.remove_at_once(object, id).await
+    }
+
+    /// Removes a container, killing it first when it runs (`docker rm -f`: SIGKILL, no grace period).
+    async fn remove_at_once(&self, object: &str, id: &str) -> Result<(), DeployError> {
         match self
             .docker
             .remove_container(
@@ -612,8 +639,12 @@ impl DockerTarget {
                     return Ok(applied(&c.name, Change::Unchanged, &current));
                 }
                 let id = current.id.clone().unwrap_or(name.clone());
-                self.stop_and_remove(&object, &id, Some(grace), events)
-                    .await?;
+                if self.disposable && p.built {
+                    self.remove_at_once(&object, &id).await?;
+                } else {
+                    self.stop_and_remove(&object, &id, Some(grace), events)
+                        .await?;
+                }
                 Change::Recreated
             }
         };
@@ -1241,8 +1272,13 @@ impl Deployer for DockerTarget {
             if !opts.dry_run
                 && let Some(id) = c.id.as_deref()
             {
-                // `None`: each container stops within the grace period it was created with.
-                self.stop_and_remove(&object, id, None, events).await?;
+                let artifact = c.labels.as_ref().and_then(|l| l.get(ARTIFACT_LABEL));
+                if self.disposable && artifact.is_some() {
+                    self.remove_at_once(&object, id).await?;
+                } else {
+                    // `None`: each container stops within the grace period it was created with.
+                    self.stop_and_remove(&object, id, None, events).await?;
+                }
             }
             emit(object);
             deleted.push(container_ref(&name));
