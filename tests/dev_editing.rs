@@ -6,7 +6,6 @@
 mod support;
 
 use std::fs::File;
-use std::io::{Read, Write};
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -14,24 +13,6 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use support::{Project, stderr, unique};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// GET / over plain TCP; `None` until something answers with a body.
-fn get(port: u16) -> Option<String> {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(s, "GET / HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    out.split("\r\n\r\n").nth(1).map(str::to_string)
-}
 
 /// A busybox httpd project on the Docker target whose build context is the whole project directory.
 fn web_project(name: &str, image: &str, port: u16) -> Project {
@@ -112,7 +93,7 @@ fn stop(mut child: std::process::Child, p: &mut Project, events: &[Value]) {
 #[test]
 fn an_autosave_burst_builds_a_few_times_fails_never_and_serves_the_last_save() {
     support::require_docker();
-    let port = free_port();
+    let port = support::free_port();
     let mut p = web_project(&unique("burst"), &unique("devloop-test-burst"), port);
     let logs = tempfile::tempdir().unwrap();
     let (out, err) = (logs.path().join("events.jsonl"), logs.path().join("err"));
@@ -120,7 +101,9 @@ fn an_autosave_burst_builds_a_few_times_fails_never_and_serves_the_last_save() {
     until("the first iteration", || {
         count(&events_in(&out), "iteration") >= 1
     });
-    until("the first content", || get(port).as_deref() == Some("v1\n"));
+    until("the first content", || {
+        support::http_body(port).as_deref() == Some("v1\n")
+    });
     let before = events_in(&out).len();
 
     let index = p.path().join("www/index.html");
@@ -129,7 +112,7 @@ fn an_autosave_burst_builds_a_few_times_fails_never_and_serves_the_last_save() {
         std::thread::sleep(Duration::from_millis(30));
     }
     until("the last save served", || {
-        get(port).as_deref() == Some("save 199\n")
+        support::http_body(port).as_deref() == Some("save 199\n")
     });
     // Whatever was still in flight settles.
     until("a quiet loop", || {
@@ -157,17 +140,19 @@ fn an_autosave_burst_builds_a_few_times_fails_never_and_serves_the_last_save() {
 #[test]
 fn output_redirected_into_the_build_context_never_triggers_a_build() {
     support::require_docker();
-    let port = free_port();
+    let port = support::free_port();
     let mut p = web_project(&unique("own-output"), &unique("devloop-test-own"), port);
     let (out, err) = (p.path().join("events.jsonl"), p.path().join("dev.log"));
     let child = spawn_dev(&p, &out, &err);
     until("the first iteration", || {
         count(&events_in(&out), "iteration") >= 1
     });
-    until("the page", || get(port).as_deref() == Some("v1\n"));
+    until("the page", || {
+        support::http_body(port).as_deref() == Some("v1\n")
+    });
     // Nothing else changes: devloop's own lines (logs of the container, events) must not start anything.
     for _ in 0..5 {
-        get(port);
+        support::http_body(port);
         std::thread::sleep(Duration::from_millis(600));
     }
     let all = events_in(&out);

@@ -5,7 +5,6 @@
 
 mod support;
 
-use std::io::{Read, Write};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -13,28 +12,10 @@ use serde_json::Value;
 use support::{Project, unique};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// GET / over plain TCP; `None` until something answers with a body.
-fn get(port: u16) -> Option<String> {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(s, "GET / HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    out.split("\r\n\r\n").nth(1).map(str::to_string)
-}
-
 fn serves(port: u16, body: &str) -> bool {
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
-        if get(port).as_deref() == Some(body) {
+        if support::http_body(port).as_deref() == Some(body) {
             return true;
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -137,7 +118,7 @@ async fn dev_on_docker_serves_each_edit_and_cleans_up_only_its_own() {
     support::require_docker();
     let name = unique("dl-docker-dev");
     let image = unique("devloop-test-ddev");
-    let port = free_port();
+    let port = support::free_port();
     let mut p = project(&name, &image, port);
     // A container devloop did not create, from a project-looking name: it must survive everything.
     let foreign = format!("{name}-foreign");
@@ -177,7 +158,7 @@ async fn dev_on_docker_serves_each_edit_and_cleans_up_only_its_own() {
     // Logs of both containers arrive prefixed with the container's name (httpd -v logs each request).
     let deadline = Instant::now() + Duration::from_secs(20);
     while seen.iter().filter(|e| e["type"] == "log").count() < 2 && Instant::now() < deadline {
-        let _ = get(port);
+        let _ = support::http_body(port);
         let more = tokio::time::timeout(Duration::from_millis(500), lines.next_line()).await;
         if let Ok(Ok(Some(l))) = more {
             seen.push(serde_json::from_str(&l).unwrap());
@@ -225,7 +206,7 @@ fn run_then_delete_on_docker() {
     support::require_docker();
     let name = unique("dl-docker-run");
     let image = unique("devloop-test-drun");
-    let port = free_port();
+    let port = support::free_port();
     let mut p = project(&name, &image, port);
     let out = p.devloop(&["run"]);
     support::assert_ok(&out);
@@ -278,7 +259,7 @@ async fn an_artifact_added_by_a_config_edit_is_watched_from_then_on() {
     support::require_docker();
     let name = unique("dl-docker-reload");
     let image = unique("devloop-test-dreload");
-    let (web_port, admin_port) = (free_port(), free_port());
+    let (web_port, admin_port) = (support::free_port(), support::free_port());
     let mut p = Project::new();
     service(&p, "web", "web v1\n");
     p.write("devloop.yaml", &config(&name, &image, &[("web", web_port)]));
@@ -319,7 +300,7 @@ async fn synced_files_reach_the_running_container_without_a_rebuild() {
     support::require_docker();
     let name = unique("dl-docker-sync");
     let image = unique("devloop-test-dsync");
-    let port = free_port();
+    let port = support::free_port();
     let mut p = Project::new();
     service(&p, "web", "v1\n");
     p.write("web/www/other.html", "other\n");
@@ -462,7 +443,7 @@ async fn dev_replaces_a_sigterm_deaf_container_at_once_and_run_and_delete_stop_i
     support::require_docker();
     let name = unique("dl-docker-deaf");
     let image = unique("devloop-test-ddeaf");
-    let port = free_port();
+    let port = support::free_port();
     // stopGracePeriod: 1, no init: httpd is PID 1 and ignores SIGTERM.
     let mut p = project(&name, &image, port);
     let container = format!("{name}-web");

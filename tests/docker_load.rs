@@ -411,7 +411,11 @@ async fn dev_loads_each_rebuilt_image_and_deploys_it() {
     for e in seen.iter().filter(|e| e["type"] == "buildFinished") {
         s.project.cleanup_image(e["data"]["tag"].as_str().unwrap());
     }
-    assert!(status.success());
+    assert_eq!(
+        status.code(),
+        Some(130),
+        "stopped by Ctrl-C after a clean stop"
+    );
 }
 
 #[tokio::test]

@@ -19,6 +19,27 @@ pub fn unique(prefix: &str) -> String {
     )
 }
 
+/// A TCP port on 127.0.0.1 that was free a moment ago (for containers to publish on).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// GET / on 127.0.0.1:`port` over plain TCP: the body, or `None` until something answers with one.
+pub fn http_body(port: u16) -> Option<String> {
+    use std::io::{Read as _, Write as _};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(2)))
+        .ok()?;
+    write!(s, "GET / HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    out.split("\r\n\r\n").nth(1).map(str::to_string)
+}
+
 /// Fails the test (never skips) when no Docker daemon answers: CI guarantees one.
 pub fn require_docker() {
     let ok = Command::new("docker")
