@@ -245,7 +245,7 @@ async fn web_container_is_replaced_only_when_its_image_changes() {
         .wait_ready(&first, DEADLINE, &events, &cancel)
         .await
         .unwrap();
-    assert_eq!(http_support::http_body(port).await, "v1\n");
+    assert_eq!(http_get(port).await, "v1\n");
     let name = s.docker_name("web");
     let first_id = inspect(&name, "{{.Id}}").unwrap();
     let labels = inspect(&name, "{{json .Config.Labels}}").unwrap();
@@ -271,7 +271,7 @@ async fn web_container_is_replaced_only_when_its_image_changes() {
         .wait_ready(&second, DEADLINE, &events, &cancel)
         .await
         .unwrap();
-    assert_eq!(http_support::http_body(port).await, "v2\n");
+    assert_eq!(http_get(port).await, "v2\n");
     let second_id = inspect(&name, "{{.Id}}").unwrap();
     assert_ne!(first_id, second_id);
     // busybox httpd runs as PID 1 without a SIGTERM handler: the stop had to be forced, and devloop says so.
@@ -348,7 +348,7 @@ async fn with_init_a_main_process_that_ignores_sigterm_stops_at_once() {
         inspect(&name, "{{.HostConfig.Init}}").as_deref(),
         Some("true")
     );
-    assert_eq!(http_support::http_body(port).await, "v1\n");
+    assert_eq!(http_get(port).await, "v1\n");
 
     let started = std::time::Instant::now();
     let second = target.deploy(&plan(&v2), &events, &cancel).await.unwrap();
@@ -358,7 +358,7 @@ async fn with_init_a_main_process_that_ignores_sigterm_stops_at_once() {
         .wait_ready(&second, DEADLINE, &events, &cancel)
         .await
         .unwrap();
-    assert_eq!(http_support::http_body(port).await, "v2\n");
+    assert_eq!(http_get(port).await, "v2\n");
     assert!(took < Duration::from_secs(5), "replacement took {took:?}");
     let killed = seen
         .lock()
@@ -777,7 +777,7 @@ async fn disposable_replacements_kill_only_containers_of_built_artifacts() {
         .wait_ready(&first, DEADLINE, &events, &cancel)
         .await
         .unwrap();
-    assert_eq!(http_support::http_body(port).await, "v1\n");
+    assert_eq!(http_get(port).await, "v1\n");
     let (web1, db1) = (
         inspect(&s.docker_name("web"), "{{.Id}}").unwrap(),
         inspect(&s.docker_name("db"), "{{.Id}}").unwrap(),
@@ -798,7 +798,7 @@ async fn disposable_replacements_kill_only_containers_of_built_artifacts() {
         .wait_ready(&second, DEADLINE, &events, &cancel)
         .await
         .unwrap();
-    assert_eq!(http_support::http_body(port).await, "v2\n");
+    assert_eq!(http_get(port).await, "v2\n");
     assert_eq!(
         signals_since(&web1, since),
         ["9"],
