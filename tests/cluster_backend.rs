@@ -76,13 +76,33 @@ async fn a_typical_backend_runs_with_devloop_run_and_delete_leaves_nothing() {
         args.extend(["--default-repo", r.as_str()]);
     }
     let out = c.devloop_in(&p, &args, None).await;
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        p.cleanup_image(line.trim());
+    let ns = Some(c.ns.as_str());
+    // The images the run built go with the test (their references, as deployed, without a digest).
+    let deployed_image = |o: Option<serde_json::Value>, pointer: &str| {
+        o.and_then(|o| {
+            o.pointer(pointer)
+                .and_then(|i| i.as_str())
+                .map(str::to_string)
+        })
+    };
+    for image in [
+        deployed_image(
+            c.get("apps/v1", "Deployment", ns, "dev-api").await,
+            "/spec/template/spec/containers/0/image",
+        ),
+        deployed_image(
+            c.get("v1", "Pod", ns, "dev-migrate").await,
+            "/spec/containers/0/image",
+        ),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        p.cleanup_image(image.split('@').next().unwrap_or(&image));
     }
     assert_exit(&out, 0);
     let err = stderr(&out);
 
-    let ns = Some(c.ns.as_str());
     let api = c.get("apps/v1", "Deployment", ns, "dev-api").await.unwrap();
     assert_eq!(api["status"]["readyReplicas"], 2, "{err}");
     let image = api["spec"]["template"]["spec"]["containers"][0]["image"]
