@@ -267,6 +267,30 @@ impl DevSession {
     }
 }
 
+/// Manifests broken after the deploy must not keep what they deployed in the cluster.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_works_when_the_manifests_no_longer_render() {
+    let c = Cluster::start().await;
+    let p = named_project(&support::unique("broken"));
+    p.write("k8s/settings.yaml", &configmap("settings", "1"));
+    assert_exit(&c.devloop(&p, &["deploy", "--images", "x=y:1"]).await, 0);
+    p.write(
+        "k8s/settings.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: [not, a, mapping\n",
+    );
+    let out = c.devloop(&p, &["delete", "--wait"]).await;
+    assert_exit(&out, 0);
+    let err = stderr(&out);
+    assert!(err.contains("cannot render the manifests"), "{err}");
+    assert!(
+        c.get("v1", "ConfigMap", Some(&c.ns), "settings")
+            .await
+            .is_none(),
+        "{err}"
+    );
+    c.cleanup().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_configmap_of_the_users_that_has_the_record_name_is_never_taken_over() {
     let c = Cluster::start().await;

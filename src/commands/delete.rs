@@ -4,6 +4,7 @@
 use crate::cli::{DeleteArgs, GlobalArgs};
 use crate::deploy::{DeleteOptions, Deployer};
 use crate::error::Error;
+use crate::event::Event;
 use crate::output::Console;
 
 /// Runs `devloop delete`.
@@ -32,9 +33,22 @@ pub async fn run(global: &GlobalArgs, args: DeleteArgs, console: Console) -> Res
     }
     let target = super::connect(global, &cfg, false).await?;
     // The deployment is the project where its manifests put it: render them (no images needed) to know where.
-    target
-        .locate(&super::deploy::kube_layout(&cfg, &target)?)
-        .await;
+    // Manifests broken since the deploy must not keep what they deployed in the cluster: look in the namespace
+    // the flags and context give, and say so.
+    let layout = match super::deploy::kube_layout(&cfg, &target) {
+        Ok(layout) => layout,
+        Err(e) => {
+            console.sink().emit(Event::Warning {
+                message: format!(
+                    "cannot render the manifests to find where project `{}` is deployed, looking in namespace `{}`: \
+                     {e}\n\nhint: if it lives elsewhere, pass `-n` with that namespace",
+                    cfg.project, target.namespace
+                ),
+            });
+            Default::default()
+        }
+    };
+    target.locate(&layout).await;
     let deleted = target
         .delete_all(
             DeleteOptions {
