@@ -1007,36 +1007,34 @@ impl Deployer for KubeTarget {
             .await?;
 
         // The set's parent records every group-kind and namespace before members are applied (a superset of
-        // what it recorded and what comes now), and exactly this deploy's after the prune (KEP-3659).
-        // What the parent records: as devloop last wrote it in this process, else as the cluster has it.
+        // what it recorded and what comes now), and exactly this deploy's after the prune (KEP-3659). What it
+        // records: as devloop last wrote it in this process, else as the cluster has it.
         let known = self.recorded.lock().await.clone();
         let recorded = match known {
             Some(c) => c,
             None => self.read_parent(&set).await?.unwrap_or_default(),
         };
-        let deferred_refs: Vec<ObjectRef> = deferred
-            .iter()
-            .map(|(gvk, o)| ObjectRef {
-                api_version: gvk.api_version(),
-                kind: gvk.kind.clone(),
-                namespace: Some(
-                    o.pointer("/metadata/namespace")
-                        .and_then(Value::as_str)
-                        .unwrap_or(&self.namespace)
-                        .to_string(),
-                ),
-                name: String::new(),
-            })
-            .collect();
-        let coming = contents_of(
+        let mut coming = contents_of(
             namespaces
                 .iter()
                 .chain(&first)
                 .chain(&rest)
-                .map(|p| &p.reference)
-                .chain(&deferred_refs),
+                .map(|p| &p.reference),
             &set.namespace,
         );
+        // Custom resources whose CRD this deploy creates: their scope is not known yet, so their namespace (or the
+        // default one) is recorded either way; a namespace too many only costs an empty list.
+        for (gvk, o) in &deferred {
+            coming
+                .group_kinds
+                .insert((gvk.group.clone(), gvk.kind.clone()));
+            coming.namespaces.insert(
+                o.pointer("/metadata/namespace")
+                    .and_then(Value::as_str)
+                    .unwrap_or(&self.namespace)
+                    .to_string(),
+            );
+        }
         self.write_parent(&set, &recorded.union(&coming)).await?;
 
         applied.extend(self.apply_all(&first, events, cancel).await?);
