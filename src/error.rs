@@ -8,13 +8,8 @@ pub const EXIT_FAILURE: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 // A signal that stops a command gives 128 + its number (130 SIGINT, 143 SIGTERM, 129 SIGHUP): `commands::signal`.
 
-/// Formats an optional hint the way every devloop message ends: a blank line, then `hint: …`.
-pub fn hint_suffix(hint: &Option<String>) -> String {
-    match hint {
-        Some(h) => format!("\n\nhint: {h}"),
-        None => String::new(),
-    }
-}
+// Kept while the stages move to `crate::hint` (the leaf); removed once none calls it.
+pub use crate::hint::suffix as hint_suffix;
 
 /// Why a command failed: the stage error plus the exit code it maps to.
 #[derive(Debug, thiserror::Error)]

@@ -34,6 +34,7 @@ pub mod context;
 pub mod deploy;
 pub mod error;
 pub mod event;
+pub mod hint;
 pub mod logs;
 pub mod output;
 pub mod own_output;
