@@ -41,6 +41,7 @@ pub mod own_output;
 pub mod port_forward;
 pub mod render;
 pub mod runner;
+pub mod settings;
 pub mod status;
 pub mod tag;
 pub mod template;

@@ -6,24 +6,22 @@ use crate::cache::Store;
 use crate::cli::{BuildArgs, GlobalArgs};
 use crate::error::Error;
 use crate::output::Console;
-use crate::runner::{ArtifactResult, BuildOptions, BuildRun};
+use crate::runner::{ArtifactResult, BuildRun};
+use crate::settings::{BuildFlags, Destination, Settings};
 use crate::tag::Timestamp;
 use crate::template::Vars;
 
 /// Runs `devloop build`.
 pub async fn run(global: &GlobalArgs, args: BuildArgs, console: Console) -> Result<(), Error> {
     let cfg = super::load_config(global, "build", &console)?;
-    let opts = BuildOptions {
-        only: args.build_image.clone(),
+    let flags = BuildFlags {
         push: args.push,
         tag: args.tag.clone(),
-        default_repo: global.default_repo.clone(),
         no_cache: args.no_cache,
-        deploy_tags: false,
-        changes_supersede: false,
-        load: None,
+        only: args.build_image.clone(),
     };
-    let results = build(&cfg, &opts, &console).await?;
+    let settings = Settings::resolve(global, flags, None, &cfg, Destination::Output);
+    let results = build(&cfg, &settings, &console).await?;
     for r in &results {
         console.data_line(&r.reference());
     }
@@ -38,21 +36,21 @@ pub async fn run(global: &GlobalArgs, args: BuildArgs, console: Console) -> Resu
 /// command that needs images.
 pub async fn build(
     cfg: &crate::config::Config,
-    opts: &BuildOptions,
+    settings: &Settings,
     console: &Console,
 ) -> Result<Vec<ArtifactResult>, Error> {
     if cfg.build.artifacts.is_empty() {
         return Ok(Vec::new());
     }
     let store = Store::open(&crate::cache::default_dir()?)?;
-    let (builder, buildkit) = DockerBuilder::connect(cfg.build.use_buildkit).await?;
-    if cfg.build.use_buildkit && !buildkit {
+    let (builder, buildkit) = DockerBuilder::connect(settings.buildkit).await?;
+    if settings.buildkit && !buildkit {
         console.sink().emit(crate::event::Event::Warning {
             message: "the Docker daemon does not support BuildKit (API < 1.39): using the classic builder".into(),
         });
     }
     let now = Timestamp::now();
-    let vars = Vars::new(&cfg.base_dir, now.rfc3339(), super::process_env());
+    let vars = Vars::new(&cfg.base_dir, now.rfc3339(), settings.env.clone());
     // The first signal cancels the builds; the command then returns their `Cancelled` errors.
     let cancel = super::signal::token();
     let run = BuildRun {
@@ -64,7 +62,7 @@ pub async fn build(
         events: console.sink(),
         cancel: cancel.clone(),
     };
-    let results = run.build_all(opts).await?;
+    let results = run.build_all(&settings.build_options()).await?;
     // Old memo files and build records are dropped at most once a day; a failure only costs disk space.
     if let Err(e) = store.gc_if_due(&crate::cache::GcPolicy::default()) {
         console.sink().emit(crate::event::Event::Warning {

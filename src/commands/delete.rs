@@ -5,7 +5,9 @@ use crate::cli::{DeleteArgs, GlobalArgs};
 use crate::deploy::{DeleteOptions, Deployer};
 use crate::error::Error;
 use crate::event::Event;
+use crate::hint::Hint;
 use crate::output::Console;
+use crate::settings::{Destination, Settings};
 
 /// Runs `devloop delete`.
 pub async fn run(global: &GlobalArgs, args: DeleteArgs, console: Console) -> Result<(), Error> {
@@ -31,7 +33,8 @@ pub async fn run(global: &GlobalArgs, args: DeleteArgs, console: Console) -> Res
         }
         return Ok(());
     }
-    let target = super::connect(global, &cfg, false).await?;
+    let settings = Settings::resolve(global, Default::default(), None, &cfg, Destination::Cluster);
+    let target = super::connect(&settings, &cfg).await?;
     // The deployment is the project where its manifests put it: render them (no images needed) to know where.
     // Manifests broken since the deploy must not keep what they deployed in the cluster: look in the namespace
     // the flags and context give, and say so.
@@ -41,8 +44,10 @@ pub async fn run(global: &GlobalArgs, args: DeleteArgs, console: Console) -> Res
             console.sink().emit(Event::Warning {
                 message: format!(
                     "cannot render the manifests to find where project `{}` is deployed, looking in namespace `{}`: \
-                     {e}\n\nhint: if it lives elsewhere, pass `-n` with that namespace",
-                    cfg.project, target.namespace
+                     {e}{}",
+                    cfg.project,
+                    target.namespace,
+                    Hint("if it lives elsewhere, pass `-n` with that namespace")
                 ),
             });
             Default::default()

@@ -1,34 +1,36 @@
 //! `devloop deploy`: images (from `--build-artifacts`, `--images`, or a cached build) → render → apply → wait.
 
-use crate::cli::{ApplyArgs, DeployArgs, GlobalArgs};
+use crate::cli::{DeployArgs, GlobalArgs};
 use crate::config::Config;
 use crate::deploy::Deployer;
 use crate::deploy::kube::{KubePlan, KubeTarget};
 use crate::error::Error;
 use crate::output::Console;
 use crate::render::ArtifactImage;
-use crate::runner::BuildOptions;
+use crate::settings::{BuildFlags, Destination, Settings};
 
 /// Runs `devloop deploy`.
 pub async fn run(global: &GlobalArgs, args: DeployArgs, console: Console) -> Result<(), Error> {
     let cfg = super::load_config(global, "deploy", &console)?;
-    let mut opts = BuildOptions {
+    let flags = BuildFlags {
         push: args.push,
-        default_repo: global.default_repo.clone(),
-        deploy_tags: true,
         ..Default::default()
     };
     if let Some(docker) = &cfg.docker {
-        let images = super::resolve_images(&cfg, &args.source, &opts, &console).await?;
-        return deploy_docker(&cfg, docker, &images, &args.apply, &console).await;
+        let settings =
+            Settings::resolve(global, flags, Some(&args.apply), &cfg, Destination::Docker);
+        let images = super::resolve_images(&cfg, &args.source, &settings, &console).await?;
+        return deploy_docker(&cfg, docker, &images, &settings, &console).await;
     }
+    let mut settings =
+        Settings::resolve(global, flags, Some(&args.apply), &cfg, Destination::Cluster);
     // Connect before building: the context says whether built images are loaded into local cluster nodes.
-    let target = super::connect(global, &cfg, args.apply.force_conflicts).await?;
+    let target = super::connect(&settings, &cfg).await?;
     if args.source.build_artifacts.is_none() && args.source.images.is_empty() {
-        opts.load = super::local_cluster(&target.context, args.push || cfg.build.push, &console);
+        super::load_into(&mut settings, &target, &console);
     }
-    let images = super::resolve_images(&cfg, &args.source, &opts, &console).await?;
-    apply_and_wait(&cfg, &target, &images, &args.apply, &console).await?;
+    let images = super::resolve_images(&cfg, &args.source, &settings, &console).await?;
+    apply_and_wait(&cfg, &target, &images, &settings, &console).await?;
     Ok(())
 }
 
@@ -37,11 +39,11 @@ pub async fn apply_and_wait(
     cfg: &Config,
     target: &KubeTarget,
     images: &[ArtifactImage],
-    apply: &ApplyArgs,
+    settings: &Settings,
     console: &Console,
 ) -> Result<crate::deploy::DeployedSet, Error> {
     let plan = kube_plan(cfg, target, images, console)?;
-    deploy_and_wait(target, &plan, apply, console).await
+    deploy_and_wait(target, &plan, settings, console).await
 }
 
 /// The objects to apply on `target`: rendered with its namespace as the default for objects that name none
@@ -79,12 +81,12 @@ pub async fn deploy_docker(
     cfg: &Config,
     docker: &crate::config::deploy::DockerDeploy,
     images: &[ArtifactImage],
-    apply: &ApplyArgs,
+    settings: &Settings,
     console: &Console,
 ) -> Result<(), Error> {
     let target = crate::deploy::docker::DockerTarget::connect(&cfg.project).await?;
     let plan = docker_plan(docker, images);
-    deploy_and_wait(&target, &plan, apply, console).await?;
+    deploy_and_wait(&target, &plan, settings, console).await?;
     Ok(())
 }
 
@@ -92,15 +94,15 @@ pub async fn deploy_docker(
 async fn deploy_and_wait<D: Deployer>(
     target: &D,
     plan: &D::Plan,
-    apply: &ApplyArgs,
+    settings: &Settings,
     console: &Console,
 ) -> Result<crate::deploy::DeployedSet, Error> {
     let cancel = super::signal::token();
     let events = console.sink();
     let deployed = target.deploy(plan, &events, &cancel).await?;
-    if !apply.no_status_check {
+    if settings.apply.status_check {
         target
-            .wait_ready(&deployed, apply.status_check_deadline, &events, &cancel)
+            .wait_ready(&deployed, settings.apply.status_deadline, &events, &cancel)
             .await?;
     }
     Ok(deployed)

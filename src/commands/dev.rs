@@ -20,8 +20,8 @@ use crate::event::Event;
 use crate::output::Console;
 use crate::port_forward::{ForwardSpec, Forwarder, PortRef, ResourceType};
 use crate::render::inputs::{Input, inputs};
-use crate::runner::BuildOptions;
 use crate::runner::dev::{DevLoop, DevOptions, ReloadFn, session};
+use crate::settings::{BuildFlags, CLEANUP_TIMEOUT, Destination, Settings};
 use crate::tag::Timestamp;
 use crate::template::Vars;
 use crate::watch::{Trigger, WatchRoot, WatchSpec, Watcher};
@@ -29,10 +29,21 @@ use crate::watch::{Trigger, WatchRoot, WatchSpec, Watcher};
 /// Runs `devloop dev`.
 pub async fn run(global: &GlobalArgs, args: DevArgs, console: Console) -> Result<(), Error> {
     let cfg = super::load_config(global, "dev", &console)?;
+    let flags = BuildFlags {
+        push: args.push,
+        ..Default::default()
+    };
     if cfg.docker.is_some() {
-        return run_docker(global, args, console, cfg).await;
+        let mut settings =
+            Settings::resolve(global, flags, Some(&args.apply), &cfg, Destination::Docker);
+        settings.watching = true;
+        return run_docker(global, args, settings, console, cfg).await;
     }
-    let target = super::connect(global, &cfg, args.apply.force_conflicts).await?;
+    let mut settings =
+        Settings::resolve(global, flags, Some(&args.apply), &cfg, Destination::Cluster);
+    settings.watching = true;
+    let target = super::connect(&settings, &cfg).await?;
+    super::load_into(&mut settings, &target, &console);
     let syncing: Vec<&str> = cfg
         .build
         .artifacts
@@ -55,7 +66,7 @@ pub async fn run(global: &GlobalArgs, args: DevArgs, console: Console) -> Result
         watcher,
         respecs,
         reload,
-    } = prepare(global, &args, &console, &cfg).await?;
+    } = prepare(global, &args, &settings, &console, &cfg).await?;
     let plan_console = console.clone();
     let plan_target = &target;
     let plan =
@@ -68,7 +79,6 @@ pub async fn run(global: &GlobalArgs, args: DevArgs, console: Console) -> Result
     let initial = super::deploy::kube_layout(&cfg, &target).unwrap_or_default();
     let namespaces = crate::deploy::kube::namespaces_of(&initial.objects, &target.namespace);
     let home = target.home_namespace(&initial.objects);
-    let push = args.push || global.default_repo.is_some() || cfg.build.push;
     let (progress_tx, mut progress_rx) = tokio::sync::watch::channel(0usize);
     let forwards = forward_specs(&cfg, &home, &initial.objects, args.port_forward, &console)?;
     let dev = DevLoop {
@@ -79,19 +89,7 @@ pub async fn run(global: &GlobalArgs, args: DevArgs, console: Console) -> Result
         events: console.sink(),
         reload: reload.as_ref(),
         plan: &plan,
-        opts: DevOptions {
-            build: BuildOptions {
-                push,
-                default_repo: global.default_repo.clone(),
-                deploy_tags: true,
-                changes_supersede: true,
-                load: super::local_cluster(&target.context, push, &console),
-                ..Default::default()
-            },
-            status_deadline: args.apply.status_check_deadline,
-            cleanup: args.cleanup,
-            cleanup_timeout: Duration::from_secs(60),
-        },
+        opts: dev_options(&settings, &args),
         progress: progress_tx,
     };
     // The first signal ends the session: it cleans up and returns.
@@ -163,15 +161,16 @@ struct Prepared {
 async fn prepare(
     global: &GlobalArgs,
     args: &DevArgs,
+    settings: &Settings,
     console: &Console,
     cfg: &Config,
 ) -> Result<Prepared, Error> {
     let store = Store::open(crate::cache::default_dir()?)?;
-    let (builder, _) = DockerBuilder::connect(cfg.build.use_buildkit).await?;
+    let (builder, _) = DockerBuilder::connect(settings.buildkit).await?;
     let vars = Vars::new(
         &cfg.base_dir,
         Timestamp::now().rfc3339(),
-        super::process_env(),
+        settings.env.clone(),
     );
     let watcher = start_watcher(cfg, args, console)?;
     let (respec, respecs) = mpsc::unbounded_channel();
@@ -231,6 +230,7 @@ fn start_watcher(cfg: &Config, args: &DevArgs, console: &Console) -> Result<Watc
 async fn run_docker(
     global: &GlobalArgs,
     args: DevArgs,
+    settings: Settings,
     console: Console,
     cfg: Config,
 ) -> Result<(), Error> {
@@ -245,7 +245,7 @@ async fn run_docker(
         watcher,
         respecs,
         reload,
-    } = prepare(global, &args, &console, &cfg).await?;
+    } = prepare(global, &args, &settings, &console, &cfg).await?;
     let plan =
         |cfg: &Config, images: &[crate::render::ArtifactImage]| -> Result<DockerPlan, Error> {
             match &cfg.docker {
@@ -264,16 +264,7 @@ async fn run_docker(
         events: console.sink(),
         reload: reload.as_ref(),
         plan: &plan,
-        opts: DevOptions {
-            build: BuildOptions {
-                deploy_tags: true,
-                changes_supersede: true,
-                ..Default::default()
-            },
-            status_deadline: args.apply.status_check_deadline,
-            cleanup: args.cleanup,
-            cleanup_timeout: Duration::from_secs(60),
-        },
+        opts: dev_options(&settings, &args),
         progress: tokio::sync::watch::channel(0usize).0,
     };
     let shutdown = super::signal::token();
@@ -289,6 +280,16 @@ async fn run_docker(
     session(&dev, cfg, watcher, respecs, side, shutdown)
         .await
         .map(|_| ())
+}
+
+/// What the loop does besides building: from the settings, and whether to clean up on exit.
+fn dev_options(settings: &Settings, args: &DevArgs) -> DevOptions {
+    DevOptions {
+        build: settings.build_options(),
+        status_deadline: settings.apply.status_deadline,
+        cleanup: args.cleanup,
+        cleanup_timeout: CLEANUP_TIMEOUT,
+    }
 }
 
 /// The forwards `devloop dev` keeps open: `portForward:` entries (in `namespace` when they name none), plus every

@@ -52,7 +52,7 @@ pub fn run(global: &GlobalArgs, args: InitArgs, console: Console) -> Result<(), 
             });
         }
     }
-    let env = super::process_env();
+    let env = crate::settings::process_env();
     let conversion = compose::convert(&compose::Request {
         file: &args.from_compose,
         output_dir: &output_dir,

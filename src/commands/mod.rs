@@ -9,21 +9,19 @@ pub mod render;
 pub mod run;
 pub mod signal;
 
-use std::sync::Arc;
-
 use crate::build::artifacts;
-use crate::build::load::{self, LocalCluster};
 use crate::cli::{Cli, Command, GlobalArgs, ImageSource};
 use crate::config::{self, Config, LoadOptions};
-use crate::deploy::kube::{ClusterOptions, KubeTarget};
+use crate::deploy::kube::KubeTarget;
 use crate::error::Error;
 use crate::event::BuiltArtifact;
 use crate::event::Event;
+use crate::hint::Hint;
 use crate::output::Console;
 use crate::render::ArtifactImage;
-use crate::runner::{ArtifactResult, BuildOptions};
+use crate::runner::ArtifactResult;
+use crate::settings::Settings;
 use crate::tag;
-use crate::template;
 
 /// Dispatches a parsed command line. SIGINT, SIGTERM and SIGHUP are served from the start: the first cancels
 /// [`signal::token`], a second exits at once; after a signal the exit code is 128 + its number.
@@ -47,14 +45,9 @@ pub async fn run(cli: Cli, console: Console) -> Result<(), Error> {
     signal::outcome(result)
 }
 
-/// Reads the process environment (the one place commands take it from).
-pub fn process_env() -> template::Env {
-    Arc::new(|k: &str| std::env::var(k).ok())
-}
-
 /// Loads the config for `command` with the user's profiles, and reports which profiles are active.
 pub fn load_config(global: &GlobalArgs, command: &str, console: &Console) -> Result<Config, Error> {
-    let env = process_env();
+    let env = crate::settings::process_env();
     let kube_context = global
         .kube_context
         .clone()
@@ -89,12 +82,14 @@ fn warn_own_output_in_contexts(cfg: &Config, console: &Console) {
                 console.sink().emit(Event::Warning {
                     message: format!(
                         "devloop's {} goes to `{}`, inside the build context of `{}`: devloop neither rebuilds on \
-                         its own output nor sends it to the daemon, but a plain `docker build` would\n\nhint: \
-                         redirect it outside the project, or add `{}` to the context's .dockerignore",
+                         its own output nor sends it to the daemon, but a plain `docker build` would{}",
                         out.stream,
                         path.display(),
                         a.image,
-                        rel.display()
+                        Hint(format_args!(
+                            "redirect it outside the project, or add `{}` to the context's .dockerignore",
+                            rel.display()
+                        ))
                     ),
                 });
                 break;
@@ -108,7 +103,7 @@ fn warn_own_output_in_contexts(cfg: &Config, console: &Console) {
 pub async fn resolve_images(
     cfg: &Config,
     source: &ImageSource,
-    opts: &BuildOptions,
+    settings: &Settings,
     console: &Console,
 ) -> Result<Vec<ArtifactImage>, Error> {
     let given: Vec<BuiltArtifact> = if let Some(file) = &source.build_artifacts {
@@ -120,7 +115,7 @@ pub async fn resolve_images(
             .map(|s| render::parse_image_flag(s))
             .collect::<Result<_, _>>()?
     } else {
-        let built = build::build(cfg, opts, console).await?;
+        let built = build::build(cfg, settings, console).await?;
         return Ok(built.iter().map(ArtifactResult::artifact_image).collect());
     };
     given
@@ -138,37 +133,20 @@ pub async fn resolve_images(
         .collect()
 }
 
-/// Connects to the cluster the flags and kubeconfig name, for `cfg`'s project.
-pub async fn connect(
-    global: &GlobalArgs,
-    cfg: &Config,
-    force_conflicts: bool,
-) -> Result<KubeTarget, Error> {
-    let opts = ClusterOptions {
-        kubeconfig: global.kubeconfig.clone(),
-        context: global.kube_context.clone(),
-        namespace: global.namespace.clone(),
-    };
-    Ok(KubeTarget::connect(&opts, &cfg.project, force_conflicts).await?)
+/// Connects to the cluster the settings name, for `cfg`'s project.
+pub async fn connect(settings: &Settings, cfg: &Config) -> Result<KubeTarget, Error> {
+    Ok(KubeTarget::connect(
+        &settings.cluster,
+        &cfg.project,
+        settings.apply.force_conflicts,
+    )
+    .await?)
 }
 
-/// The local cluster whose nodes get the built images when the kube context names kind or k3d and images are not
-/// pushed. For minikube, says once how to build where the cluster can see the images.
-pub fn local_cluster(context: &str, push: bool, console: &Console) -> Option<LocalCluster> {
-    if push {
-        return None;
-    }
-    match load::detect(context)? {
-        LocalCluster::Minikube => {
-            // `eval $(minikube docker-env)` sets this: the daemon that builds is then minikube's own.
-            if std::env::var_os("MINIKUBE_ACTIVE_DOCKERD").is_none() {
-                console.sink().emit(Event::Warning {
-                    message: "kube context `minikube`: its nodes do not see this Docker daemon's images\n\nhint: run `eval $(minikube docker-env)` before devloop to build with minikube's daemon, or push (`--push`, `--default-repo`)".into(),
-                });
-            }
-            None
-        }
-        LocalCluster::SharedDaemon(_) => None,
-        cluster => Some(cluster),
+/// Settles, for images built for `target`, whether they are loaded into its nodes (kind, k3d); when its nodes
+/// cannot see them (minikube), says so once.
+pub fn load_into(settings: &mut Settings, target: &KubeTarget, console: &Console) {
+    if let Some(message) = settings.load_into(&target.context) {
+        console.sink().emit(Event::Warning { message });
     }
 }

@@ -10,18 +10,17 @@ use crate::error::Error;
 use crate::event::{BuiltArtifact, Event};
 use crate::output::Console;
 use crate::render::{self, ArtifactImage, RenderRequest};
-use crate::runner::BuildOptions;
+use crate::settings::{BuildFlags, Destination, Settings};
 
 /// Runs `devloop render`.
 pub async fn run(global: &GlobalArgs, args: RenderArgs, console: Console) -> Result<(), Error> {
     let cfg = super::load_config(global, "render", &console)?;
-    let opts = BuildOptions {
+    let flags = BuildFlags {
         push: args.push,
-        default_repo: global.default_repo.clone(),
-        deploy_tags: true,
         ..Default::default()
     };
-    let images = super::resolve_images(&cfg, &args.source, &opts, &console).await?;
+    let settings = Settings::resolve(global, flags, None, &cfg, Destination::Render);
+    let images = super::resolve_images(&cfg, &args.source, &settings, &console).await?;
     // Offline: only `-n` gives a namespace (and then, as with kubectl, objects naming another one are refused).
     let namespace = global.namespace.as_deref();
     let yaml =

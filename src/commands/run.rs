@@ -2,59 +2,45 @@
 //! → wait until ready; exit 0 only when everything is ready. A signal before that deletes what the project
 //! deployed (as `dev` does on exit).
 
-use std::time::Duration;
-
 use crate::cli::{GlobalArgs, ImageSource, RunArgs};
 use crate::deploy::{DeleteOptions, Deployer};
 use crate::error::Error;
 use crate::event::Event;
 use crate::output::Console;
-use crate::runner::BuildOptions;
-
-/// Bound on the cleanup after a signal (a second signal cuts it short).
-const CLEANUP_TIMEOUT: Duration = Duration::from_secs(60);
+use crate::settings::{BuildFlags, CLEANUP_TIMEOUT, Destination, Settings};
 
 /// Runs `devloop run`.
 pub async fn run(global: &GlobalArgs, args: RunArgs, console: Console) -> Result<(), Error> {
     let cfg = super::load_config(global, "run", &console)?;
-    if let Some(docker) = &cfg.docker {
-        // The Docker target runs on the daemon that builds: nothing to push or load.
-        let opts = BuildOptions {
-            no_cache: args.no_cache,
-            deploy_tags: true,
-            ..Default::default()
-        };
-        let source = ImageSource {
-            build_artifacts: None,
-            images: Vec::new(),
-        };
-        let images = super::resolve_images(&cfg, &source, &opts, &console).await?;
-        let deployed =
-            super::deploy::deploy_docker(&cfg, docker, &images, &args.apply, &console).await;
-        if deployed.is_err() && super::signal::received().is_some() {
-            let target = crate::deploy::docker::DockerTarget::connect(&cfg.project).await?;
-            clean_up(&target, &console).await;
-        }
-        return deployed;
-    }
-    // Connect first: an unreachable cluster should fail before minutes of building.
-    let target = super::connect(global, &cfg, args.apply.force_conflicts).await?;
-    let push = args.push || global.default_repo.is_some() || cfg.build.push;
-    let opts = BuildOptions {
-        push,
-        default_repo: global.default_repo.clone(),
+    let flags = BuildFlags {
+        push: args.push,
         no_cache: args.no_cache,
-        deploy_tags: true,
-        load: super::local_cluster(&target.context, push, &console),
         ..Default::default()
     };
     let source = ImageSource {
         build_artifacts: None,
         images: Vec::new(),
     };
-    let images = super::resolve_images(&cfg, &source, &opts, &console).await?;
-    let deployed =
-        super::deploy::apply_and_wait(&cfg, &target, &images, &args.apply, &console).await;
+    if let Some(docker) = &cfg.docker {
+        // The Docker target runs on the daemon that builds: nothing to push or load.
+        let settings =
+            Settings::resolve(global, flags, Some(&args.apply), &cfg, Destination::Docker);
+        let images = super::resolve_images(&cfg, &source, &settings, &console).await?;
+        let deployed =
+            super::deploy::deploy_docker(&cfg, docker, &images, &settings, &console).await;
+        if deployed.is_err() && super::signal::received().is_some() {
+            let target = crate::deploy::docker::DockerTarget::connect(&cfg.project).await?;
+            clean_up(&target, &console).await;
+        }
+        return deployed;
+    }
+    let mut settings =
+        Settings::resolve(global, flags, Some(&args.apply), &cfg, Destination::Cluster);
+    // Connect first: an unreachable cluster should fail before minutes of building.
+    let target = super::connect(&settings, &cfg).await?;
+    super::load_into(&mut settings, &target, &console);
+    let images = super::resolve_images(&cfg, &source, &settings, &console).await?;
+    let deployed = super::deploy::apply_and_wait(&cfg, &target, &images, &settings, &console).await;
     if deployed.is_err() && super::signal::received().is_some() {
         clean_up(&target, &console).await;
     }
