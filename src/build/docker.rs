@@ -32,14 +32,14 @@ pub struct DockerBuilder {
 
 /// Where the daemon is expected, for messages.
 pub fn daemon_host() -> String {
-    std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".to_string())
+    crate::daemon::host()
 }
 
 fn unreachable(message: String) -> BuildError {
     BuildError::DaemonUnreachable {
-        host: daemon_host(),
+        host: crate::daemon::host(),
         message,
-        hint: Some("is dockerd running? devloop talks to the daemon `DOCKER_HOST` names (default: the local socket)".into()),
+        hint: Some(crate::daemon::UNREACHABLE_HINT.into()),
     }
 }
 
@@ -48,9 +48,7 @@ impl DockerBuilder {
     /// `use_buildkit`, builds use BuildKit when the daemon supports it (API ≥ 1.39) and the classic builder
     /// otherwise; the returned flag says which was chosen.
     pub async fn connect(use_buildkit: bool) -> Result<(DockerBuilder, bool), BuildError> {
-        let docker = Docker::connect_with_defaults().map_err(|e| unreachable(e.to_string()))?;
-        let docker = docker
-            .negotiate_version()
+        let docker = crate::daemon::connect()
             .await
             .map_err(|e| unreachable(e.to_string()))?;
         let v = docker.client_version();

@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 
 use crate::cli::{GlobalArgs, RenderArgs};
 use crate::config::Config;
-use crate::deploy::kube::{MANAGED_BY, PROJECT_LABEL};
 use crate::error::Error;
 use crate::event::{BuiltArtifact, Event};
+use crate::labels::{KUBE_MANAGED_BY, KUBE_PROJECT};
 use crate::output::Console;
 use crate::render::{self, ArtifactImage, RenderRequest};
 use crate::settings::{BuildFlags, Destination, Settings};
@@ -36,8 +36,8 @@ pub async fn run(global: &GlobalArgs, args: RenderArgs, console: Console) -> Res
 /// The labels devloop puts on every object of `cfg`'s project.
 pub fn labels(cfg: &Config) -> BTreeMap<String, String> {
     BTreeMap::from([
-        (MANAGED_BY.0.to_string(), MANAGED_BY.1.to_string()),
-        (PROJECT_LABEL.to_string(), cfg.project.clone()),
+        (KUBE_MANAGED_BY.0.to_string(), KUBE_MANAGED_BY.1.to_string()),
+        (KUBE_PROJECT.to_string(), cfg.project.clone()),
     ])
 }
 

@@ -1,0 +1,37 @@
+//! Ownership marks, a leaf: the labels (and the field manager) devloop marks what it creates with, so prune,
+//! delete, logs and status find exactly that and nothing of anyone else's. Declared once, here; imports nothing of
+//! the crate.
+
+/// The label every Kubernetes object devloop applies carries (the recommended `managed-by`); watches select on it.
+pub const KUBE_MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "devloop");
+/// The label naming the project (`metadata.name` of devloop.yaml) on Kubernetes objects.
+pub const KUBE_PROJECT: &str = "devloop.dev/project";
+/// The field manager devloop applies with; its `managedFields` entry dates the apply and proves an object is ours.
+pub const FIELD_MANAGER: &str = "devloop";
+
+/// The label every container, network and volume devloop creates on the Docker daemon carries.
+pub const DOCKER_MANAGED_BY: (&str, &str) = ("dev.devloop.managed-by", "devloop");
+/// The label naming the project on Docker objects.
+pub const DOCKER_PROJECT: &str = "dev.devloop.project";
+/// The label holding the digest of a container's effective config (image ID included).
+pub const DOCKER_CONFIG: &str = "dev.devloop.config";
+/// The label marking a container that runs an artifact devloop built (`true`).
+pub const DOCKER_ARTIFACT: &str = "dev.devloop.artifact";
+/// The label holding a container's name in `deploy.docker` (without the project prefix).
+pub const DOCKER_CONTAINER: &str = "dev.devloop.container";
+
+/// The selector of every Kubernetes object devloop manages: `app.kubernetes.io/managed-by=devloop`.
+pub fn kube_managed_selector() -> String {
+    format!("{}={}", KUBE_MANAGED_BY.0, KUBE_MANAGED_BY.1)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_selector_is_the_label() {
+        assert_eq!(
+            super::kube_managed_selector(),
+            "app.kubernetes.io/managed-by=devloop"
+        );
+    }
+}
