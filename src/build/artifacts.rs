@@ -6,6 +6,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::event::BuiltArtifact;
+use crate::hint::Hint;
 
 /// The artifacts file could not be written or read.
 #[derive(Debug, thiserror::Error)]
@@ -13,7 +14,8 @@ pub enum ArtifactsFileError {
     #[error("{file}: {message}")]
     Io { file: String, message: String },
     #[error(
-        "{file}: not a build artifacts file: {message}\n\nhint: create it with `devloop build --file-output {file}`"
+        "{file}: not a build artifacts file: {message}{}",
+        Hint(format_args!("create it with `devloop build --file-output {file}`"))
     )]
     Invalid { file: String, message: String },
 }

@@ -174,40 +174,10 @@ impl Progress<'_> {
     }
 }
 
-impl Builder for DockerBuilder {
-    async fn build(
-        &self,
-        spec: &BuildSpec,
-        events: &EventSink,
-        cancel: &CancellationToken,
-    ) -> Result<BuiltImage, BuildError> {
-        let image = spec.image.as_str();
-        let dockerfile_name = crate::context::dockerfile_name(&spec.context, &spec.dockerfile)
-            .map_err(|e| BuildError::Context {
-                image: image.to_string(),
-                message: e.to_string(),
-            })?;
-        let (tx, mut rx) = mpsc::channel(4);
-        let files = spec.context.clone();
-        let dockerfile = spec.dockerfile.clone();
-        let writer = tokio::task::spawn_blocking(move || {
-            let mut w = ChannelWriter {
-                tx: tx.clone(),
-                buf: Vec::with_capacity(CHUNK),
-            };
-            let result = crate::context::write_tar(&files, &dockerfile, &mut w).and_then(|name| {
-                w.flush()
-                    .map(|_| name)
-                    .map_err(|source| crate::context::ContextError::WriteTar { source })
-            });
-            if let Err(e) = &result {
-                // The daemon must not build from a truncated context: fail the request body.
-                let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
-            }
-            result
-        });
-        let body = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
-        let options = BuildImageOptions {
+impl DockerBuilder {
+    /// The Engine API build request for `spec`.
+    fn options(&self, spec: &BuildSpec, dockerfile_name: String) -> BuildImageOptions {
+        BuildImageOptions {
             dockerfile: dockerfile_name,
             t: Some(spec.tag.clone()),
             buildargs: Some(
@@ -231,7 +201,58 @@ impl Builder for DockerBuilder {
                 .buildkit
                 .then(|| format!("devloop-{}", spec.tag.replace(['/', ':'], "-"))),
             ..Default::default()
+        }
+    }
+}
+
+/// Streams the context tar of `spec` from a blocking task: the request body, and the task (its error explains a
+/// broken upload better than the daemon can).
+fn send_context(
+    spec: &BuildSpec,
+) -> (
+    tokio::task::JoinHandle<Result<String, crate::context::ContextError>>,
+    impl futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>> + use<>,
+) {
+    let (tx, mut rx) = mpsc::channel(4);
+    let files = spec.context.clone();
+    let dockerfile = spec.dockerfile.clone();
+    let writer = tokio::task::spawn_blocking(move || {
+        let mut w = ChannelWriter {
+            tx: tx.clone(),
+            buf: Vec::with_capacity(CHUNK),
         };
+        let result = crate::context::write_tar(&files, &dockerfile, &mut w).and_then(|name| {
+            w.flush()
+                .map(|_| name)
+                .map_err(|source| crate::context::ContextError::WriteTar { source })
+        });
+        if let Err(e) = &result {
+            // The daemon must not build from a truncated context: fail the request body.
+            let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
+        }
+        result
+    });
+    (
+        writer,
+        futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)),
+    )
+}
+
+impl Builder for DockerBuilder {
+    async fn build(
+        &self,
+        spec: &BuildSpec,
+        events: &EventSink,
+        cancel: &CancellationToken,
+    ) -> Result<BuiltImage, BuildError> {
+        let image = spec.image.as_str();
+        let dockerfile_name = crate::context::dockerfile_name(&spec.context, &spec.dockerfile)
+            .map_err(|e| BuildError::Context {
+                image: image.to_string(),
+                message: e.to_string(),
+            })?;
+        let (writer, body) = send_context(spec);
+        let options = self.options(spec, dockerfile_name);
         let mut stream =
             self.docker
                 .build_image(options, None, Some(bollard::body_try_stream(body)));

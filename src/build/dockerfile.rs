@@ -6,6 +6,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use parse_dockerfile::Dockerfile;
 
+use crate::hint::Hint;
+
 /// Errors found while reading a Dockerfile.
 #[derive(Debug, thiserror::Error)]
 pub enum DockerfileError {
@@ -26,11 +28,12 @@ pub enum DockerfileError {
     },
 
     #[error(
-        "Dockerfile line {line}: base image `{word}` expands to an empty name\n\nhint: set the build arg it uses"
+        "Dockerfile line {line}: base image `{word}` expands to an empty name{}",
+        Hint("set the build arg it uses")
     )]
     EmptyBaseImage { line: usize, word: String },
 
-    #[error("target stage `{target}` not found in the Dockerfile\n\nhint: {}", stages_hint(.stages))]
+    #[error("target stage `{target}` not found in the Dockerfile{}", Hint(stages_hint(.stages)))]
     UnknownTarget { target: String, stages: Vec<String> },
 }
 

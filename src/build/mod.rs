@@ -15,8 +15,8 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use crate::context::ContextFiles;
-use crate::error::hint_suffix;
 use crate::event::EventSink;
+use crate::hint::{Hint, suffix as hint_suffix};
 pub use artifacts::ArtifactsFileError;
 
 /// Everything one build needs, decided before the builder is called.
@@ -68,7 +68,8 @@ pub enum BuildError {
     /// A file of the context changed between hashing and sending (an editor's save, a formatter): the daemon
     /// would have built content the cache key does not describe, so the upload was stopped.
     #[error(
-        "{image}: `{path}` changed while the build context was being sent ({detail})\n\nhint: the next build picks up the new content"
+        "{image}: `{path}` changed while the build context was being sent ({detail}){}",
+        Hint("the next build picks up the new content")
     )]
     ContextChanged {
         image: String,

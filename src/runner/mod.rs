@@ -117,6 +117,15 @@ impl ArtifactResult {
     }
 }
 
+/// What is known of an artifact before the cache is asked.
+struct Planned {
+    files: crate::context::ContextFiles,
+    file_digests: cache::FileDigests,
+    inputs: KeyInputs,
+    key: CacheKey,
+    build_args: BTreeMap<String, String>,
+}
+
 /// The artifacts to build for `only` (plus everything they require), in config order.
 pub fn select<'a>(cfg: &'a Config, only: &[String]) -> Result<Vec<&'a Artifact>, Error> {
     if only.is_empty() {
@@ -371,6 +380,56 @@ impl<B: Builder> BuildRun<'_, B> {
         done: &HashMap<String, ArtifactResult>,
         opts: &BuildOptions,
     ) -> Result<ArtifactResult, Error> {
+        let planned = self.plan(a, done).await?;
+        let key = planned.key.clone();
+        let repository = tag::apply_default_repo(&a.image, opts.default_repo.as_deref());
+        let tag = match &opts.tag {
+            Some(t) => t.clone(),
+            None => tag::tag_for(
+                &self.cfg.build.tag_policy,
+                &a.image,
+                key.short(),
+                self.vars,
+                &self.now,
+            )?,
+        };
+        let push = opts.push || self.cfg.build.push;
+        let content_tag = opts.tag.is_none()
+            && self.cfg.build.tag_policy == crate::config::TagPolicy::InputDigest;
+        let result = |image_id: String, digest: Option<String>, cached: bool| ArtifactResult {
+            image: a.image.clone(),
+            repository: repository.clone(),
+            tag: tag.clone(),
+            image_id,
+            digest,
+            key: key.clone(),
+            cached,
+            content_tag,
+            loaded: false,
+        };
+        if !opts.no_cache
+            && let Some((image_id, digest)) = self.reuse(&planned, &repository, &tag, push).await?
+        {
+            let r = result(image_id, digest, true);
+            self.events.emit(Event::BuildCached {
+                image: a.image.clone(),
+                tag: r.reference(),
+                key: key.to_string(),
+            });
+            return Ok(r);
+        }
+        let (image_id, digest) = self
+            .build_missed(a, planned, &repository, &tag, push, opts)
+            .await?;
+        Ok(result(image_id, digest, false))
+    }
+
+    /// Everything known of `a` before the cache is asked: its exact context, build args and cache key.
+    async fn plan(
+        &self,
+        a: &Artifact,
+        done: &HashMap<String, ArtifactResult>,
+    ) -> Result<Planned, Error> {
         // 1. The exact context and its content digest (blocking file I/O off the async threads).
         let (context_dir, dockerfile) = (a.context.clone(), a.dockerfile.clone());
         let store = self.store.clone();
@@ -428,60 +487,63 @@ impl<B: Builder> BuildRun<'_, B> {
         inputs.required = required;
         inputs.base_images = base_images;
         let key = cache::key(&inputs);
-        let repository = tag::apply_default_repo(&a.image, opts.default_repo.as_deref());
-        let tag = match &opts.tag {
-            Some(t) => t.clone(),
-            None => tag::tag_for(
-                &self.cfg.build.tag_policy,
-                &a.image,
-                key.short(),
-                self.vars,
-                &self.now,
-            )?,
-        };
-        let push = opts.push || self.cfg.build.push;
-        let content_tag = opts.tag.is_none()
-            && self.cfg.build.tag_policy == crate::config::TagPolicy::InputDigest;
-        let result = |image_id: String, digest: Option<String>, cached: bool| ArtifactResult {
-            image: a.image.clone(),
-            repository: repository.clone(),
-            tag: tag.clone(),
-            image_id,
-            digest,
-            key: key.clone(),
-            cached,
-            content_tag,
-            loaded: false,
-        };
+        Ok(Planned {
+            files,
+            file_digests,
+            inputs,
+            key,
+            build_args,
+        })
+    }
 
-        // 4. Cache: an image built for this key that still exists is reused (re-tagged, pushed if needed).
-        if !opts.no_cache
-            && let Some(mut rec) = self.store.lookup(&key)
-            && self.builder.image_id(&rec.image_id).await?.as_deref() == Some(rec.image_id.as_str())
-        {
-            self.builder.tag(&rec.image_id, &repository, &tag).await?;
-            let digest = if push {
-                let remote = self.builder.remote_digest(&repository, &tag).await?;
-                match remote {
-                    Some(d) if rec.pushed_digest.as_deref() == Some(d.as_str()) => Some(d),
-                    _ => Some(
-                        self.push_and_record(&mut rec, &repository, &tag, &file_digests)
-                            .await?,
-                    ),
-                }
-            } else {
-                None
-            };
-            let r = result(rec.image_id.clone(), digest, true);
-            self.events.emit(Event::BuildCached {
-                image: a.image.clone(),
-                tag: r.reference(),
-                key: key.to_string(),
-            });
-            return Ok(r);
+    /// Step 4, the cache: an image built for this key that still exists is reused (re-tagged, pushed if needed).
+    /// Returns its image ID and pushed digest; `None` when there is none to reuse.
+    async fn reuse(
+        &self,
+        planned: &Planned,
+        repository: &str,
+        tag: &str,
+        push: bool,
+    ) -> Result<Option<(String, Option<String>)>, Error> {
+        let Some(mut rec) = self.store.lookup(&planned.key) else {
+            return Ok(None);
+        };
+        if self.builder.image_id(&rec.image_id).await?.as_deref() != Some(rec.image_id.as_str()) {
+            return Ok(None);
         }
+        self.builder.tag(&rec.image_id, repository, tag).await?;
+        let digest = if push {
+            let remote = self.builder.remote_digest(repository, tag).await?;
+            match remote {
+                Some(d) if rec.pushed_digest.as_deref() == Some(d.as_str()) => Some(d),
+                _ => Some(
+                    self.push_and_record(&mut rec, repository, tag, &planned.file_digests)
+                        .await?,
+                ),
+            }
+        } else {
+            None
+        };
+        Ok(Some((rec.image_id.clone(), digest)))
+    }
 
-        // 5. Miss: say why, build, record.
+    /// Step 5, a miss: say why, build, record (and push). Returns the image ID and the pushed digest.
+    async fn build_missed(
+        &self,
+        a: &Artifact,
+        planned: Planned,
+        repository: &str,
+        tag: &str,
+        push: bool,
+        opts: &BuildOptions,
+    ) -> Result<(String, Option<String>), Error> {
+        let Planned {
+            files,
+            file_digests,
+            inputs,
+            key,
+            build_args,
+        } = planned;
         let previous = self.store.last_build(&self.cfg.base_dir, &a.image);
         let reasons = cache::explain(previous.as_ref(), &inputs, &file_digests)
             .iter()
@@ -494,14 +556,14 @@ impl<B: Builder> BuildRun<'_, B> {
         };
         self.events.emit(Event::BuildStarted {
             image: a.image.clone(),
-            tag: tag::with_tag(&repository, &tag),
+            tag: tag::with_tag(repository, tag),
             key: key.to_string(),
             reasons,
         });
         let started = Instant::now();
         let spec = BuildSpec {
             image: a.image.clone(),
-            tag: tag::with_tag(&repository, &tag),
+            tag: tag::with_tag(repository, tag),
             context: Arc::new(files),
             dockerfile: a.dockerfile.clone(),
             target: a.target.clone(),
@@ -522,7 +584,7 @@ impl<B: Builder> BuildRun<'_, B> {
         let mut rec = Record {
             artifact: a.image.clone(),
             project_dir: self.cfg.base_dir.clone(),
-            key: key.clone(),
+            key,
             inputs,
             image_id: built.image_id.clone(),
             tag: spec.tag.clone(),
@@ -535,13 +597,13 @@ impl<B: Builder> BuildRun<'_, B> {
         self.store.record(&rec, &file_digests)?;
         let digest = if push {
             Some(
-                self.push_and_record(&mut rec, &repository, &tag, &file_digests)
+                self.push_and_record(&mut rec, repository, tag, &file_digests)
                     .await?,
             )
         } else {
             None
         };
-        Ok(result(built.image_id, digest, false))
+        Ok((built.image_id, digest))
     }
 
     /// Pushes `repository:tag` and records the pushed digest with the build, so an unchanged image is not pushed
@@ -564,236 +626,4 @@ impl<B: Builder> BuildRun<'_, B> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::fakes::{FakeBuilder, Fixture};
-    use super::*;
-    use std::sync::Mutex;
-
-    #[tokio::test]
-    async fn builds_in_dependency_order_then_hits_the_cache() {
-        let fx = Fixture::new();
-        let builder = FakeBuilder::default();
-        let (r, _) = fx.run(&builder, &BuildOptions::default()).await;
-        let r = r.unwrap();
-        assert_eq!(
-            r.iter().map(|a| a.image.as_str()).collect::<Vec<_>>(),
-            ["app", "base", "other"],
-            "config order"
-        );
-        let order = builder.builds.lock().unwrap().clone();
-        let pos = |n: &str| order.iter().position(|x| x == n).unwrap();
-        assert!(pos("base") < pos("app"));
-        assert!(r.iter().all(|a| !a.cached));
-
-        let (r2, ev) = fx.run(&builder, &BuildOptions::default()).await;
-        assert!(r2.unwrap().iter().all(|a| a.cached));
-        assert_eq!(builder.builds.lock().unwrap().len(), 3, "nothing rebuilt");
-        assert_eq!(
-            ev.iter()
-                .filter(|e| matches!(e, Event::BuildCached { .. }))
-                .count(),
-            3
-        );
-    }
-
-    #[tokio::test]
-    async fn a_base_change_rebuilds_its_dependents_only_and_says_why() {
-        let fx = Fixture::new();
-        let builder = FakeBuilder::default();
-        fx.run(&builder, &BuildOptions::default()).await.0.unwrap();
-        std::fs::write(fx.dir.path().join("base/f"), "changed").unwrap();
-        let (r, ev) = fx.run(&builder, &BuildOptions::default()).await;
-        let r = r.unwrap();
-        let rebuilt: Vec<_> = r
-            .iter()
-            .filter(|a| !a.cached)
-            .map(|a| a.image.as_str())
-            .collect();
-        assert_eq!(rebuilt, ["app", "base"]);
-        let reasons: Vec<String> = ev
-            .iter()
-            .filter_map(|e| match e {
-                Event::BuildStarted { image, reasons, .. } if image == "base" => {
-                    Some(reasons.join("; "))
-                }
-                _ => None,
-            })
-            .collect();
-        assert!(reasons[0].contains('f'), "{reasons:?}");
-    }
-
-    /// Regression (issue 11): in `devloop build`, a file saved while the context was being sent failed the build.
-    #[tokio::test]
-    async fn a_file_changed_while_sent_is_read_once_more_and_said_in_one_line() {
-        let fx = Fixture::new();
-        let builder = FakeBuilder {
-            changed_during_send: Mutex::new(vec!["other".into()]),
-            ..Default::default()
-        };
-        let (r, ev) = fx.run(&builder, &BuildOptions::default()).await;
-        r.unwrap();
-        let other_builds = builder
-            .builds
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|b| *b == "other")
-            .count();
-        assert_eq!(other_builds, 2, "built again with the content as it is now");
-        let said: Vec<_> = ev
-            .iter()
-            .filter_map(|e| match e {
-                Event::Warning { message } => Some(message.clone()),
-                _ => None,
-            })
-            .collect();
-        assert_eq!(said.len(), 1, "{said:?}");
-        assert!(
-            said[0].contains("changed while the build context was being sent: reading it again")
-        );
-        assert!(!ev.iter().any(|e| matches!(e, Event::BuildFailed { .. })));
-    }
-
-    #[tokio::test]
-    async fn a_failed_requirement_skips_dependents_and_others_finish() {
-        let fx = Fixture::new();
-        let builder = FakeBuilder {
-            fail: Mutex::new(vec!["base".into()]),
-            ..Default::default()
-        };
-        let (r, ev) = fx.run(&builder, &BuildOptions::default()).await;
-        let e = r.unwrap_err();
-        assert_eq!(e.exit_code(), 1);
-        let built = builder.builds.lock().unwrap().clone();
-        assert!(
-            built.contains(&"other".to_string()) && !built.contains(&"app".to_string()),
-            "{built:?}"
-        );
-        assert!(
-            e.to_string().contains("`base`") && e.to_string().contains("`app`"),
-            "{e}"
-        );
-        let failed: Vec<_> = ev
-            .iter()
-            .filter(|e| matches!(e, Event::BuildFailed { .. }))
-            .collect();
-        assert_eq!(failed.len(), 2);
-    }
-
-    #[tokio::test]
-    async fn selecting_an_artifact_builds_what_it_requires() {
-        let fx = Fixture::new();
-        let builder = FakeBuilder::default();
-        let opts = BuildOptions {
-            only: vec!["app".into()],
-            ..Default::default()
-        };
-        let r = fx.run(&builder, &opts).await.0.unwrap();
-        assert_eq!(
-            r.iter().map(|a| a.image.as_str()).collect::<Vec<_>>(),
-            ["app", "base"]
-        );
-        let opts = BuildOptions {
-            only: vec!["nope".into()],
-            ..Default::default()
-        };
-        let e = fx.run(&builder, &opts).await.0.unwrap_err().to_string();
-        assert!(
-            e.contains("`nope`") && e.contains("`app`, `base`, `other`"),
-            "{e}"
-        );
-    }
-
-    #[tokio::test]
-    async fn push_then_cached_push_is_not_repeated_and_image_removed_means_rebuild() {
-        let fx = Fixture::new();
-        let builder = FakeBuilder::default();
-        let opts = BuildOptions {
-            push: true,
-            default_repo: Some("localhost:5000".into()),
-            ..Default::default()
-        };
-        let r = fx.run(&builder, &opts).await.0.unwrap();
-        assert!(
-            r.iter()
-                .all(|a| a.reference().starts_with("localhost:5000/")
-                    && a.reference().contains("@sha256:"))
-        );
-        assert_eq!(builder.pushes.lock().unwrap().len(), 3);
-        let r = fx.run(&builder, &opts).await.0.unwrap();
-        assert!(r.iter().all(|a| a.cached));
-        assert_eq!(builder.pushes.lock().unwrap().len(), 3, "no second push");
-
-        // The daemon lost the images: the records are not trusted, everything is rebuilt.
-        builder.images.lock().unwrap().clear();
-        let r = fx.run(&builder, &BuildOptions::default()).await.0.unwrap();
-        assert!(r.iter().all(|a| !a.cached));
-    }
-
-    #[tokio::test]
-    async fn images_are_loaded_into_local_nodes_once_and_deployed_by_the_nodes_name() {
-        let fx = Fixture::new();
-        let builder = FakeBuilder::default();
-        let opts = BuildOptions {
-            deploy_tags: true,
-            load: Some(LocalCluster::Kind("dev".into())),
-            ..Default::default()
-        };
-        let r = fx.run(&builder, &opts).await.0.unwrap();
-        let mut deployed: Vec<String> = r.iter().map(|a| a.deploy_reference()).collect();
-        deployed.sort();
-        let mut loaded = builder.loads.lock().unwrap().clone();
-        loaded.sort();
-        assert_eq!(loaded, deployed);
-        assert!(
-            deployed.iter().all(|d| d.starts_with("docker.io/library/")),
-            "{deployed:?}"
-        );
-
-        // Cached and already on the node: nothing is loaded, the same references are deployed.
-        let r = fx.run(&builder, &opts).await.0.unwrap();
-        assert!(r.iter().all(|a| a.cached));
-        assert_eq!(builder.loads.lock().unwrap().len(), 3);
-        let mut again: Vec<String> = r.iter().map(|a| a.deploy_reference()).collect();
-        again.sort();
-        assert_eq!(again, deployed);
-
-        // Pushed images are never loaded.
-        let pushed = BuildOptions {
-            push: true,
-            default_repo: Some("localhost:5000".into()),
-            ..opts
-        };
-        builder.loads.lock().unwrap().clear();
-        fx.run(&builder, &pushed).await.0.unwrap();
-        assert!(builder.loads.lock().unwrap().is_empty());
-    }
-
-    #[test]
-    fn deploy_references_are_immutable() {
-        let mut r = ArtifactResult {
-            image: "api".into(),
-            repository: "api".into(),
-            tag: "v1".into(),
-            image_id: "sha256:0123456789abcdef".into(),
-            digest: None,
-            key: CacheKey::try_from("ab".repeat(32)).unwrap(),
-            cached: false,
-            content_tag: false,
-            loaded: false,
-        };
-        assert_eq!(r.deploy_reference(), "api:v1-0123456789ab");
-        r.loaded = true;
-        assert_eq!(
-            r.deploy_reference(),
-            "docker.io/library/api:v1-0123456789ab"
-        );
-        assert_eq!(r.artifact_image().repository, "docker.io/library/api");
-        r.loaded = false;
-        r.content_tag = true;
-        assert_eq!(r.deploy_reference(), "api:v1");
-        r.digest = Some("sha256:ff".into());
-        assert_eq!(r.deploy_reference(), "api:v1@sha256:ff");
-    }
-}
+mod tests;

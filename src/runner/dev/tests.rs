@@ -1,0 +1,451 @@
+//! Unit tests of the dev loop (`runner::dev`) against the fake builder and deployer.
+#![allow(clippy::unwrap_used)]
+
+use super::*;
+use crate::runner::fakes::{FakeBuilder, FakeDeployer, Fixture};
+use std::sync::{Arc, Mutex};
+
+struct Harness {
+    fx: Fixture,
+    builder: FakeBuilder,
+    deployer: FakeDeployer,
+}
+
+fn change(paths: &[PathBuf]) -> ChangeSet {
+    ChangeSet {
+        paths: paths.iter().cloned().collect(),
+        first_event_at: Instant::now(),
+        manual: false,
+        warnings: Vec::new(),
+    }
+}
+
+impl Harness {
+    fn new() -> Harness {
+        Harness {
+            fx: Fixture::new(),
+            builder: FakeBuilder::default(),
+            deployer: FakeDeployer::default(),
+        }
+    }
+
+    /// Runs the loop; `script` gets the sender and the shutdown token and drives it.
+    async fn run<F, Fut>(&self, script: F) -> (DevSummary, Vec<Event>)
+    where
+        F: FnOnce(
+            mpsc::UnboundedSender<ChangeSet>,
+            CancellationToken,
+            Arc<Mutex<Vec<Event>>>,
+        ) -> Fut,
+        Fut: std::future::Future<Output = ()>,
+    {
+        self.run_with(BuildOptions::default(), script).await
+    }
+
+    /// [`Harness::run`] with these build options.
+    async fn run_with<F, Fut>(&self, build: BuildOptions, script: F) -> (DevSummary, Vec<Event>)
+    where
+        F: FnOnce(
+            mpsc::UnboundedSender<ChangeSet>,
+            CancellationToken,
+            Arc<Mutex<Vec<Event>>>,
+        ) -> Fut,
+        Fut: std::future::Future<Output = ()>,
+    {
+        let cfg = self.fx.config();
+        let store = Store::open(self.fx.cache.path()).unwrap();
+        let vars = Vars::new(self.fx.dir.path(), "t".into(), Arc::new(|_: &str| None));
+        let (events, seen) = EventSink::collector();
+        let reload_cfg = cfg.clone();
+        let reload = move || -> Result<Config, Error> { Ok(reload_cfg.clone()) };
+        let plan = |_: &Config, images: &[ArtifactImage]| -> Result<Vec<String>, Error> {
+            Ok(images.iter().map(|i| i.reference.clone()).collect())
+        };
+        let dev = DevLoop {
+            builder: &self.builder,
+            deployer: &self.deployer,
+            store: &store,
+            vars: &vars,
+            events,
+            reload: &reload,
+            plan: &plan,
+            opts: DevOptions {
+                build,
+                status_deadline: Duration::from_secs(5),
+                cleanup: true,
+                cleanup_timeout: Duration::from_secs(5),
+            },
+            progress: tokio::sync::watch::channel(0).0,
+        };
+        let (tx, rx) = mpsc::unbounded_channel();
+        let shutdown = CancellationToken::new();
+        let (summary, ()) = tokio::join!(
+            dev.run(cfg, rx, shutdown.clone()),
+            script(tx, shutdown, seen.clone())
+        );
+        let ev = seen.lock().unwrap().clone();
+        (summary.unwrap(), ev)
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.fx.dir.path().canonicalize().unwrap().join(rel)
+    }
+}
+
+/// Waits until `pred` holds for the events seen so far (bounded).
+async fn until(seen: &Arc<Mutex<Vec<Event>>>, pred: impl Fn(&[Event]) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !pred(&seen.lock().unwrap()) {
+        assert!(
+            Instant::now() < deadline,
+            "timed out; events: {:?}",
+            seen.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn count(ev: &[Event], f: impl Fn(&Event) -> bool) -> usize {
+    ev.iter().filter(|e| f(e)).count()
+}
+
+fn iterations(ev: &[Event]) -> usize {
+    count(ev, |e| matches!(e, Event::Iteration { .. }))
+}
+
+#[tokio::test]
+async fn first_iteration_builds_and_deploys_then_a_change_rebuilds_only_what_it_affects() {
+    let h = Harness::new();
+    let base_file = h.path("base/f");
+    let (summary, ev) = h
+        .run(|tx, shutdown, seen| async move {
+            until(&seen, |e| iterations(e) == 1).await;
+            std::fs::write(&base_file, "base v2").unwrap();
+            tx.send(change(std::slice::from_ref(&base_file))).unwrap();
+            until(&seen, |e| iterations(e) == 2).await;
+            shutdown.cancel();
+        })
+        .await;
+    assert_eq!(summary.iterations, 2);
+    let builds = h.builder.builds.lock().unwrap().clone();
+    assert_eq!(
+        builds.len(),
+        5,
+        "3 at start, then base and app (which requires base): {builds:?}"
+    );
+    assert!(builds[3..].contains(&"base".to_string()) && builds[3..].contains(&"app".to_string()));
+    let mut second = ev.iter().filter_map(|e| match e {
+        Event::Iteration {
+            rebuilt, cached, ..
+        } => Some((rebuilt.clone(), cached.clone())),
+        _ => None,
+    });
+    let (rebuilt, _) = second.next_back().unwrap();
+    assert_eq!(rebuilt, vec!["app".to_string(), "base".to_string()]);
+    assert_eq!(
+        *h.deployer.deletes.lock().unwrap(),
+        1,
+        "cleanup on shutdown"
+    );
+    assert!(summary.median_ms().is_some());
+}
+
+/// Regression (issue 11): an editor's autosave during a build was reported as `buildFailed` +
+/// `iterationFailed` ("changed while the build context was being sent").
+#[tokio::test]
+async fn a_file_changed_while_its_context_is_sent_supersedes_the_build_silently() {
+    let h = Harness::new();
+    let app_file = h.path("app/f");
+    let (summary, ev) = h
+        .run_with(
+            BuildOptions {
+                changes_supersede: true,
+                ..BuildOptions::default()
+            },
+            |tx, shutdown, seen| {
+                let builder = &h.builder;
+                async move {
+                    until(&seen, |e| iterations(e) == 1).await;
+                    builder
+                        .changed_during_send
+                        .lock()
+                        .unwrap()
+                        .push("app".into());
+                    std::fs::write(&app_file, "app v2").unwrap();
+                    tx.send(change(std::slice::from_ref(&app_file))).unwrap();
+                    // The save that overtook the build arrives: the loop goes again with both.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    std::fs::write(&app_file, "app v3").unwrap();
+                    tx.send(change(std::slice::from_ref(&app_file))).unwrap();
+                    until(&seen, |e| iterations(e) == 2).await;
+                    shutdown.cancel();
+                }
+            },
+        )
+        .await;
+    assert_eq!(
+        count(&ev, |e| matches!(
+            e,
+            Event::IterationFailed { .. } | Event::BuildFailed { .. }
+        )),
+        0,
+        "{ev:#?}"
+    );
+    assert_eq!(summary.iterations, 2);
+    assert_eq!(
+        summary.save_to_ready_ms.len(),
+        1,
+        "the start-up is not a save"
+    );
+    assert_eq!(summary.rebuilt, 1);
+}
+
+#[test]
+fn the_summary_is_over_saves_with_a_true_median_and_a_p90_from_ten() {
+    let mut s = DevSummary {
+        save_to_ready_ms: vec![900, 100],
+        ..Default::default()
+    };
+    assert_eq!(
+        s.median_ms(),
+        Some(500),
+        "two values: their mean, not the lower one"
+    );
+    assert_eq!(s.p90_ms(), None);
+    s.save_to_ready_ms = (1..=10).map(|i| i * 100).collect();
+    assert_eq!(s.median_ms(), Some(550));
+    assert_eq!(s.p90_ms(), Some(900));
+    s.save_to_ready_ms = vec![300, 100, 200];
+    assert_eq!(s.median_ms(), Some(200));
+}
+
+#[tokio::test]
+async fn every_iteration_loads_what_it_built_into_local_nodes_and_deploys_their_names() {
+    let h = Harness::new();
+    let base_file = h.path("base/f");
+    let build = BuildOptions {
+        load: Some(crate::build::load::LocalCluster::Kind("dev".into())),
+        ..BuildOptions::default()
+    };
+    h.run_with(build, |tx, shutdown, seen| async move {
+        until(&seen, |e| iterations(e) == 1).await;
+        std::fs::write(&base_file, "base v2").unwrap();
+        tx.send(change(std::slice::from_ref(&base_file))).unwrap();
+        until(&seen, |e| iterations(e) == 2).await;
+        shutdown.cancel();
+    })
+    .await;
+    let loads = h.builder.loads.lock().unwrap().clone();
+    assert_eq!(
+        loads.len(),
+        5,
+        "3 at start, then the new base and app: {loads:?}"
+    );
+    let deploys = h.deployer.deploys.lock().unwrap().clone();
+    for plan in &deploys {
+        assert!(plan.iter().all(|r| loads.contains(r)), "{plan:?} {loads:?}");
+    }
+    assert_ne!(deploys[0], deploys[deploys.len() - 1]);
+}
+
+#[tokio::test]
+async fn a_change_without_new_content_triggers_nothing() {
+    let h = Harness::new();
+    let f = h.path("other/f");
+    let (_, ev) = h
+        .run(|tx, shutdown, seen| async move {
+            until(&seen, |e| iterations(e) == 1).await;
+            // A save without an edit: the event arrives, the content is the same.
+            std::fs::write(&f, "other").unwrap();
+            tx.send(change(std::slice::from_ref(&f))).unwrap();
+            until(&seen, |e| {
+                count(e, |x| matches!(x, Event::BuildCached { .. })) >= 1
+            })
+            .await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            shutdown.cancel();
+        })
+        .await;
+    assert_eq!(h.builder.builds.lock().unwrap().len(), 3, "no rebuild");
+    assert_eq!(iterations(&ev), 1, "no iteration is reported");
+    let deploys = h.deployer.deploys.lock().unwrap().clone();
+    assert_eq!(
+        deploys[0],
+        deploys[deploys.len() - 1],
+        "the same plan: nothing to apply"
+    );
+}
+
+#[tokio::test]
+async fn changes_during_a_build_cancel_it_and_are_merged() {
+    let h = Harness::new();
+    let (a, o) = (h.path("app/f"), h.path("other/f"));
+    let builder_delay = &h.builder.delay;
+    let (_, ev) = h
+        .run(|tx, shutdown, seen| async move {
+            until(&seen, |e| iterations(e) == 1).await;
+            *builder_delay.lock().unwrap() = Duration::from_millis(400);
+            std::fs::write(&a, "app v2").unwrap();
+            tx.send(change(std::slice::from_ref(&a))).unwrap();
+            until(&seen, |e| {
+                count(e, |x| matches!(x, Event::BuildStarted { .. })) >= 4
+            })
+            .await;
+            // A second edit while the first build runs: the build is dropped, both changes go together.
+            std::fs::write(&o, "other v2").unwrap();
+            tx.send(change(std::slice::from_ref(&o))).unwrap();
+            until(&seen, |e| iterations(e) == 2).await;
+            shutdown.cancel();
+        })
+        .await;
+    assert_eq!(
+        count(&ev, |e| matches!(e, Event::IterationCancelled { .. })),
+        1
+    );
+    let last = ev.iter().rev().find_map(|e| match e {
+        Event::Iteration {
+            rebuilt, changed, ..
+        } => Some((rebuilt.clone(), changed.clone())),
+        _ => None,
+    });
+    let (rebuilt, changed) = last.unwrap();
+    assert_eq!(
+        rebuilt,
+        vec!["app".to_string(), "other".to_string()],
+        "the merged iteration rebuilds both"
+    );
+    assert_eq!(changed.len(), 2);
+}
+
+#[tokio::test]
+async fn coalesces_queued_changes_into_one_iteration() {
+    let h = Harness::new();
+    let (a, o) = (h.path("app/f"), h.path("other/f"));
+    let (_, ev) = h
+        .run(|tx, shutdown, seen| async move {
+            until(&seen, |e| iterations(e) == 1).await;
+            std::fs::write(&a, "app v3").unwrap();
+            std::fs::write(&o, "other v3").unwrap();
+            tx.send(change(std::slice::from_ref(&a))).unwrap();
+            tx.send(change(std::slice::from_ref(&o))).unwrap();
+            until(&seen, |e| iterations(e) >= 2).await;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            shutdown.cancel();
+        })
+        .await;
+    let rebuilt: Vec<Vec<String>> = ev
+        .iter()
+        .filter_map(|e| match e {
+            Event::Iteration { rebuilt, .. } => Some(rebuilt.clone()),
+            _ => None,
+        })
+        .collect();
+    let all: Vec<String> = rebuilt[1..].concat();
+    assert!(
+        all.contains(&"app".to_string()) && all.contains(&"other".to_string()),
+        "{rebuilt:?}"
+    );
+    assert_eq!(all.len(), 2, "each rebuilt once: {rebuilt:?}");
+}
+
+#[tokio::test]
+async fn a_failed_build_is_reported_and_the_loop_keeps_watching() {
+    let h = Harness::new();
+    let o = h.path("other/f");
+    let fail = &h.builder.fail;
+    let (summary, ev) = h
+        .run(|tx, shutdown, seen| async move {
+            until(&seen, |e| iterations(e) == 1).await;
+            fail.lock().unwrap().push("other".into());
+            std::fs::write(&o, "broken").unwrap();
+            tx.send(change(std::slice::from_ref(&o))).unwrap();
+            until(&seen, |e| {
+                count(e, |x| matches!(x, Event::IterationFailed { .. })) == 1
+            })
+            .await;
+            fail.lock().unwrap().clear();
+            std::fs::write(&o, "fixed").unwrap();
+            tx.send(change(std::slice::from_ref(&o))).unwrap();
+            until(&seen, |e| iterations(e) == 2).await;
+            shutdown.cancel();
+        })
+        .await;
+    assert_eq!(summary.iterations, 3);
+    assert_eq!(
+        count(&ev, |e| matches!(e, Event::IterationFailed { .. })),
+        1
+    );
+}
+
+#[test]
+fn affected_artifacts_include_dependents() {
+    let fx = Fixture::new();
+    let cfg = fx.config();
+    let base = fx.dir.path().canonicalize().unwrap().join("base/f");
+    assert_eq!(
+        affected_artifacts(&cfg, &BTreeSet::from([base])),
+        vec!["app".to_string(), "base".to_string()]
+    );
+    let unrelated = fx.dir.path().canonicalize().unwrap().join("README.md");
+    assert!(affected_artifacts(&cfg, &BTreeSet::from([unrelated])).is_empty());
+}
+
+#[test]
+fn sync_takes_only_changes_every_rule_covers() {
+    let fx = Fixture::new();
+    let root = fx.dir.path().canonicalize().unwrap();
+    std::fs::create_dir_all(root.join("other/static/css")).unwrap();
+    std::fs::write(root.join("other/static/css/a.css"), "a").unwrap();
+    std::fs::write(root.join("other/static/b.txt"), "b").unwrap();
+    std::fs::write(root.join("other/.dockerignore"), "**/*.txt\n").unwrap();
+    std::fs::write(
+        root.join("devloop.yaml"),
+        "apiVersion: devloop/v1alpha1\nkind: Config\nbuild:\n  artifacts:\n    - image: app\n      context: app\n      requires: [{image: base}]\n    - image: base\n      context: base\n      sync: {manual: [{src: '*', dest: /}]}\n    - image: other\n      context: other\n      sync: {manual: [{src: 'static/**', dest: /srv/www, strip: static/}]}\n",
+    )
+    .unwrap();
+    let cfg = fx.config();
+    let other = cfg
+        .build
+        .artifacts
+        .iter()
+        .find(|a| a.image == "other")
+        .unwrap();
+    let base = cfg
+        .build
+        .artifacts
+        .iter()
+        .find(|a| a.image == "base")
+        .unwrap();
+    let paths = |ps: &[&str]| -> BTreeSet<PathBuf> { ps.iter().map(|p| root.join(p)).collect() };
+
+    // Taken by the rule, with the prefix stripped; a file .dockerignore leaves out does not count.
+    assert_eq!(
+        sync_files(
+            &cfg,
+            other,
+            &paths(&["other/static/css/a.css", "other/static/b.txt", "app/f"])
+        ),
+        Some(vec![SyncFile {
+            local: root.join("other/static/css/a.css"),
+            dest: "/srv/www/css/a.css".into(),
+        }])
+    );
+    // A file no rule takes, the Dockerfile, the ignore file, a deleted file: rebuild.
+    assert_eq!(sync_files(&cfg, other, &paths(&["other/f"])), None);
+    assert_eq!(sync_files(&cfg, other, &paths(&["other/Dockerfile"])), None);
+    assert_eq!(
+        sync_files(&cfg, other, &paths(&["other/.dockerignore"])),
+        None
+    );
+    assert_eq!(
+        sync_files(&cfg, other, &paths(&["other/static/gone.css"])),
+        None
+    );
+    // Only ignored files changed: nothing to sync (the build path finds the cache unchanged).
+    assert_eq!(
+        sync_files(&cfg, other, &paths(&["other/static/b.txt"])),
+        None
+    );
+    // An image other artifacts require is rebuilt: they are built from it.
+    assert_eq!(sync_files(&cfg, base, &paths(&["base/f"])), None);
+}
