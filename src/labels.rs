@@ -20,6 +20,14 @@ pub const DOCKER_ARTIFACT: &str = "dev.devloop.artifact";
 /// The label holding a container's name in `deploy.docker` (without the project prefix).
 pub const DOCKER_CONTAINER: &str = "dev.devloop.container";
 
+/// The labels devloop puts on every Kubernetes object of `project`.
+pub fn kube_labels(project: &str) -> std::collections::BTreeMap<String, String> {
+    std::collections::BTreeMap::from([
+        (KUBE_MANAGED_BY.0.to_string(), KUBE_MANAGED_BY.1.to_string()),
+        (KUBE_PROJECT.to_string(), project.to_string()),
+    ])
+}
+
 /// The selector of every Kubernetes object devloop manages: `app.kubernetes.io/managed-by=devloop`.
 pub fn kube_managed_selector() -> String {
     format!("{}={}", KUBE_MANAGED_BY.0, KUBE_MANAGED_BY.1)

@@ -1,8 +1,6 @@
 //! `devloop dev`: config → watcher + dev loop (build, render, apply, wait) + pod logs, until a signal (Ctrl-C,
 //! SIGTERM, SIGHUP); then clean up what was deployed.
 
-use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -12,19 +10,18 @@ use crate::cache::Store;
 use crate::cli::{DevArgs, GlobalArgs, TriggerArg};
 use crate::config::Config;
 use crate::connectivity::Connectivity;
-use crate::context::{DockerIgnore, read_ignore_rules};
 use crate::deploy::docker::DockerPlan;
 use crate::deploy::kube::KubePlan;
 use crate::error::Error;
 use crate::event::Event;
 use crate::output::Console;
-use crate::port_forward::{ForwardSpec, Forwarder, PortRef, ResourceType};
-use crate::render::inputs::{Input, inputs};
+use crate::port_forward::Forwarder;
+use crate::runner::dev::spec::{Forwards, forward_specs, watch_spec};
 use crate::runner::dev::{DevLoop, DevOptions, ReloadFn, session};
 use crate::settings::{BuildFlags, CLEANUP_TIMEOUT, Destination, Settings};
 use crate::tag::Timestamp;
 use crate::template::Vars;
-use crate::watch::{Trigger, WatchRoot, WatchSpec, Watcher};
+use crate::watch::{Trigger, WatchSpec, Watcher};
 
 /// Runs `devloop dev`.
 pub async fn run(global: &GlobalArgs, args: DevArgs, console: Console) -> Result<(), Error> {
@@ -80,7 +77,13 @@ pub async fn run(global: &GlobalArgs, args: DevArgs, console: Console) -> Result
     let namespaces = crate::deploy::kube::namespaces_of(&initial.objects, &target.namespace);
     let home = target.home_namespace(&initial.objects);
     let (progress_tx, mut progress_rx) = tokio::sync::watch::channel(0usize);
-    let forwards = forward_specs(&cfg, &home, &initial.objects, args.port_forward, &console)?;
+    let Forwards {
+        specs: forwards,
+        no_service,
+    } = forward_specs(&cfg, &home, &initial.objects, args.port_forward);
+    if no_service {
+        console.info("--port-forward: the project renders no Service with a selector");
+    }
     let dev = DevLoop {
         builder: &builder,
         deployer: &target,
@@ -198,7 +201,7 @@ fn reloader(
     move || {
         let cfg = super::load_config(&global, "dev", &console)?;
         // The session may be over; then nobody needs the new spec.
-        let _ = respec.send(watch_spec(&cfg, &args));
+        let _ = respec.send(watched(&cfg, &args));
         Ok(cfg)
     }
 }
@@ -206,7 +209,7 @@ fn reloader(
 /// Starts watching what `cfg` builds and renders, and reads Enter in manual mode.
 fn start_watcher(cfg: &Config, args: &DevArgs, console: &Console) -> Result<Watcher, Error> {
     let (mut watcher, warnings) =
-        Watcher::start(watch_spec(cfg, args)).map_err(|e| Error::Io(e.to_string()))?;
+        Watcher::start(watched(cfg, args)).map_err(|e| Error::Io(e.to_string()))?;
     for w in warnings {
         console.sink().emit(Event::Warning {
             message: w.to_string(),
@@ -292,80 +295,12 @@ fn dev_options(settings: &Settings, args: &DevArgs) -> DevOptions {
     }
 }
 
-/// The forwards `devloop dev` keeps open: `portForward:` entries (in `namespace` when they name none), plus every
-/// Service port among `objects` with `--port-forward`.
-fn forward_specs(
-    cfg: &Config,
-    namespace: &str,
-    objects: &[serde_json::Value],
-    all_services: bool,
-    console: &Console,
-) -> Result<Vec<ForwardSpec>, Error> {
-    let mut specs = Vec::new();
-    for p in &cfg.port_forwards {
-        let Some(resource_type) = ResourceType::parse(&p.resource_type) else {
-            continue;
-        };
-        let port = match p.port.parse::<u16>() {
-            Ok(n) => PortRef::Number(n),
-            Err(_) => PortRef::Name(p.port.clone()),
-        };
-        specs.push(ForwardSpec {
-            resource_type,
-            name: p.resource_name.clone(),
-            namespace: p.namespace.clone().unwrap_or_else(|| namespace.to_string()),
-            port,
-            local_port: p.local_port,
-            address: p.address,
-        });
-    }
-    if all_services {
-        let found = crate::port_forward::service_specs(
-            objects.iter(),
-            std::net::IpAddr::from([127, 0, 0, 1]),
-        );
-        if found.is_empty() {
-            console.info("--port-forward: the project renders no Service with a selector");
-        }
-        specs.extend(found);
-    }
-    Ok(specs)
-}
-
-/// What `devloop dev` watches: each artifact's context (minus what its `.dockerignore` excludes) and Dockerfile,
-/// the manifest sources, and the config file.
-fn watch_spec(cfg: &Config, args: &DevArgs) -> WatchSpec {
-    let mut spec = WatchSpec::new(&cfg.base_dir);
-    spec.debounce = Duration::from_millis(args.debounce);
-    spec.trigger = match args.trigger {
+/// What the session watches, with the flags' debounce and trigger.
+fn watched(cfg: &Config, args: &DevArgs) -> WatchSpec {
+    let trigger = match args.trigger {
         TriggerArg::Notify => Trigger::Notify,
         TriggerArg::Polling => Trigger::Polling,
         TriggerArg::Manual => Trigger::Manual,
     };
-    for a in &cfg.build.artifacts {
-        let mut root = WatchRoot::dir(&a.context);
-        // Directories may only be skipped when no `!` rule can bring something below them back.
-        if let Ok(rules) = read_ignore_rules(&a.context, &a.dockerfile)
-            && let Ok(ignore) = DockerIgnore::from_rules(&rules)
-            && !ignore.has_exceptions()
-        {
-            let ignore = Arc::new(ignore);
-            root = root.with_exclude(move |rel: &Path| ignore.is_excluded(&rel.to_string_lossy()));
-        }
-        spec.roots.push(root);
-        if !a.dockerfile.starts_with(&a.context) {
-            spec.roots.push(WatchRoot::file(&a.dockerfile));
-        }
-    }
-    for input in inputs(&cfg.manifests, &cfg.base_dir) {
-        match input {
-            Input::Dir(d) if d.is_dir() => spec.roots.push(WatchRoot::dir(d)),
-            Input::File(f) => spec.roots.push(WatchRoot::file(f)),
-            Input::Dir(_) => {}
-        }
-    }
-    spec.roots.push(WatchRoot::file(
-        std::path::absolute(&cfg.file).unwrap_or_else(|_| cfg.base_dir.join("devloop.yaml")),
-    ));
-    spec
+    watch_spec(cfg, Duration::from_millis(args.debounce), trigger)
 }

@@ -7,7 +7,6 @@ use crate::cli::{GlobalArgs, RenderArgs};
 use crate::config::Config;
 use crate::error::Error;
 use crate::event::{BuiltArtifact, Event};
-use crate::labels::{KUBE_MANAGED_BY, KUBE_PROJECT};
 use crate::output::Console;
 use crate::render::{self, ArtifactImage, RenderRequest};
 use crate::settings::{BuildFlags, Destination, Settings};
@@ -31,14 +30,6 @@ pub async fn run(global: &GlobalArgs, args: RenderArgs, console: Console) -> Res
         None => console.data(&yaml),
     }
     Ok(())
-}
-
-/// The labels devloop puts on every object of `cfg`'s project.
-pub fn labels(cfg: &Config) -> BTreeMap<String, String> {
-    BTreeMap::from([
-        (KUBE_MANAGED_BY.0.to_string(), KUBE_MANAGED_BY.1.to_string()),
-        (KUBE_PROJECT.to_string(), cfg.project.clone()),
-    ])
 }
 
 /// Renders the config's manifests with `images` (`namespace` for objects that name none; `explicit` when it
@@ -68,7 +59,7 @@ pub fn render_quietly(
     explicit: bool,
 ) -> Result<render::Rendered, Error> {
     let env: BTreeMap<String, String> = std::env::vars().collect();
-    let labels = labels(cfg);
+    let labels = crate::labels::kube_labels(&cfg.project);
     Ok(render::render(&RenderRequest {
         base_dir: &cfg.base_dir,
         manifests: &cfg.manifests,

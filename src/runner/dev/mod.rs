@@ -3,6 +3,8 @@
 //! merged changes (latest wins); an apply in progress is never cut. Failures are reported and the loop keeps
 //! watching. Emits events; prints nothing.
 
+pub mod spec;
+
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::pin::pin;
