@@ -1,4 +1,5 @@
-//! Errors, top level: every stage error → one rendered message with hints and an exit code. Prints nothing itself.
+//! Errors, top level: every stage error → one rendered message with hints and an exit code. The aggregate: only
+//! `runner/`, `commands/` and `lib.rs` use it (stages word their own errors, with `crate::hint`). Prints nothing.
 
 use std::fmt;
 
@@ -62,7 +63,8 @@ impl Error {
         matches!(self, Error::Build(e) if e.is_superseded())
     }
 
-    /// The process exit code for this error (see DESIGN: 1 pipeline failure, 2 usage/config/environment).
+    /// The process exit code for this error: 1 the pipeline failed, 2 usage, configuration or environment (the
+    /// consts above; the README lists them).
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Build(e) if e.is_environment() => EXIT_USAGE,

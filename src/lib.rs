@@ -3,26 +3,48 @@
 //! ```text
 //!  files ──walk──▶ ContextFiles ──hash──▶ CacheKey ──cache──▶ Hit(image) | Miss
 //!                                                               │
-//!                                       build (Docker Engine API) ──▶ BuiltImage{image_id} ──▶ tag · push
+//!                                       build (Docker Engine API) ──▶ BuiltImage{image_id} ──▶ tag · push | load
 //!                                                               │
-//!  manifests ──render(images, labels, namespace)──▶ objects ──▶ YAML (stdout) │ deploy (next)
+//!  manifests ──render(images, labels, namespace)──▶ objects ──deploy (server-side apply, prune)──▶ DeployedSet
+//!                                                               │
+//!                                      status (rollout wait) · logs · port-forward · sync (no rebuild)
+//!  dev: watch ──ChangeSet──▶ the loop above, latest wins
 //! ```
 //!
-//! Modules, in data-flow order: [`cli`] (arguments) → [`config`] (devloop.yaml + profiles; [`config::compose`]
-//! turns a docker-compose file into one for `devloop init`) → [`context`]
-//! (the exact build context and its tar) → [`cache`] (content digests, keys, build records) → [`template`] and
-//! [`tag`] (build args, image references) → [`build`] (Builder seam, Docker backend) → [`render`] (manifests →
-//! objects) → [`runner`] (wires the stages, owns concurrency and cancellation) → [`commands`] (one per
-//! subcommand) → [`event`] and [`output`] (the only printing) → [`error`] (messages, hints, exit codes).
+//! Modules, bottom-up (a module uses only those above it; `tests/layout.rs` checks there is no cycle):
+//! - Leaves, importing nothing of the crate: [`hint`] (the `hint:` line of every message), [`event`] (the `Event`
+//!   contract and its payload types), [`tag`] (image references and tag policies), [`time`] (dates, via jiff),
+//!   [`labels`] (the ownership marks), [`daemon`] (the Docker connection), [`own_output`] (devloop's own stdout and
+//!   stderr files).
+//! - Input: [`cli`] (arguments, clap only) → [`config`] (devloop.yaml + profiles → `Config`; `config::compose` for
+//!   `devloop init`) → [`template`] (build-arg and tag templates) → [`settings`] (flags + devloop.yaml +
+//!   environment → the resolved settings of one command).
+//! - Stages, each with typed input and output, none calling another: [`context`] (the exact build context and its
+//!   tar) → [`cache`] (content digests, keys, build records) → [`build`] (the `Builder` seam, Docker backend,
+//!   loading into local clusters) → [`render`] (manifests → objects) → [`deploy`] (the `Deployer` seam: Kubernetes,
+//!   Docker) → [`status`] (readiness and diagnosis), [`logs`], [`port_forward`], [`connectivity`] (one view of the
+//!   API server for the long-lived streams), [`watch`] (file events → change sets).
+//! - Wiring: [`runner`] (the build run and the dev loop: concurrency, cancellation, latest wins) → [`commands`] (one
+//!   per subcommand; the only readers of signals) → [`output`] (the only printing) and [`error`] (the aggregate
+//!   error: messages and exit codes; used only by `runner`, `commands` and this file).
 //!
-//! Invariants:
-//! - Only `output/` writes to stdout/stderr: stdout carries data (image references, YAML, JSON events).
-//! - Only `runner.rs` runs stages concurrently; stages take a cancellation token where they can block long.
-//! - Only `tag.rs` formats image references; only `config/` and `render/` know YAML.
+//! Invariants (those a test or lint can check are checked: `tests/layout.rs`, `[lints]` in Cargo.toml):
+//! - No import cycle between modules; the leaves import nothing of the crate; only `runner/`, `commands/` and
+//!   `lib.rs` use the aggregate [`error::Error`]; stages word hints with [`hint::Hint`].
+//! - Stages do not call each other: `runner/` and `commands/` wire them.
+//! - Only `output/` and `error.rs` write to stdout/stderr: stdout carries data (image references, YAML, JSON events);
+//!   humans read stderr. `tracing` is developer diagnostics: nothing of it shows without `-v` or `RUST_LOG`.
+//! - Only `commands/signal.rs` reads signals: SIGINT, SIGTERM and SIGHUP alike, the first graceful (bounded
+//!   cleanup), a second forces.
+//! - Flags, devloop.yaml and the environment are resolved once, in [`settings`]; stages read no flag.
+//! - Only [`tag`] formats image references; only `config/` and `render/` know YAML.
+//! - No stage spawns a long-lived task: stages are futures the runner and commands drive, with a cancellation token
+//!   where they can block long (callers own timeouts). `spawn_blocking` serves one awaited blocking job; the
+//!   watcher's notify and stdin threads belong to the `Watcher` and end with it.
 //! - A cache key is computed from content, never from time: nothing changed means nothing is built.
+//! - devloop changes and deletes only what this deployment created (ApplySet membership, the `devloop` field
+//!   manager, the ownership [`labels`]).
 //! - Credentials and Secret data are never printed or logged.
-//! - Only `commands/signal.rs` reads signals: SIGINT, SIGTERM and SIGHUP alike, the first graceful, a second forces.
-//! - `tracing` is developer diagnostics: nothing of it reaches the terminal without `-v` or `RUST_LOG`.
 
 pub mod build;
 pub mod cache;
