@@ -14,7 +14,8 @@ use super::spec::ForwardSpec;
 /// How many ports above the requested one are tried when it is taken.
 pub const PORT_SEARCH: u16 = 100;
 
-/// A listening forward, as announced: the local address stays the same for the life of the [`Forwarder`].
+/// A listening forward, as announced: the local address stays the same for the life of the
+/// [`Forwarder`](super::Forwarder).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Forward {
     pub spec: ForwardSpec,

@@ -1,7 +1,6 @@
 //! Status: a workload that cannot become ready → the `RolloutFailed` event and the error text (object, pod,
 //! container, reason, message, then what to do about it), with the pod at fault and its evidence fetched within
-//! [`DIAGNOSIS_TIMEOUT`](super::evidence::DIAGNOSIS_TIMEOUT). It only reads the cluster and must not decide whether a
-//! workload failed (the wait does).
+//! [`DIAGNOSIS_TIMEOUT`]. It only reads the cluster and must not decide whether a workload failed (the wait does).
 
 use kube::api::{Api, DynamicObject, ListParams};
 use serde_json::Value;
