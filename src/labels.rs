@@ -28,18 +28,18 @@ pub fn kube_labels(project: &str) -> std::collections::BTreeMap<String, String> 
     ])
 }
 
-/// The selector of every Kubernetes object devloop manages: `app.kubernetes.io/managed-by=devloop`.
-pub fn kube_managed_selector() -> String {
-    format!("{}={}", KUBE_MANAGED_BY.0, KUBE_MANAGED_BY.1)
-}
+/// The label selector of every Kubernetes object devloop manages ([`KUBE_MANAGED_BY`] as `key=value`).
+pub const KUBE_MANAGED_SELECTOR: &str = "app.kubernetes.io/managed-by=devloop";
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn the_selector_is_the_label() {
         assert_eq!(
-            super::kube_managed_selector(),
-            "app.kubernetes.io/managed-by=devloop"
+            KUBE_MANAGED_SELECTOR,
+            format!("{}={}", KUBE_MANAGED_BY.0, KUBE_MANAGED_BY.1)
         );
     }
 }

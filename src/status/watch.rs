@@ -18,7 +18,7 @@ use super::selector::JOB_NAME_LABEL;
 use super::workload::Workload;
 
 /// The label every object devloop applies carries; the watches select on it.
-pub(super) const MANAGED_BY: &str = "app.kubernetes.io/managed-by=devloop";
+pub(super) use crate::labels::KUBE_MANAGED_SELECTOR as MANAGED_BY;
 
 /// What one watch covers.
 #[derive(Debug, Clone, PartialEq, Eq)]

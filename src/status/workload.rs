@@ -15,7 +15,7 @@ use super::kind::WorkloadKind;
 use super::selector::PodSelector;
 
 /// The field manager devloop applies with; its `managedFields` entry dates the apply.
-const FIELD_MANAGER: &str = "devloop";
+use crate::labels::FIELD_MANAGER;
 
 /// One workload being waited for.
 pub(super) struct Workload {
