@@ -34,10 +34,8 @@ impl Printer {
                     self.line(&format!("  {image} │ {step}"));
                 }
             }
-            Event::BuildOutput { image, line } => {
-                if self.verbose {
-                    self.line(&format!("  {image} │ {line}"));
-                }
+            Event::BuildOutput { image, line } if self.verbose => {
+                self.line(&format!("  {image} │ {line}"));
             }
             Event::BuildFinished {
                 image,

@@ -9,10 +9,8 @@ impl Printer {
     /// Prints a push or load event; other events are not its concern.
     pub(super) fn delivery_event(&mut self, e: &Event) {
         match e {
-            Event::PushStarted { image, .. } => {
-                if self.tty {
-                    self.bar(image).set_message("pushing");
-                }
+            Event::PushStarted { image, .. } if self.tty => {
+                self.bar(image).set_message("pushing");
             }
             Event::Pushed {
                 image,
@@ -28,14 +26,12 @@ impl Printer {
                     secs(*duration_ms)
                 ));
             }
-            Event::LoadStarted { image, nodes, .. } => {
-                if self.tty {
-                    self.bar(image).set_message(format!(
-                        "loading into {} node{}",
-                        nodes.len(),
-                        if nodes.len() == 1 { "" } else { "s" }
-                    ));
-                }
+            Event::LoadStarted { image, nodes, .. } if self.tty => {
+                self.bar(image).set_message(format!(
+                    "loading into {} node{}",
+                    nodes.len(),
+                    if nodes.len() == 1 { "" } else { "s" }
+                ));
             }
             Event::ImageLoaded {
                 image,
