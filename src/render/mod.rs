@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value};
 
 use crate::config::manifests::Manifests;
+use crate::hint::Hint;
 
 pub use template::UnsetVariable;
 
@@ -258,8 +259,10 @@ impl fmt::Display for RenderWarning {
         match self {
             Self::UnusedArtifact { artifact } => write!(
                 f,
-                "artifact `{artifact}` is built but no manifest uses its image\n\n\
-                 hint: refer to it by name in an `image:` field, e.g. `image: {artifact}`"
+                "artifact `{artifact}` is built but no manifest uses its image{}",
+                Hint(format_args!(
+                    "refer to it by name in an `image:` field, e.g. `image: {artifact}`"
+                ))
             ),
             Self::PinnedImage {
                 artifact,
@@ -268,7 +271,8 @@ impl fmt::Display for RenderWarning {
             } => write!(
                 f,
                 "{object}: image `{image}` is pinned by digest, so the image built for artifact `{artifact}` was \
-                 not injected\n\nhint: drop the `@sha256:…` part to deploy the built image"
+                 not injected{}",
+                Hint("drop the `@sha256:…` part to deploy the built image")
             ),
             Self::ToolStderr { command, stderr } => write!(f, "`{command}` said:\n{stderr}"),
         }
@@ -290,8 +294,8 @@ pub enum RenderError {
     },
     /// A glob matches no file.
     #[error(
-        "devloop.yaml: manifests.{field}: `{glob}` matches no file\n\nhint: globs are relative to `{}`",
-        base_dir.display()
+        "devloop.yaml: manifests.{field}: `{glob}` matches no file{}",
+        Hint(format_args!("globs are relative to `{}`", base_dir.display()))
     )]
     NoMatch {
         /// `rawYaml` or `templates`.
@@ -346,9 +350,9 @@ pub enum RenderError {
     },
     /// A document lacks `apiVersion` or `kind` (or it is not a string).
     #[error(
-        "{origin}: document {document}{}: object has no `{field}`\n\nhint: every document must be a Kubernetes \
-         object with `apiVersion` and `kind`",
-        item_suffix(*item)
+        "{origin}: document {document}{}: object has no `{field}`{}",
+        item_suffix(*item),
+        Hint("every document must be a Kubernetes object with `apiVersion` and `kind`")
     )]
     MissingField {
         /// Where it came from.
@@ -362,9 +366,10 @@ pub enum RenderError {
     },
     /// A template file uses variables that are not set.
     #[error(
-        "{}: unset environment variables: {}\n\nhint: set them, or give a default with `${{NAME:-default}}`",
+        "{}: unset environment variables: {}{}",
         path.display(),
-        list_unset(variables)
+        list_unset(variables),
+        Hint("set them, or give a default with `${NAME:-default}`")
     )]
     UnsetVariables {
         /// The template file, relative to the devloop.yaml directory.
@@ -374,9 +379,9 @@ pub enum RenderError {
     },
     /// A helm `setValueTemplates` value uses fields that are not set.
     #[error(
-        "devloop.yaml: manifests.helm.releases[{release_index}].setValueTemplates.{key}: unset {}\n\nhint: \
-         image fields exist for built artifacts only; other names are environment variables",
-        list_fields(fields)
+        "devloop.yaml: manifests.helm.releases[{release_index}].setValueTemplates.{key}: unset {}{}",
+        list_fields(fields),
+        Hint("image fields exist for built artifacts only; other names are environment variables")
     )]
     UnsetValueFields {
         /// Index of the release in `helm.releases`.
@@ -410,8 +415,8 @@ pub enum RenderError {
     },
     /// Two artifacts name the same image once Docker's defaults are applied.
     #[error(
-        "artifacts `{first}` and `{second}` name the same image `{normalized}`\n\nhint: give each artifact a \
-         distinct image name"
+        "artifacts `{first}` and `{second}` name the same image `{normalized}`{}",
+        Hint("give each artifact a distinct image name")
     )]
     AmbiguousArtifacts {
         /// The earlier artifact.
@@ -422,7 +427,7 @@ pub enum RenderError {
         normalized: String,
     },
     /// `kustomize` or `helm` cannot be found.
-    #[error("`{program}` is not installed (not found on PATH)\n\nhint: {hint}")]
+    #[error("`{program}` is not installed (not found on PATH){}", Hint(hint))]
     ToolNotFound {
         /// The program looked for.
         program: String,
@@ -456,8 +461,11 @@ pub enum RenderError {
     /// An object names another namespace than the one given with `-n` (kubectl refuses this too).
     #[error(
         "{object}: the namespace from the provided object `{namespace}` does not match the namespace \
-         `{requested}` given with `-n`\n\nhint: pass `-n {namespace}`, or leave `-n` out (objects then go to the \
-         namespace they name), or remove `metadata.namespace` from the manifest"
+         `{requested}` given with `-n`{}",
+        Hint(format_args!(
+            "pass `-n {namespace}`, or leave `-n` out (objects then go to the namespace they name), or remove \
+             `metadata.namespace` from the manifest"
+        ))
     )]
     NamespaceConflict {
         /// The object.
