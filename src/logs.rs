@@ -379,17 +379,6 @@ pub async fn follow_all(
     .map(|_| ())
 }
 
-/// Colour index (0..6) for a workload: stable across runs and pods.
-pub fn colour_of(workload: &str) -> usize {
-    // FNV-1a: tiny, stable, no dependency.
-    let mut h: u32 = 0x811c_9dc5;
-    for b in workload.bytes() {
-        h ^= u32::from(b);
-        h = h.wrapping_mul(0x0100_0193);
-    }
-    (h % 6) as usize
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -406,7 +395,6 @@ mod tests {
         pod.metadata.labels = None;
         pod.metadata.generate_name = Some("migrate-".into());
         assert_eq!(workload_of(&pod), "migrate");
-        assert_eq!(colour_of("api"), colour_of("api"));
     }
 
     #[test]
