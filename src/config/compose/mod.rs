@@ -14,10 +14,9 @@ mod words;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
 use serde_json::{Map, Value};
 
-pub use interpolate::Source;
+pub use crate::event::{Finding, Interpolated, ServiceOutcome, VariableSource as Source};
 use syntax::{normalize, project_name, relative};
 
 use super::deploy::{RawContainer, RawDependsOn, RawDeploy, RawDockerDeploy};
@@ -33,42 +32,6 @@ pub struct Request<'a> {
     pub output_dir: &'a Path,
     /// The environment compose would interpolate from (before `.env`).
     pub env: &'a dyn Fn(&str) -> Option<String>,
-}
-
-/// Something of the compose file that was not converted, or was converted with a difference in behaviour.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Finding {
-    /// Where: `api.networks`, `db.ports[1]`, `volumes.pgdata.external`, `x-common` (service keys start with the
-    /// service name; top-level keys with their own name).
-    pub at: String,
-    pub reason: String,
-}
-
-/// What became of one compose service.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ServiceOutcome {
-    pub service: String,
-    /// The `deploy.docker.containers[].name`, or `None` when the service was not converted.
-    pub container: Option<String>,
-    /// The container's image: an artifact name or an image reference.
-    pub image: Option<String>,
-    /// The artifact whose image the container runs (built from this service's `build`, or another's).
-    pub artifact: Option<String>,
-    /// The service whose `build` makes that artifact.
-    pub built_by: Option<String>,
-    /// The devloop profiles the container is in (from compose `profiles:`); empty: always.
-    pub profiles: Vec<String>,
-}
-
-/// A variable compose would have substituted, and where its value came from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Interpolated {
-    pub variable: String,
-    pub source: Source,
-    /// Where it is used: `db.environment.POSTGRES_PASSWORD`, ….
-    pub used_in: Vec<String>,
 }
 
 /// The result of a conversion.
