@@ -108,10 +108,7 @@ pub fn convert(req: &Request<'_>) -> Result<Conversion, ConfigError> {
         not_converted: Vec::new(),
         notes: Vec::new(),
     };
-    let (drafts, top_volumes) = cx.top_level(top)?;
-    if let Some(volumes) = &top_volumes {
-        cx.volume_declarations(volumes);
-    }
+    let drafts = cx.top_level(top)?;
     let assembled = cx.assemble(drafts);
     let interpolated = summarize_uses(uses);
     Ok(Conversion {
@@ -164,11 +161,8 @@ fn document<'d>(file: &str, doc: &'d mut Value) -> Result<&'d mut Map<String, Va
 }
 
 impl Cx<'_> {
-    /// The top-level keys: each service drafted, the volume declarations returned, the rest recorded.
-    fn top_level(
-        &mut self,
-        top: &Map<String, Value>,
-    ) -> Result<(Vec<Draft>, Option<Map<String, Value>>), ConfigError> {
+    /// The top-level keys: each service drafted, the volume declarations and the rest recorded.
+    fn top_level(&mut self, top: &Map<String, Value>) -> Result<Vec<Draft>, ConfigError> {
         let mut drafts = Vec::new();
         let mut top_volumes: Option<Map<String, Value>> = None;
         for (key, value) in top.iter() {
@@ -215,7 +209,10 @@ impl Cx<'_> {
                 other => self.skip(other, "not a top-level key devloop converts"),
             }
         }
-        Ok((drafts, top_volumes))
+        if let Some(volumes) = &top_volumes {
+            self.volume_declarations(volumes);
+        }
+        Ok(drafts)
     }
 }
 
