@@ -1,21 +1,12 @@
-//! Tags: image references — parse, normalize, default-repo rewriting, tag policies. The only code that formats
-//! image names; it never talks to a daemon or registry.
+//! Tags, a leaf: image references — parse, normalize, default-repo rewriting, the tag policies (what they are;
+//! `template::tag_for` evaluates them). The only code that formats image names; it never talks to a daemon or
+//! registry, and imports nothing of the crate.
 
-use crate::config::{GitVariant, TagPolicy};
-use crate::error::hint_suffix;
-use crate::template::{self, Vars};
-
-/// An image reference that cannot be parsed or a tag that cannot be made.
+/// An image reference that cannot be parsed.
 #[derive(Debug, thiserror::Error)]
 pub enum TagError {
     #[error("`{reference}` is not a valid image reference: {reason}")]
     Invalid { reference: String, reason: String },
-    #[error("cannot tag `{image}`: {message}{}", hint_suffix(hint))]
-    Policy {
-        image: String,
-        message: String,
-        hint: Option<String>,
-    },
 }
 
 impl TagError {
@@ -23,9 +14,33 @@ impl TagError {
     pub fn reason(&self) -> String {
         match self {
             TagError::Invalid { reason, .. } => reason.clone(),
-            TagError::Policy { message, .. } => message.clone(),
         }
     }
+}
+
+/// How built images are tagged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TagPolicy {
+    /// The cache key: changes exactly when an input changes.
+    InputDigest,
+    GitCommit(GitVariant),
+    /// The build time, formatted with strftime-style `%Y %m %d %H %M %S` (UTC).
+    DateTime {
+        format: String,
+    },
+    /// A template of `{{.IMAGE_NAME}}`, `{{.DIGEST}}`, env and git values.
+    EnvTemplate {
+        template: String,
+    },
+}
+
+/// What part of git `tagPolicy.gitCommit` uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GitVariant {
+    /// `git describe --tags --always` (the tag when HEAD is tagged).
+    Tags,
+    CommitSha,
+    AbbrevCommitSha,
 }
 
 /// A parsed image reference: `repository[:tag][@digest]`.
@@ -234,58 +249,8 @@ pub fn with_digest(repository: &str, tag: &str, digest: &str) -> String {
     format!("{repository}:{tag}@{digest}")
 }
 
-/// The tag an artifact gets under `policy`. `key_short` is the cache key prefix (for `inputDigest`).
-pub fn tag_for(
-    policy: &TagPolicy,
-    image: &str,
-    key_short: &str,
-    vars: &Vars,
-    now: &Timestamp,
-) -> Result<String, TagError> {
-    let policy_err = |message: String, hint: Option<&str>| TagError::Policy {
-        image: image.to_string(),
-        message,
-        hint: hint.map(str::to_string),
-    };
-    let tag = match policy {
-        TagPolicy::InputDigest => key_short.to_string(),
-        TagPolicy::GitCommit(variant) => {
-            let field = match variant {
-                GitVariant::Tags => "VERSION",
-                GitVariant::CommitSha => "GIT_COMMIT",
-                GitVariant::AbbrevCommitSha => "GIT_SHORT_COMMIT",
-            };
-            let mut t = vars.field(field).map_err(|m| {
-                policy_err(
-                    m,
-                    Some("the gitCommit tag policy needs a git repository with a commit"),
-                )
-            })?;
-            // `git describe --dirty` already says it; other variants say it like Skaffold.
-            if *variant != GitVariant::Tags && vars.dirty().map_err(|m| policy_err(m, None))? {
-                t.push_str("-dirty");
-            }
-            t
-        }
-        TagPolicy::DateTime { format } => now.format(format),
-        TagPolicy::EnvTemplate { template: t } => {
-            let v = vars.with(&[("IMAGE_NAME", image), ("DIGEST", key_short)]);
-            template::expand(t, &v, "build.tagPolicy.envTemplate.template")
-                .map_err(|e| policy_err(e.to_string(), None))?
-        }
-    };
-    let tag = sanitize_tag(&tag);
-    if tag.is_empty() {
-        return Err(policy_err(
-            "the tag policy produced an empty tag".into(),
-            None,
-        ));
-    }
-    Ok(tag)
-}
-
 /// Makes any string a valid tag: invalid characters become `-`, at most 128 characters, no leading `.`/`-`.
-fn sanitize_tag(t: &str) -> String {
+pub fn sanitize_tag(t: &str) -> String {
     let mapped: String = t
         .chars()
         .map(|c| {
@@ -381,7 +346,6 @@ impl Timestamp {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
 
     #[test]
     fn parses_references() {
@@ -470,48 +434,5 @@ mod tests {
             "2000-02-29"
         );
         assert_eq!(t.format("%Y%m%d-%H%M%S %% %q"), "20261122-030405 % %q");
-    }
-
-    #[test]
-    fn tag_policies() {
-        let vars = Vars::new(
-            std::path::Path::new("/nonexistent"),
-            "t".into(),
-            Arc::new(|k: &str| (k == "USER").then(|| "Ann Lee".to_string())),
-        );
-        let now = Timestamp::from_unix(1_795_316_645);
-        assert_eq!(
-            tag_for(&TagPolicy::InputDigest, "api", "abc123", &vars, &now).unwrap(),
-            "abc123"
-        );
-        assert_eq!(
-            tag_for(
-                &TagPolicy::DateTime {
-                    format: "%Y%m%d-%H%M%S".into()
-                },
-                "api",
-                "k",
-                &vars,
-                &now
-            )
-            .unwrap(),
-            "20261122-030405"
-        );
-        let t = TagPolicy::EnvTemplate {
-            template: "{{.IMAGE_NAME}}-{{.USER}}-{{.DIGEST}}".into(),
-        };
-        assert_eq!(
-            tag_for(&t, "api", "k1", &vars, &now).unwrap(),
-            "api-Ann-Lee-k1"
-        );
-        let e = tag_for(
-            &TagPolicy::GitCommit(GitVariant::CommitSha),
-            "api",
-            "k",
-            &vars,
-            &now,
-        )
-        .unwrap_err();
-        assert!(e.to_string().contains("git"), "{e}");
     }
 }

@@ -215,151 +215,7 @@ pub fn validate(raw: &RawDockerDeploy, base_dir: &Path) -> Result<DockerDeploy, 
     let mut containers = Vec::new();
     let names: Vec<&str> = raw.containers.iter().map(|c| c.name.as_str()).collect();
     for (i, c) in raw.containers.iter().enumerate() {
-        let field = |f: &str| format!("deploy.docker.containers[{i}].{f}");
-        let valid_name = !c.name.is_empty()
-            && c.name
-                .chars()
-                .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '-' | '_' | '.'))
-            && c.name.starts_with(|ch: char| ch.is_ascii_alphanumeric());
-        if !valid_name {
-            return Err(invalid(
-                field("name"),
-                format!("`{}` is not a valid container name", c.name),
-                Some("use letters, digits, `-`, `_`, `.`"),
-            ));
-        }
-        if names.iter().filter(|n| **n == c.name).count() > 1 {
-            return Err(invalid(
-                field("name"),
-                format!("`{}` is defined twice", c.name),
-                None,
-            ));
-        }
-        let mut ports = Vec::new();
-        for (j, p) in c.ports.iter().enumerate() {
-            ports.push(parse_port(p).ok_or_else(|| {
-                invalid(
-                    field(&format!("ports[{j}]")),
-                    format!("`{p}` is not a port mapping"),
-                    Some("use `[host_ip:]host:container[/tcp|udp]`, e.g. `8080:80`"),
-                )
-            })?);
-        }
-        let mut env = BTreeMap::new();
-        for (j, f) in c.env_file.iter().enumerate() {
-            let path = base_dir.join(f);
-            let text = std::fs::read_to_string(&path).map_err(|e| {
-                invalid(
-                    field(&format!("envFile[{j}]")),
-                    format!("cannot read `{f}`: {e}"),
-                    Some("paths are relative to the config file's directory"),
-                )
-            })?;
-            let entries = read_env_file(&text).map_err(|(n, line)| {
-                invalid(
-                    field(&format!("envFile[{j}]")),
-                    format!("`{f}` line {n}: `{line}` is not `NAME=value`"),
-                    None,
-                )
-            })?;
-            env.extend(entries.into_iter().map(|e| (e.name, e.value)));
-        }
-        env.extend(c.env.clone());
-        let mut volumes = Vec::new();
-        for (j, v) in c.volumes.iter().enumerate() {
-            volumes.push(parse_volume(v, base_dir).ok_or_else(|| {
-                invalid(field(&format!("volumes[{j}]")), format!("`{v}` is not a volume"), Some("use `./dir:/path[:ro]` for a bind mount or `name:/path[:ro]` for a named volume"))
-            })?);
-        }
-        let healthcheck = match &c.healthcheck {
-            None => None,
-            Some(h) => {
-                if !matches!(
-                    h.test.first().map(String::as_str),
-                    Some("CMD" | "CMD-SHELL" | "NONE")
-                ) {
-                    return Err(invalid(
-                        field("healthcheck.test"),
-                        format!(
-                            "`{:?}` must start with `CMD`, `CMD-SHELL` or `NONE`",
-                            h.test
-                        ),
-                        None,
-                    ));
-                }
-                let d = |s: &Option<String>, f: &str, default: i64| -> Result<i64, Invalid> {
-                    match s {
-                        None => Ok(default),
-                        Some(v) => parse_duration_ns(v).ok_or_else(|| {
-                            invalid(
-                                field(&format!("healthcheck.{f}")),
-                                format!("`{v}` is not a duration"),
-                                Some("e.g. `5s`, `1m30s`, `500ms`"),
-                            )
-                        }),
-                    }
-                };
-                Some(Healthcheck {
-                    test: h.test.clone(),
-                    interval_ns: d(&h.interval, "interval", 2_000_000_000)?,
-                    timeout_ns: d(&h.timeout, "timeout", 5_000_000_000)?,
-                    retries: i64::from(h.retries.unwrap_or(30)),
-                    start_period_ns: d(&h.start_period, "startPeriod", 0)?,
-                })
-            }
-        };
-        let mut depends_on = Vec::new();
-        for (j, d) in c.depends_on.iter().enumerate() {
-            if !names.contains(&d.name.as_str()) || d.name == c.name {
-                return Err(invalid(
-                    field(&format!("dependsOn[{j}].name")),
-                    format!("`{}` is not another container of deploy.docker", d.name),
-                    None,
-                ));
-            }
-            let condition = match d.condition.as_deref() {
-                None | Some("started") => Condition::Started,
-                Some("healthy") => Condition::Healthy,
-                Some("completed") => Condition::Completed,
-                Some(other) => {
-                    return Err(invalid(
-                        field(&format!("dependsOn[{j}].condition")),
-                        format!("unknown condition `{other}`"),
-                        Some("use `started`, `healthy` or `completed`"),
-                    ));
-                }
-            };
-            depends_on.push(Dependency {
-                name: d.name.clone(),
-                condition,
-            });
-        }
-        let restart = match c.restart.as_deref() {
-            None | Some("no") => Restart::No,
-            Some("always") => Restart::Always,
-            Some("on-failure") => Restart::OnFailure,
-            Some("unless-stopped") => Restart::UnlessStopped,
-            Some(other) => {
-                return Err(invalid(
-                    field("restart"),
-                    format!("unknown restart policy `{other}`"),
-                    Some("use `no`, `always`, `on-failure` or `unless-stopped`"),
-                ));
-            }
-        };
-        containers.push(Container {
-            name: c.name.clone(),
-            image: c.image.clone(),
-            ports,
-            env,
-            volumes,
-            command: c.command.clone(),
-            args: c.args.clone(),
-            healthcheck,
-            depends_on,
-            restart,
-            init: c.init.unwrap_or(false),
-        });
+        containers.push(validate_container(i, c, &names, base_dir)?);
     }
     // A dependency cycle would block forever.
     let mut order: Vec<&str> = Vec::new();
@@ -391,6 +247,186 @@ pub fn validate(raw: &RawDockerDeploy, base_dir: &Path) -> Result<DockerDeploy, 
         containers,
         stop_grace_period_secs: raw.stop_grace_period.unwrap_or(10),
     })
+}
+
+/// One container; `names` are those of all containers (for `dependsOn`).
+fn validate_container(
+    i: usize,
+    c: &RawContainer,
+    names: &[&str],
+    base_dir: &Path,
+) -> Result<Container, Invalid> {
+    let field = |f: &str| format!("deploy.docker.containers[{i}].{f}");
+    let valid_name = !c.name.is_empty()
+        && c.name
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '-' | '_' | '.'))
+        && c.name.starts_with(|ch: char| ch.is_ascii_alphanumeric());
+    if !valid_name {
+        return Err(invalid(
+            field("name"),
+            format!("`{}` is not a valid container name", c.name),
+            Some("use letters, digits, `-`, `_`, `.`"),
+        ));
+    }
+    if names.iter().filter(|n| **n == c.name).count() > 1 {
+        return Err(invalid(
+            field("name"),
+            format!("`{}` is defined twice", c.name),
+            None,
+        ));
+    }
+    let mut ports = Vec::new();
+    for (j, p) in c.ports.iter().enumerate() {
+        ports.push(parse_port(p).ok_or_else(|| {
+            invalid(
+                field(&format!("ports[{j}]")),
+                format!("`{p}` is not a port mapping"),
+                Some("use `[host_ip:]host:container[/tcp|udp]`, e.g. `8080:80`"),
+            )
+        })?);
+    }
+    let env = container_env(c, base_dir, &field)?;
+    let mut volumes = Vec::new();
+    for (j, v) in c.volumes.iter().enumerate() {
+        volumes.push(parse_volume(v, base_dir).ok_or_else(|| {
+            invalid(field(&format!("volumes[{j}]")), format!("`{v}` is not a volume"), Some("use `./dir:/path[:ro]` for a bind mount or `name:/path[:ro]` for a named volume"))
+        })?);
+    }
+    let healthcheck = match &c.healthcheck {
+        None => None,
+        Some(h) => Some(validate_healthcheck(h, &field)?),
+    };
+    let depends_on = validate_depends_on(c, names, &field)?;
+    let restart = match c.restart.as_deref() {
+        None | Some("no") => Restart::No,
+        Some("always") => Restart::Always,
+        Some("on-failure") => Restart::OnFailure,
+        Some("unless-stopped") => Restart::UnlessStopped,
+        Some(other) => {
+            return Err(invalid(
+                field("restart"),
+                format!("unknown restart policy `{other}`"),
+                Some("use `no`, `always`, `on-failure` or `unless-stopped`"),
+            ));
+        }
+    };
+    Ok(Container {
+        name: c.name.clone(),
+        image: c.image.clone(),
+        ports,
+        env,
+        volumes,
+        command: c.command.clone(),
+        args: c.args.clone(),
+        healthcheck,
+        depends_on,
+        restart,
+        init: c.init.unwrap_or(false),
+    })
+}
+
+/// The `envFile` entries (in order), then `env` (wins).
+fn container_env(
+    c: &RawContainer,
+    base_dir: &Path,
+    field: &dyn Fn(&str) -> String,
+) -> Result<BTreeMap<String, String>, Invalid> {
+    let mut env = BTreeMap::new();
+    for (j, f) in c.env_file.iter().enumerate() {
+        let path = base_dir.join(f);
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            invalid(
+                field(&format!("envFile[{j}]")),
+                format!("cannot read `{f}`: {e}"),
+                Some("paths are relative to the config file's directory"),
+            )
+        })?;
+        let entries = read_env_file(&text).map_err(|(n, line)| {
+            invalid(
+                field(&format!("envFile[{j}]")),
+                format!("`{f}` line {n}: `{line}` is not `NAME=value`"),
+                None,
+            )
+        })?;
+        env.extend(entries.into_iter().map(|e| (e.name, e.value)));
+    }
+    env.extend(c.env.clone());
+    Ok(env)
+}
+
+/// `healthcheck`: the test command and its durations (devloop's defaults where none is given).
+fn validate_healthcheck(
+    h: &RawHealthcheck,
+    field: &dyn Fn(&str) -> String,
+) -> Result<Healthcheck, Invalid> {
+    if !matches!(
+        h.test.first().map(String::as_str),
+        Some("CMD" | "CMD-SHELL" | "NONE")
+    ) {
+        return Err(invalid(
+            field("healthcheck.test"),
+            format!(
+                "`{:?}` must start with `CMD`, `CMD-SHELL` or `NONE`",
+                h.test
+            ),
+            None,
+        ));
+    }
+    let d = |s: &Option<String>, f: &str, default: i64| -> Result<i64, Invalid> {
+        match s {
+            None => Ok(default),
+            Some(v) => parse_duration_ns(v).ok_or_else(|| {
+                invalid(
+                    field(&format!("healthcheck.{f}")),
+                    format!("`{v}` is not a duration"),
+                    Some("e.g. `5s`, `1m30s`, `500ms`"),
+                )
+            }),
+        }
+    };
+    Ok(Healthcheck {
+        test: h.test.clone(),
+        interval_ns: d(&h.interval, "interval", 2_000_000_000)?,
+        timeout_ns: d(&h.timeout, "timeout", 5_000_000_000)?,
+        retries: i64::from(h.retries.unwrap_or(30)),
+        start_period_ns: d(&h.start_period, "startPeriod", 0)?,
+    })
+}
+
+/// `dependsOn`: each names another container; the condition defaults to `started`.
+fn validate_depends_on(
+    c: &RawContainer,
+    names: &[&str],
+    field: &dyn Fn(&str) -> String,
+) -> Result<Vec<Dependency>, Invalid> {
+    let mut depends_on = Vec::new();
+    for (j, d) in c.depends_on.iter().enumerate() {
+        if !names.contains(&d.name.as_str()) || d.name == c.name {
+            return Err(invalid(
+                field(&format!("dependsOn[{j}].name")),
+                format!("`{}` is not another container of deploy.docker", d.name),
+                None,
+            ));
+        }
+        let condition = match d.condition.as_deref() {
+            None | Some("started") => Condition::Started,
+            Some("healthy") => Condition::Healthy,
+            Some("completed") => Condition::Completed,
+            Some(other) => {
+                return Err(invalid(
+                    field(&format!("dependsOn[{j}].condition")),
+                    format!("unknown condition `{other}`"),
+                    Some("use `started`, `healthy` or `completed`"),
+                ));
+            }
+        };
+        depends_on.push(Dependency {
+            name: d.name.clone(),
+            condition,
+        });
+    }
+    Ok(depends_on)
 }
 
 /// One `NAME=value` line of an `envFile`.

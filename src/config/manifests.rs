@@ -7,6 +7,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::hint::Hint;
+
 /// Where devloop finds the Kubernetes manifests to render. Every source is optional and sources mix freely;
 /// rendered objects keep this order: `rawYaml`, then `templates`, then `kustomize`, then `helm`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
@@ -143,7 +145,10 @@ impl FieldPath {
 /// Why a string is not a valid [`FieldPath`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "invalid field path `{path}`: {reason}\n\nhint: write names separated by `.`, with `[*]` or `[N]` to step into lists, e.g. `spec.template.spec.containers[*].image`"
+    "invalid field path `{path}`: {reason}{}",
+    Hint(
+        "write names separated by `.`, with `[*]` or `[N]` to step into lists, e.g. `spec.template.spec.containers[*].image`"
+    )
 )]
 pub struct FieldPathError {
     /// The path as written.

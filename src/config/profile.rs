@@ -1,18 +1,22 @@
-//! Config, profiles: which profiles are active and how their overrides merge onto the base config. No I/O but
-//! reading the kubeconfig's current context.
+//! Config, profiles: which profiles are active and how their overrides merge onto the base config (raw config
+//! and `-p`/activation context → merged raw config and the active profiles). No I/O but reading the kubeconfig's
+//! current context.
 //!
 //! Merge semantics (documented in docs/config.md): mappings merge key by key, scalars from the profile win, lists
 //! of named items merge item by item on their name key (`build.artifacts` on `image`, `manifests.helm.releases` on
 //! `name`), other lists append — unless the profile lists the path under `replace:`, where its value replaces
 //! the base value wholesale.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 
 use regex::Regex;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::raw::{RawActivation, RawProfile};
+use super::raw::{RawActivation, RawConfig, RawProfile};
+use super::{ConfigError, LoadOptions, invalid};
+pub use crate::event::ActiveProfile;
 
 /// Lists whose items are merged by a name key rather than appended.
 const KEYED_LISTS: &[(&str, &str)] = &[
@@ -28,14 +32,6 @@ pub struct ActivationContext {
     pub command: String,
     /// The kube context in use (from `--kube-context` or the kubeconfig), when known.
     pub kube_context: Option<String>,
-}
-
-/// A profile that is active, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ActiveProfile {
-    pub name: String,
-    /// `selected` (from `-p`) or the activation that matched (`env ENV=dev`, `kubeContext kind-.*`, `command dev`).
-    pub reason: String,
 }
 
 /// Why an activation rule could not be evaluated.
@@ -174,6 +170,187 @@ pub fn strip_nulls(v: &mut Value) {
 /// An empty JSON object.
 pub fn empty() -> Value {
     Value::Object(Map::new())
+}
+
+/// Merges the active profiles onto the config, in definition order: the merged raw config and which profiles
+/// are active and why.
+pub(super) fn apply_profiles(
+    file: &str,
+    mut raw: RawConfig,
+    opts: &LoadOptions,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(RawConfig, Vec<ActiveProfile>), ConfigError> {
+    let profiles = raw.profiles.take().unwrap_or_default();
+    let seen = check_names(file, &profiles)?;
+    let (selected, deselected) = select(file, &profiles, &seen, opts)?;
+    let active = activate(file, &profiles, &selected, &deselected, opts, env)?;
+    if active.is_empty() {
+        return Ok((raw, Vec::new()));
+    }
+    merge_active(file, &raw, &profiles, active)
+}
+
+/// Every profile has a name, and no name is defined twice: each name → its index.
+fn check_names<'a>(
+    file: &str,
+    profiles: &'a [RawProfile],
+) -> Result<HashMap<&'a str, usize>, ConfigError> {
+    let mut seen = HashMap::new();
+    for (i, p) in profiles.iter().enumerate() {
+        if p.name.is_empty() {
+            return Err(invalid(
+                file,
+                format!("profiles[{i}].name"),
+                "a profile needs a name",
+                None,
+            ));
+        }
+        if let Some(first) = seen.insert(p.name.as_str(), i) {
+            return Err(invalid(
+                file,
+                format!("profiles[{i}].name"),
+                format!(
+                    "profile `{}` is already defined at profiles[{first}]",
+                    p.name
+                ),
+                None,
+            ));
+        }
+    }
+    Ok(seen)
+}
+
+/// The `-p` values: the profiles selected and those deselected (`-p -name`), each a defined profile.
+fn select(
+    file: &str,
+    profiles: &[RawProfile],
+    seen: &HashMap<&str, usize>,
+    opts: &LoadOptions,
+) -> Result<(Vec<String>, Vec<String>), ConfigError> {
+    let mut selected = Vec::new();
+    let mut deselected = Vec::new();
+    for name in opts
+        .profiles
+        .iter()
+        .flat_map(|s| s.split(','))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        let (list, bare) = match name.strip_prefix('-') {
+            Some(rest) => (&mut deselected, rest),
+            None => (&mut selected, name),
+        };
+        if !seen.contains_key(bare) {
+            let available: Vec<_> = profiles.iter().map(|p| format!("`{}`", p.name)).collect();
+            return Err(invalid(
+                file,
+                "profiles",
+                format!("unknown profile `{bare}` (from `-p`)"),
+                Some(&if available.is_empty() {
+                    "this config defines no profiles".to_string()
+                } else {
+                    format!("defined profiles: {}", available.join(", "))
+                }),
+            ));
+        }
+        list.push(bare.to_string());
+    }
+    Ok((selected, deselected))
+}
+
+/// The active profiles, in definition order, with why each is active.
+fn activate(
+    file: &str,
+    profiles: &[RawProfile],
+    selected: &[String],
+    deselected: &[String],
+    opts: &LoadOptions,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vec<(usize, String)>, ConfigError> {
+    let mut active = Vec::new();
+    for (i, p) in profiles.iter().enumerate() {
+        if deselected.contains(&p.name) {
+            continue;
+        }
+        let reason = if selected.contains(&p.name) {
+            Some("selected with -p".to_string())
+        } else {
+            matching_activation(i, p, &opts.activation, env)
+                .map_err(|e| invalid(file, e.field, e.message, None))?
+        };
+        if let Some(reason) = reason {
+            active.push((i, reason));
+        }
+    }
+    Ok(active)
+}
+
+/// Merges the active profiles' overrides onto the base config, in order.
+fn merge_active(
+    file: &str,
+    raw: &RawConfig,
+    profiles: &[RawProfile],
+    active: Vec<(usize, String)>,
+) -> Result<(RawConfig, Vec<ActiveProfile>), ConfigError> {
+    fn to_value<T: Serialize>(file: &str, v: &T) -> Result<serde_json::Value, ConfigError> {
+        serde_json::to_value(v).map_err(|e| {
+            invalid(
+                file,
+                "profiles",
+                format!("cannot merge profiles: {e}"),
+                None,
+            )
+        })
+    }
+    let mut base = to_value(file, raw)?;
+    strip_nulls(&mut base);
+    let mut out = Vec::new();
+    for (i, reason) in active {
+        let p = &profiles[i];
+        let replace = p.replace.clone().unwrap_or_default();
+        for r in &replace {
+            if !matches!(r.split('.').next(), Some("build" | "manifests" | "deploy")) {
+                return Err(invalid(
+                    file,
+                    format!("profiles[{i}].replace"),
+                    format!("`{r}` is not a path a profile can set"),
+                    Some(
+                        "paths start with `build.`, `manifests.` or `deploy.`, e.g. `manifests.rawYaml`",
+                    ),
+                ));
+            }
+        }
+        let mut overlay = empty();
+        if let serde_json::Value::Object(m) = &mut overlay {
+            if let Some(b) = &p.build {
+                m.insert("build".into(), to_value(file, b)?);
+            }
+            if let Some(mf) = &p.manifests {
+                m.insert("manifests".into(), to_value(file, mf)?);
+            }
+            if let Some(d) = &p.deploy {
+                m.insert("deploy".into(), to_value(file, d)?);
+            }
+            if let Some(f) = &p.port_forward {
+                m.insert("portForward".into(), to_value(file, f)?);
+            }
+        }
+        strip_nulls(&mut overlay);
+        merge(&mut base, overlay, "", &replace);
+        out.push(ActiveProfile {
+            name: p.name.clone(),
+            reason,
+        });
+    }
+    let merged: RawConfig = serde_json::from_value(base).map_err(|e| {
+        invalid(
+            file,
+            "profiles",
+            format!("the merged config is invalid: {e}"),
+            None,
+        )
+    })?;
+    Ok((merged, out))
 }
 
 /// The current context of the kubeconfig kubectl would use (`$KUBECONFIG`, first file that names one, else

@@ -385,7 +385,7 @@ impl<B: Builder> BuildRun<'_, B> {
         let repository = tag::apply_default_repo(&a.image, opts.default_repo.as_deref());
         let tag = match &opts.tag {
             Some(t) => t.clone(),
-            None => tag::tag_for(
+            None => template::tag_for(
                 &self.cfg.build.tag_policy,
                 &a.image,
                 key.short(),

@@ -1,36 +1,7 @@
 //! Compose import, variables: `${VAR}` interpolation and the `.env`/`env_file` format, as compose reads them →
 //! strings, with where each value came from. Pure: the caller supplies the variables.
 
-use serde::Serialize;
-
-/// Where the value substituted for a variable came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub enum Source {
-    /// devloop's process environment (the shell `docker compose` would run in).
-    Environment,
-    /// The `.env` file beside the compose file.
-    DotEnv,
-    /// The project name (`COMPOSE_PROJECT_NAME`).
-    ProjectName,
-    /// Not set: the default written in the reference (`${VAR:-default}`) was used.
-    Default,
-    /// Not set and no default: the empty string, as compose substitutes.
-    Unset,
-}
-
-impl Source {
-    /// How a person reads it: `from the environment`, `from .env`, ….
-    pub fn describe(self) -> &'static str {
-        match self {
-            Source::Environment => "from the environment",
-            Source::DotEnv => "from .env",
-            Source::ProjectName => "the project name",
-            Source::Default => "unset: its default",
-            Source::Unset => "unset: empty",
-        }
-    }
-}
+use crate::event::VariableSource as Source;
 
 /// One variable reference that was substituted.
 #[derive(Debug, Clone, PartialEq, Eq)]

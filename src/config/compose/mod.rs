@@ -6,24 +6,30 @@
 //! the devloop.yaml will be written to. `${VAR}` references are resolved the way compose resolves them (the
 //! environment, then `.env`, then the reference's default) and every substitution is reported.
 
+mod assembly;
+mod build;
+mod env;
 mod interpolate;
 mod service;
 mod syntax;
+mod variables;
+mod volume;
 mod words;
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
 use serde_json::{Map, Value};
 
-pub use interpolate::Source;
-use syntax::{normalize, project_name, relative};
+pub use crate::event::{Finding, Interpolated, ServiceOutcome, VariableSource as Source};
+use syntax::{normalize, relative};
+use variables::{interpolate_value, project_of, read_dotenv, summarize_uses};
 
-use super::deploy::{RawContainer, RawDependsOn, RawDeploy, RawDockerDeploy};
-use super::raw::{RawArtifact, RawBuild, RawConfig, RawMetadata, RawProfile};
-use super::{API_VERSION, ConfigError};
-use crate::tag;
+use super::ConfigError;
+use super::deploy::RawContainer;
+use super::raw::{RawArtifact, RawConfig};
+
+/// The reason for a key devloop's Docker target has nothing like.
+const GENERIC: &str = "devloop's Docker target has no equivalent";
 
 /// What to convert and where the result will live.
 pub struct Request<'a> {
@@ -33,42 +39,6 @@ pub struct Request<'a> {
     pub output_dir: &'a Path,
     /// The environment compose would interpolate from (before `.env`).
     pub env: &'a dyn Fn(&str) -> Option<String>,
-}
-
-/// Something of the compose file that was not converted, or was converted with a difference in behaviour.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Finding {
-    /// Where: `api.networks`, `db.ports[1]`, `volumes.pgdata.external`, `x-common` (service keys start with the
-    /// service name; top-level keys with their own name).
-    pub at: String,
-    pub reason: String,
-}
-
-/// What became of one compose service.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ServiceOutcome {
-    pub service: String,
-    /// The `deploy.docker.containers[].name`, or `None` when the service was not converted.
-    pub container: Option<String>,
-    /// The container's image: an artifact name or an image reference.
-    pub image: Option<String>,
-    /// The artifact whose image the container runs (built from this service's `build`, or another's).
-    pub artifact: Option<String>,
-    /// The service whose `build` makes that artifact.
-    pub built_by: Option<String>,
-    /// The devloop profiles the container is in (from compose `profiles:`); empty: always.
-    pub profiles: Vec<String>,
-}
-
-/// A variable compose would have substituted, and where its value came from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Interpolated {
-    pub variable: String,
-    pub source: Source,
-    /// Where it is used: `db.environment.POSTGRES_PASSWORD`, ….
-    pub used_in: Vec<String>,
 }
 
 /// The result of a conversion.
@@ -106,36 +76,7 @@ pub fn convert(req: &Request<'_>) -> Result<Conversion, ConfigError> {
             .unwrap_or_else(|| PathBuf::from(".")),
     );
     let output_dir = real_dir(req.output_dir);
-    let Some(top) = doc.as_object_mut() else {
-        return Err(invalid(
-            &file,
-            "(document)",
-            format!("expected a mapping with `services:`, found {}", kind(&doc)),
-            Some("a compose file is a mapping with a top-level `services:` mapping"),
-        ));
-    };
-    match top.get("services") {
-        Some(Value::Object(_)) => {}
-        Some(other) => {
-            return Err(invalid(
-                &file,
-                "services",
-                format!(
-                    "expected a mapping of service names to services, found {}",
-                    kind(other)
-                ),
-                Some("write `services:` with one `name:` mapping per service"),
-            ));
-        }
-        None => {
-            return Err(invalid(
-                &file,
-                "services",
-                "missing: this is not a compose file",
-                Some("a compose file has a top-level `services:` mapping"),
-            ));
-        }
-    }
+    let top = document(&file, &mut doc)?;
 
     let dotenv_path = compose_dir.join(".env");
     let dotenv = read_dotenv(&dotenv_path, req.env)?;
@@ -146,28 +87,7 @@ pub fn convert(req: &Request<'_>) -> Result<Conversion, ConfigError> {
     };
     let mut uses: Vec<(String, interpolate::Use)> = Vec::new();
     // The project name first: it is itself available to interpolation as COMPOSE_PROJECT_NAME.
-    let project = match top.get_mut("name") {
-        Some(v) => {
-            interpolate_value(&file, v, &mut vec!["name".into()], &lookup_base, &mut uses)?;
-            match scalar(v) {
-                Some(name) => project_name(&name),
-                None => {
-                    return Err(invalid(
-                        &file,
-                        "name",
-                        format!("expected a string, found {}", kind(v)),
-                        None,
-                    ));
-                }
-            }
-        }
-        None => project_name(
-            &compose_dir
-                .file_name()
-                .map(|n| n.to_string_lossy().to_string())
-                .unwrap_or_default(),
-        ),
-    };
+    let project = project_of(&file, top, &compose_dir, &lookup_base, &mut uses)?;
     let lookup = |name: &str| -> Option<(String, Source)> {
         lookup_base(name).or_else(|| {
             (name == "COMPOSE_PROJECT_NAME").then(|| (project.clone(), Source::ProjectName))
@@ -188,54 +108,7 @@ pub fn convert(req: &Request<'_>) -> Result<Conversion, ConfigError> {
         not_converted: Vec::new(),
         notes: Vec::new(),
     };
-    let mut drafts = Vec::new();
-    let mut top_volumes: Option<Map<String, Value>> = None;
-    for (key, value) in top.iter() {
-        match key.as_str() {
-            "version" | "name" => {}
-            "services" => {
-                if let Value::Object(services) = value {
-                    for (name, service) in services {
-                        drafts.push(cx.service(name, service)?);
-                    }
-                }
-            }
-            "volumes" => match value {
-                Value::Object(m) => top_volumes = Some(m.clone()),
-                Value::Null => {}
-                other => {
-                    return Err(invalid(
-                        &file,
-                        "volumes",
-                        format!("expected a mapping of volume names, found {}", kind(other)),
-                        None,
-                    ));
-                }
-            },
-            "networks" => {
-                let reason = format!(
-                    "devloop creates one network, `devloop-{project}`, for all containers; these networks are not created"
-                );
-                cx.skip("networks", reason);
-            }
-            "secrets" | "configs" => cx.skip(
-                key,
-                "devloop has no secrets or configs; mount each file with a bind volume instead (`./file:/run/secrets/name:ro`)",
-            ),
-            "include" => cx.skip(
-                "include",
-                "included compose files are not read: convert each one, or merge them first (`docker compose config`)",
-            ),
-            k if k.starts_with("x-") => cx.skip(
-                k,
-                "extension field: not converted (YAML anchors that use it were expanded where they are used)",
-            ),
-            other => cx.skip(other, "not a top-level key devloop converts"),
-        }
-    }
-    if let Some(volumes) = &top_volumes {
-        cx.volume_declarations(volumes);
-    }
+    let drafts = cx.top_level(top)?;
     let assembled = cx.assemble(drafts);
     let interpolated = summarize_uses(uses);
     Ok(Conversion {
@@ -247,6 +120,100 @@ pub fn convert(req: &Request<'_>) -> Result<Conversion, ConfigError> {
         interpolated,
         profiles: assembled.profiles,
     })
+}
+
+/// The document's top-level mapping, which must hold a `services:` mapping.
+fn document<'d>(file: &str, doc: &'d mut Value) -> Result<&'d mut Map<String, Value>, ConfigError> {
+    let top = match doc {
+        Value::Object(top) => top,
+        other => {
+            return Err(invalid(
+                file,
+                "(document)",
+                format!("expected a mapping with `services:`, found {}", kind(other)),
+                Some("a compose file is a mapping with a top-level `services:` mapping"),
+            ));
+        }
+    };
+    match top.get("services") {
+        Some(Value::Object(_)) => {}
+        Some(other) => {
+            return Err(invalid(
+                file,
+                "services",
+                format!(
+                    "expected a mapping of service names to services, found {}",
+                    kind(other)
+                ),
+                Some("write `services:` with one `name:` mapping per service"),
+            ));
+        }
+        None => {
+            return Err(invalid(
+                file,
+                "services",
+                "missing: this is not a compose file",
+                Some("a compose file has a top-level `services:` mapping"),
+            ));
+        }
+    }
+    Ok(top)
+}
+
+impl Cx<'_> {
+    /// The top-level keys: each service drafted, the volume declarations and the rest recorded.
+    fn top_level(&mut self, top: &Map<String, Value>) -> Result<Vec<Draft>, ConfigError> {
+        let mut drafts = Vec::new();
+        let mut top_volumes: Option<Map<String, Value>> = None;
+        for (key, value) in top.iter() {
+            match key.as_str() {
+                "version" | "name" => {}
+                "services" => {
+                    if let Value::Object(services) = value {
+                        for (name, service) in services {
+                            drafts.push(self.service(name, service)?);
+                        }
+                    }
+                }
+                "volumes" => match value {
+                    Value::Object(m) => top_volumes = Some(m.clone()),
+                    Value::Null => {}
+                    other => {
+                        return Err(invalid(
+                            &self.file,
+                            "volumes",
+                            format!("expected a mapping of volume names, found {}", kind(other)),
+                            None,
+                        ));
+                    }
+                },
+                "networks" => {
+                    let reason = format!(
+                        "devloop creates one network, `devloop-{}`, for all containers; these networks are not created",
+                        self.project
+                    );
+                    self.skip("networks", reason);
+                }
+                "secrets" | "configs" => self.skip(
+                    key,
+                    "devloop has no secrets or configs; mount each file with a bind volume instead (`./file:/run/secrets/name:ro`)",
+                ),
+                "include" => self.skip(
+                    "include",
+                    "included compose files are not read: convert each one, or merge them first (`docker compose config`)",
+                ),
+                k if k.starts_with("x-") => self.skip(
+                    k,
+                    "extension field: not converted (YAML anchors that use it were expanded where they are used)",
+                ),
+                other => self.skip(other, "not a top-level key devloop converts"),
+            }
+        }
+        if let Some(volumes) = &top_volumes {
+            self.volume_declarations(volumes);
+        }
+        Ok(drafts)
+    }
 }
 
 impl Conversion {
@@ -393,122 +360,6 @@ fn real_dir(dir: &Path) -> PathBuf {
     abs.canonicalize().unwrap_or_else(|_| normalize(&abs))
 }
 
-fn read_dotenv(
-    path: &Path,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<BTreeMap<String, String>, ConfigError> {
-    let Ok(text) = std::fs::read_to_string(path) else {
-        return Ok(BTreeMap::new());
-    };
-    let lookup = |k: &str| env(k).map(|v| (v, Source::Environment));
-    let mut uses = Vec::new();
-    let entries = interpolate::read_env_file(&text, false, &lookup, &mut uses).map_err(
-        |(line, message)| {
-            invalid(
-                &path.display().to_string(),
-                &format!("line {line}"),
-                message,
-                Some("compose reads this file for `${VAR}` values; fix it like compose would require"),
-            )
-        },
-    )?;
-    Ok(entries
-        .into_iter()
-        .filter_map(|e| e.value.map(|v| (e.name, v)))
-        .collect())
-}
-
-/// A field path as shown to users: `services.api.ports[0]` → `api.ports[0]`.
-fn display_path(path: &[String]) -> String {
-    let mut out = String::new();
-    let skip = usize::from(path.first().map(String::as_str) == Some("services"));
-    for seg in &path[skip..] {
-        if seg.starts_with('[') || out.is_empty() {
-            out.push_str(seg);
-        } else {
-            out.push('.');
-            out.push_str(seg);
-        }
-    }
-    out
-}
-
-fn full_path(path: &[String]) -> String {
-    let mut out = String::new();
-    for seg in path {
-        if seg.starts_with('[') || out.is_empty() {
-            out.push_str(seg);
-        } else {
-            out.push('.');
-            out.push_str(seg);
-        }
-    }
-    out
-}
-
-fn interpolate_value(
-    file: &str,
-    v: &mut Value,
-    path: &mut Vec<String>,
-    lookup: &interpolate::Lookup<'_>,
-    uses: &mut Vec<(String, interpolate::Use)>,
-) -> Result<(), ConfigError> {
-    match v {
-        Value::String(s) if s.contains('$') => {
-            let mut found = Vec::new();
-            let out = interpolate::interpolate(s, lookup, &mut found).map_err(|message| {
-                invalid(
-                    file,
-                    &full_path(path),
-                    message,
-                    Some("compose interpolates `${VAR}` from the environment and `.env`; devloop init does the same"),
-                )
-            })?;
-            let at = display_path(path);
-            uses.extend(found.into_iter().map(|u| (at.clone(), u)));
-            *s = out;
-        }
-        Value::Array(items) => {
-            for (i, item) in items.iter_mut().enumerate() {
-                path.push(format!("[{i}]"));
-                interpolate_value(file, item, path, lookup, uses)?;
-                path.pop();
-            }
-        }
-        Value::Object(m) => {
-            for (k, item) in m.iter_mut() {
-                path.push(k.clone());
-                interpolate_value(file, item, path, lookup, uses)?;
-                path.pop();
-            }
-        }
-        _ => {}
-    }
-    Ok(())
-}
-
-fn summarize_uses(uses: Vec<(String, interpolate::Use)>) -> Vec<Interpolated> {
-    let mut out: Vec<Interpolated> = Vec::new();
-    for (at, u) in uses {
-        match out
-            .iter_mut()
-            .find(|i| i.variable == u.name && i.source == u.source)
-        {
-            Some(i) => {
-                if !i.used_in.contains(&at) {
-                    i.used_in.push(at);
-                }
-            }
-            None => out.push(Interpolated {
-                variable: u.name,
-                source: u.source,
-                used_in: vec![at],
-            }),
-        }
-    }
-    out
-}
-
 /// What one service converted into, before artifacts, dependencies and profiles are resolved across services.
 struct Draft {
     service: String,
@@ -575,251 +426,6 @@ impl Cx<'_> {
         let abs = normalize(&self.compose_dir.join(path));
         relative(&abs, &self.output_dir).display().to_string()
     }
-
-    /// Resolves artifacts shared between services, image references to built images, dependencies and profiles.
-    fn assemble(&mut self, drafts: Vec<Draft>) -> Assembled {
-        // Artifacts by name, first definition wins; compose image references of built images → artifact names.
-        let mut artifacts: Vec<RawArtifact> = Vec::new();
-        let mut built_refs: BTreeMap<(String, String), String> = BTreeMap::new();
-        let mut artifact_of: BTreeMap<String, String> = BTreeMap::new();
-        // The first service (in file order) whose build makes each artifact.
-        let mut builder_of: BTreeMap<String, String> = BTreeMap::new();
-        for d in &drafts {
-            let Some(b) = &d.build else { continue };
-            if d.container.is_none() {
-                continue;
-            }
-            match artifacts.iter().find(|a| a.image == b.name) {
-                Some(existing) => {
-                    if !same_build(existing, &b.artifact) {
-                        let first = builder_of.get(&b.name).cloned().unwrap_or_default();
-                        self.note(
-                            &format!("{}.build", d.service),
-                            format!("builds the same image `{}` as `{first}` but differently; devloop builds it once, as `{first}` does", b.name),
-                        );
-                    }
-                }
-                None => artifacts.push(b.artifact.clone()),
-            }
-            artifact_of.insert(d.service.clone(), b.name.clone());
-            builder_of
-                .entry(b.name.clone())
-                .or_insert_with(|| d.service.clone());
-            if let Some(img) = &d.image
-                && let Some(key) = image_key(img)
-            {
-                built_refs.insert(key, b.name.clone());
-            }
-            if let Some(key) = image_key(&b.name) {
-                built_refs.entry(key).or_insert_with(|| b.name.clone());
-            }
-        }
-        let converted: BTreeMap<String, Vec<String>> = drafts
-            .iter()
-            .filter(|d| d.container.is_some())
-            .map(|d| (d.service.clone(), d.profiles.clone()))
-            .collect();
-        // Stop grace period: one for all containers.
-        let graces: Vec<(String, u64)> = drafts
-            .iter()
-            .filter_map(|d| d.stop_grace_secs.map(|g| (d.service.clone(), g)))
-            .collect();
-        // No container may be killed sooner than under compose (whose default is 10s): the longest wins.
-        let effective = |d: &Draft| d.stop_grace_secs.unwrap_or(10);
-        let grace = (!graces.is_empty()).then(|| {
-            drafts
-                .iter()
-                .filter(|d| d.container.is_some())
-                .map(effective)
-                .max()
-                .unwrap_or(10)
-        });
-        if let Some(g) = grace {
-            let all_same = drafts
-                .iter()
-                .filter(|d| d.container.is_some())
-                .all(|d| effective(d) == g);
-            if !all_same {
-                for (service, _) in &graces {
-                    self.note(
-                        &format!("{service}.stop_grace_period"),
-                        format!("devloop has one `stopGracePeriod` for all containers: {g}s, the longest of them (compose's default is 10s)"),
-                    );
-                }
-            }
-        }
-
-        let mut base_containers = Vec::new();
-        let mut profiled: BTreeMap<String, (Vec<RawContainer>, Vec<String>)> = BTreeMap::new();
-        let mut outcomes = Vec::new();
-        for d in drafts {
-            let Some(mut c) = d.container else {
-                outcomes.push(ServiceOutcome {
-                    service: d.service,
-                    container: None,
-                    image: None,
-                    artifact: None,
-                    built_by: None,
-                    profiles: Vec::new(),
-                });
-                continue;
-            };
-            if d.build.is_none()
-                && let Some(key) = image_key(&c.image)
-                && let Some(artifact) = built_refs.get(&key)
-            {
-                c.image = artifact.clone();
-            }
-            for dep in d.depends_on {
-                let Some(dep_profiles) = converted.get(dep.service.as_str()) else {
-                    self.skip(
-                        &dep.at,
-                        format!(
-                            "`{}` is not converted (or not a service of this file)",
-                            dep.service
-                        ),
-                    );
-                    continue;
-                };
-                // The dependency must run whenever this container runs.
-                let runs = dep_profiles.is_empty()
-                    || (!d.profiles.is_empty()
-                        && d.profiles.iter().all(|p| dep_profiles.contains(p)));
-                if !runs {
-                    self.skip(
-                        &dep.at,
-                        format!(
-                            "`{}` runs only with {}, this container also without",
-                            dep.service,
-                            dep_profiles
-                                .iter()
-                                .map(|p| format!("`-p {p}`"))
-                                .collect::<Vec<_>>()
-                                .join(" or ")
-                        ),
-                    );
-                    continue;
-                }
-                c.depends_on.push(RawDependsOn {
-                    name: dep.service,
-                    condition: dep.condition,
-                });
-            }
-            let runs = artifacts
-                .iter()
-                .any(|a| a.image == c.image)
-                .then(|| c.image.clone());
-            let built_by = runs.as_ref().and_then(|a| {
-                if artifact_of.get(&d.service) == Some(a) {
-                    Some(d.service.clone())
-                } else {
-                    builder_of.get(a).cloned()
-                }
-            });
-            outcomes.push(ServiceOutcome {
-                service: d.service.clone(),
-                container: Some(c.name.clone()),
-                image: Some(c.image.clone()),
-                artifact: runs,
-                built_by,
-                profiles: d.profiles.clone(),
-            });
-            if d.profiles.is_empty() {
-                base_containers.push(c);
-            } else {
-                for p in &d.profiles {
-                    let entry = profiled.entry(p.clone()).or_default();
-                    entry.0.push(c.clone());
-                    if let Some(a) = artifact_of.get(&d.service)
-                        && !entry.1.contains(a)
-                    {
-                        entry.1.push(a.clone());
-                    }
-                }
-            }
-        }
-        // An artifact used only by profiled containers is built only in those profiles.
-        let base_images: BTreeSet<&str> =
-            base_containers.iter().map(|c| c.image.as_str()).collect();
-        let (base_artifacts, profile_only): (Vec<RawArtifact>, Vec<RawArtifact>) = artifacts
-            .into_iter()
-            .partition(|a| base_images.contains(a.image.as_str()));
-        let profiles: Vec<RawProfile> = profiled
-            .iter()
-            .map(|(name, (containers, arts))| {
-                let own: Vec<RawArtifact> = profile_only
-                    .iter()
-                    .filter(|a| arts.contains(&a.image))
-                    .cloned()
-                    .collect();
-                RawProfile {
-                    name: name.clone(),
-                    build: (!own.is_empty()).then(|| RawBuild {
-                        artifacts: Some(own),
-                        ..Default::default()
-                    }),
-                    deploy: Some(RawDeploy {
-                        docker: Some(RawDockerDeploy {
-                            containers: containers.clone(),
-                            stop_grace_period: None,
-                        }),
-                    }),
-                    ..Default::default()
-                }
-            })
-            .collect();
-        let profile_names = profiles.iter().map(|p| p.name.clone()).collect();
-        let config = RawConfig {
-            api_version: Some(API_VERSION.to_string()),
-            kind: Some("Config".to_string()),
-            metadata: Some(RawMetadata {
-                name: Some(self.project.clone()),
-            }),
-            build: (!base_artifacts.is_empty()).then(|| RawBuild {
-                artifacts: Some(base_artifacts),
-                ..Default::default()
-            }),
-            manifests: None,
-            deploy: Some(RawDeploy {
-                docker: Some(RawDockerDeploy {
-                    containers: base_containers,
-                    stop_grace_period: grace,
-                }),
-            }),
-            port_forward: None,
-            profiles: (!profiles.is_empty()).then_some(profiles),
-        };
-        Assembled {
-            config,
-            services: outcomes,
-            profiles: profile_names,
-        }
-    }
-}
-
-/// Two builds of the same image are the same build when everything but the name matches.
-fn same_build(a: &RawArtifact, b: &RawArtifact) -> bool {
-    serde_json::to_value(a).ok().map(strip_image) == serde_json::to_value(b).ok().map(strip_image)
-}
-
-fn strip_image(mut v: Value) -> Value {
-    if let Value::Object(m) = &mut v {
-        m.remove("image");
-    }
-    v
-}
-
-/// `(normalized repository, tag)` with Docker's default tag, so `shop-api` and `docker.io/library/shop-api:latest`
-/// are the same image.
-fn image_key(reference: &str) -> Option<(String, String)> {
-    let r = tag::parse(reference).ok()?;
-    if r.digest.is_some() {
-        return None;
-    }
-    Some((
-        tag::normalize_repository(&r.repository),
-        r.tag.unwrap_or_else(|| "latest".into()),
-    ))
 }
 
 #[cfg(test)]

@@ -1,19 +1,13 @@
 //! Compose import, one service: each key of a compose service → the devloop container or artifact field it
-//! becomes, or a finding that says why it does not. Reads env files to compare them; writes nothing.
-
-use std::collections::BTreeMap;
+//! becomes, or a finding that says why it does not (its `build`, volumes and environment have files of their
+//! own). Reads nothing; writes nothing.
 
 use serde_json::{Map, Value};
 
-use super::syntax::{
-    bracket, duration, duration_ns, list, normalize, pairs, random_port_reason, short_port,
-    source_is_path,
-};
-use super::{BuildDraft, Cx, DependsDraft, Draft, interpolate, invalid, kind, scalar, words};
+use super::syntax::{bracket, duration, duration_ns, list, random_port_reason, short_port};
+use super::{Cx, DependsDraft, Draft, GENERIC, invalid, kind, scalar, words};
 use crate::config::ConfigError;
 use crate::config::deploy::{RawContainer, RawHealthcheck};
-use crate::config::raw::{RawArtifact, RawDocker};
-use crate::tag;
 
 /// Why a service key is not converted; `None`: the generic reason.
 fn unsupported_reason(key: &str) -> Option<&'static str> {
@@ -52,8 +46,6 @@ fn unsupported_reason(key: &str) -> Option<&'static str> {
     })
 }
 
-const GENERIC: &str = "devloop's Docker target has no equivalent";
-
 impl Cx<'_> {
     pub(super) fn service(&mut self, name: &str, v: &Value) -> Result<Draft, ConfigError> {
         let mut draft = Draft {
@@ -89,7 +81,6 @@ impl Cx<'_> {
             );
             return Ok(draft);
         }
-        let has_extends = s.contains_key("extends");
         draft.image = match s.get("image") {
             None | Some(Value::Null) => None,
             Some(i) => Some(scalar(i).ok_or_else(|| {
@@ -108,7 +99,31 @@ impl Cx<'_> {
                 None => build_failed = true,
             }
         }
-        let image = match (&draft.build, &draft.image) {
+        let Some(image) = self.image_to_run(name, &s, &draft, build_failed)? else {
+            return Ok(draft);
+        };
+        let mut c = RawContainer {
+            name: name.to_string(),
+            image,
+            ..Default::default()
+        };
+        for (key, value) in &s {
+            self.container_key(name, key, value, &mut c, &mut draft);
+        }
+        draft.container = Some(c);
+        Ok(draft)
+    }
+
+    /// The image the service's container runs: the artifact its build makes, else its `image`; `None` (recorded)
+    /// when it has neither that devloop can use.
+    fn image_to_run(
+        &mut self,
+        name: &str,
+        s: &Map<String, Value>,
+        draft: &Draft,
+        build_failed: bool,
+    ) -> Result<Option<String>, ConfigError> {
+        Ok(Some(match (&draft.build, &draft.image) {
             (Some(b), _) => b.name.clone(),
             (None, Some(i)) => {
                 if build_failed {
@@ -124,21 +139,21 @@ impl Cx<'_> {
                     name,
                     "its `build` cannot be converted (above) and it has no `image` to run instead",
                 );
-                return Ok(draft);
+                return Ok(None);
             }
-            (None, None) if has_extends => {
+            (None, None) if s.contains_key("extends") => {
                 self.skip(
                     name,
                     "no `image` or `build` of its own, and `extends` is not resolved: convert the service it extends by hand",
                 );
-                return Ok(draft);
+                return Ok(None);
             }
             (None, None) if s.contains_key("provider") => {
                 self.skip(
                     name,
                     "provider services are run by compose plugins; devloop cannot run them",
                 );
-                return Ok(draft);
+                return Ok(None);
             }
             (None, None) => {
                 return Err(invalid(
@@ -150,226 +165,63 @@ impl Cx<'_> {
                     ),
                 ));
             }
-        };
-        let mut c = RawContainer {
-            name: name.to_string(),
-            image,
-            ..Default::default()
-        };
-        for (key, value) in &s {
-            let at = format!("{name}.{key}");
-            match key.as_str() {
-                "image" | "build" => {}
-                "ports" => c.ports = self.ports(&at, value),
-                "environment" => c.env = self.environment(&at, value),
-                "env_file" => c.env_file = self.env_files(&at, value),
-                "volumes" => c.volumes = self.volumes(&at, value),
-                "command" => c.args = self.argv(&at, value, "args"),
-                "entrypoint" => c.command = self.argv(&at, value, "command"),
-                "healthcheck" => c.healthcheck = self.healthcheck(&at, value),
-                "depends_on" => draft.depends_on = self.depends_on(&at, value),
-                "restart" => c.restart = self.restart(&at, value),
-                "init" => match value {
-                    Value::Bool(b) => c.init = b.then_some(true),
-                    other => self.skip(
-                        &at,
-                        format!("expected `true` or `false`, found {}", kind(other)),
-                    ),
-                },
-                "profiles" => draft.profiles = self.profiles(&at, value),
-                "stop_grace_period" => {
-                    draft.stop_grace_secs = self.stop_grace(&at, value);
-                }
-                "container_name" => {
-                    let wanted = scalar(value).unwrap_or_default();
-                    let ours = format!("{}-{name}", self.project);
-                    if wanted == ours {
-                        self.note(&at, format!("devloop names the container `{ours}` too"));
-                    } else {
-                        self.skip(
-                            &at,
-                            format!("devloop names the container `{ours}`; other containers reach it as `{name}` or `{ours}`, not `{wanted}`"),
-                        );
-                    }
-                }
-                "networks" => self.skip(
-                    &at,
-                    format!(
-                        "devloop puts every container on one network, `devloop-{}`, where they reach each other by service name; other networks and aliases are not created",
-                        self.project
-                    ),
-                ),
-                k if k.starts_with("x-") => self.skip(&at, "extension field: not converted"),
-                k => self.skip(&at, unsupported_reason(k).unwrap_or(GENERIC)),
-            }
-        }
-        draft.container = Some(c);
-        Ok(draft)
+        }))
     }
 
-    /// `build:` → an artifact, or `None` (recorded) when it cannot be built by devloop.
-    fn build(
+    /// One key of a service: set on the container or the draft, or recorded as not converted.
+    fn container_key(
         &mut self,
-        service: &str,
-        v: &Value,
-        image: Option<&str>,
-    ) -> Result<Option<BuildDraft>, ConfigError> {
-        let at = format!("{service}.build");
-        let field = format!("services.{service}.build");
-        let spec = match v {
-            Value::String(ctx) => {
-                let mut m = Map::new();
-                m.insert("context".into(), Value::String(ctx.clone()));
-                m
-            }
-            Value::Object(m) => m.clone(),
-            other => {
-                return Err(invalid(
-                    &self.file,
-                    &field,
-                    format!(
-                        "expected a context path or a mapping, found {}",
-                        kind(other)
-                    ),
-                    None,
-                ));
-            }
-        };
-        let context = match spec.get("context") {
-            None | Some(Value::Null) => ".".to_string(),
-            Some(c) => scalar(c).unwrap_or_default(),
-        };
-        if context.contains("://") || context.starts_with("git@") {
-            self.skip(
-                &format!("{at}.context"),
-                format!("`{context}` is a remote context; devloop builds local directories only"),
-            );
-            return Ok(None);
-        }
-        if spec.contains_key("dockerfile_inline") {
-            self.skip(
-                &format!("{at}.dockerfile_inline"),
-                "devloop builds from Dockerfile files only: write it to a file and name it in `dockerfile`",
-            );
-            return Ok(None);
-        }
-        let context_abs = normalize(&self.compose_dir.join(&context));
-        if !context_abs.is_dir() {
-            return Err(invalid(
-                &self.file,
-                &format!("{field}.context"),
-                format!("directory `{context}` does not exist"),
-                Some("paths in a compose file are relative to its directory"),
-            ));
-        }
-        let dockerfile = spec.get("dockerfile").and_then(scalar);
-        let dockerfile_abs = context_abs.join(dockerfile.as_deref().unwrap_or("Dockerfile"));
-        if !dockerfile_abs.is_file() {
-            return Err(invalid(
-                &self.file,
-                &format!("{field}.dockerfile"),
-                format!(
-                    "file `{}` does not exist (looked for `{}`)",
-                    dockerfile.as_deref().unwrap_or("Dockerfile"),
-                    dockerfile_abs.display()
-                ),
-                Some("the Dockerfile path is relative to the build context"),
-            ));
-        }
-        let mut docker = RawDocker {
-            dockerfile: dockerfile.clone(),
-            ..Default::default()
-        };
-        let mut args = BTreeMap::new();
-        for (key, value) in &spec {
-            let at = format!("{at}.{key}");
-            match key.as_str() {
-                "context" | "dockerfile" => {}
-                "target" => docker.target = scalar(value),
-                "args" => {
-                    for (k, val) in pairs(value) {
-                        let at = format!("{at}.{k}");
-                        match val {
-                            Some(val) if val.contains("{{") => self.skip(
-                                &at,
-                                "the value holds `{{`, which devloop would read as a template",
-                            ),
-                            Some(val) => {
-                                args.insert(k, val);
-                            }
-                            None => {
-                                self.note(
-                                    &at,
-                                    format!("taken from the environment as `{{{{.Env.{k}}}}}`: devloop fails when `{k}` is unset, where compose leaves the build arg out"),
-                                );
-                                args.insert(k.clone(), format!("{{{{.Env.{k}}}}}"));
-                            }
-                        }
-                    }
-                }
-                "platforms" => self.skip(
+        name: &str,
+        key: &str,
+        value: &Value,
+        c: &mut RawContainer,
+        draft: &mut Draft,
+    ) {
+        let at = format!("{name}.{key}");
+        match key {
+            "image" | "build" => {}
+            "ports" => c.ports = self.ports(&at, value),
+            "environment" => c.env = self.environment(&at, value),
+            "env_file" => c.env_file = self.env_files(&at, value),
+            "volumes" => c.volumes = self.volumes(&at, value),
+            "command" => c.args = self.argv(&at, value, "args"),
+            "entrypoint" => c.command = self.argv(&at, value, "command"),
+            "healthcheck" => c.healthcheck = self.healthcheck(&at, value),
+            "depends_on" => draft.depends_on = self.depends_on(&at, value),
+            "restart" => c.restart = self.restart(&at, value),
+            "init" => match value {
+                Value::Bool(b) => c.init = b.then_some(true),
+                other => self.skip(
                     &at,
-                    "devloop builds every artifact for one platform, `build.platform`",
+                    format!("expected `true` or `false`, found {}", kind(other)),
                 ),
-                "tags" => self.skip(&at, "devloop tags images by `build.tagPolicy`"),
-                "no_cache" | "pull" => self.skip(
-                    &at,
-                    "use `devloop build --no-cache`; base images are pulled when missing",
-                ),
-                k if k.starts_with("x-") => self.skip(&at, "extension field: not converted"),
-                _ => self.skip(&at, "devloop's builds have no equivalent"),
-            }
-        }
-        if !args.is_empty() {
-            docker.build_args = Some(args);
-        }
-        let name = match image {
-            Some(img) => match tag::parse(img) {
-                Ok(r) => {
-                    if r.tag.is_some() || r.digest.is_some() {
-                        self.note(
-                            &format!("{service}.image"),
-                            format!("built as artifact `{}`: devloop tags its builds by `build.tagPolicy`, not `{img}`", r.repository),
-                        );
-                    }
-                    r.repository
-                }
-                Err(e) => {
-                    let fallback = self.default_image(service);
-                    self.note(
-                        &format!("{service}.image"),
-                        format!("`{img}` is not an image name devloop accepts ({}); the artifact is `{fallback}`", e.reason()),
-                    );
-                    fallback
-                }
             },
-            None => self.default_image(service),
-        };
-        let rel_context = self.rebase(&context);
-        let artifact = RawArtifact {
-            image: name.clone(),
-            context: Some(rel_context),
-            docker: (docker.dockerfile.is_some()
-                || docker.target.is_some()
-                || docker.build_args.is_some())
-            .then_some(docker),
-            requires: None,
-            sync: None,
-        };
-        Ok(Some(BuildDraft { name, artifact }))
-    }
-
-    /// `<project>-<service>`, as compose names images it builds without `image:`.
-    fn default_image(&self, service: &str) -> String {
-        let raw = format!("{}-{}", self.project, service.to_lowercase());
-        if tag::parse(&raw).is_ok() {
-            return raw;
+            "profiles" => draft.profiles = self.profiles(&at, value),
+            "stop_grace_period" => {
+                draft.stop_grace_secs = self.stop_grace(&at, value);
+            }
+            "container_name" => {
+                let wanted = scalar(value).unwrap_or_default();
+                let ours = format!("{}-{name}", self.project);
+                if wanted == ours {
+                    self.note(&at, format!("devloop names the container `{ours}` too"));
+                } else {
+                    self.skip(
+                        &at,
+                        format!("devloop names the container `{ours}`; other containers reach it as `{name}` or `{ours}`, not `{wanted}`"),
+                    );
+                }
+            }
+            "networks" => self.skip(
+                &at,
+                format!(
+                    "devloop puts every container on one network, `devloop-{}`, where they reach each other by service name; other networks and aliases are not created",
+                    self.project
+                ),
+            ),
+            k if k.starts_with("x-") => self.skip(&at, "extension field: not converted"),
+            k => self.skip(&at, unsupported_reason(k).unwrap_or(GENERIC)),
         }
-        let cleaned: String = raw
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-            .collect();
-        cleaned.trim_matches('-').to_string()
     }
 
     fn ports(&mut self, at: &str, v: &Value) -> Vec<String> {
@@ -424,236 +276,6 @@ impl Cx<'_> {
             return Err(random_port_reason(&target));
         }
         short_port(&spec)
-    }
-
-    fn environment(&mut self, at: &str, v: &Value) -> BTreeMap<String, String> {
-        let mut env = BTreeMap::new();
-        for (k, val) in pairs(v) {
-            match val {
-                Some(val) => {
-                    env.insert(k, val);
-                }
-                None => {
-                    // Compose takes a name without a value from the environment of `docker compose up`.
-                    let now = if (self.lookup)(&k).is_some() {
-                        ""
-                    } else {
-                        " (unset now)"
-                    };
-                    self.skip(
-                        &format!("{at}.{k}"),
-                        format!("compose passes `{k}` through from the shell{now}; devloop does not: set it in `env` or an `envFile`"),
-                    );
-                }
-            }
-        }
-        env
-    }
-
-    fn env_files(&mut self, at: &str, v: &Value) -> Vec<String> {
-        let mut out = Vec::new();
-        for (i, item) in list(v).iter().enumerate() {
-            let item_at = if matches!(v, Value::Array(_)) {
-                format!("{at}[{i}]")
-            } else {
-                at.to_string()
-            };
-            let (path, required, raw) = match item {
-                Value::Object(m) => {
-                    for key in m.keys() {
-                        if !matches!(key.as_str(), "path" | "required" | "format") {
-                            self.skip(&format!("{item_at}.{key}"), GENERIC);
-                        }
-                    }
-                    (
-                        m.get("path").and_then(scalar),
-                        m.get("required").is_none_or(|r| r != &Value::Bool(false)),
-                        m.get("format").and_then(scalar).as_deref() == Some("raw"),
-                    )
-                }
-                other => (scalar(other), true, false),
-            };
-            let Some(path) = path else {
-                self.skip(&item_at, "no file named");
-                continue;
-            };
-            let abs = normalize(&self.compose_dir.join(&path));
-            let Ok(text) = std::fs::read_to_string(&abs) else {
-                self.skip(
-                    &item_at,
-                    if required {
-                        format!("`{path}` does not exist (compose would fail); create it and add it to `envFile`")
-                    } else {
-                        format!("`{path}` does not exist and is optional; add it to `envFile` when it does")
-                    },
-                );
-                continue;
-            };
-            match compare_env_file(&text, raw, self.lookup) {
-                Err(reason) => {
-                    self.skip(&item_at, format!("`{path}`: {reason}"));
-                    continue;
-                }
-                Ok(differences) => {
-                    for d in differences {
-                        self.note(&item_at, format!("`{path}` {d}"));
-                    }
-                }
-            }
-            out.push(self.rebase(&path));
-        }
-        out
-    }
-
-    fn volumes(&mut self, at: &str, v: &Value) -> Vec<String> {
-        let mut out = Vec::new();
-        for (i, item) in list(v).iter().enumerate() {
-            let at = format!("{at}[{i}]");
-            let parsed = match item {
-                Value::Object(m) => self.long_volume(&at, m),
-                other => match scalar(other) {
-                    Some(s) => self.short_volume(&at, &s),
-                    None => Err(format!("expected a volume, found {}", kind(other))),
-                },
-            };
-            match parsed {
-                Ok(spec) => out.push(spec),
-                Err(reason) => self.skip(&at, reason),
-            }
-        }
-        out
-    }
-
-    fn short_volume(&mut self, at: &str, s: &str) -> Result<String, String> {
-        let parts: Vec<&str> = s.split(':').collect();
-        let (source, target, mode) = match parts.as_slice() {
-            [target] => {
-                return Err(format!(
-                    "anonymous volume at `{target}`: devloop mounts bind mounts and named volumes only; name it (`data:{target}`) to keep its data"
-                ));
-            }
-            [source, target] => (*source, *target, ""),
-            [source, target, mode] => (*source, *target, *mode),
-            _ => return Err(format!("`{s}` is not `source:target[:mode]`")),
-        };
-        let mut read_only = false;
-        for opt in mode.split(',').filter(|o| !o.is_empty()) {
-            match opt {
-                "ro" => read_only = true,
-                "rw" => {}
-                other => self.skip(
-                    at,
-                    format!(
-                        "mount option `{other}` dropped: devloop mounts with `ro` or `rw` only"
-                    ),
-                ),
-            }
-        }
-        self.mount(source, target, read_only, source_is_path(source))
-    }
-
-    fn long_volume(&mut self, at: &str, m: &Map<String, Value>) -> Result<String, String> {
-        let ty = m
-            .get("type")
-            .and_then(scalar)
-            .unwrap_or_else(|| "volume".into());
-        if !matches!(ty.as_str(), "volume" | "bind") {
-            return Err(format!(
-                "a `{ty}` mount: devloop mounts bind mounts and named volumes only"
-            ));
-        }
-        for (key, value) in m {
-            match key.as_str() {
-                "type" | "source" | "target" | "read_only" => {}
-                "bind" | "volume" => {
-                    if let Value::Object(opts) = value {
-                        for opt in opts.keys() {
-                            self.skip(
-                                &format!("{at}.{key}.{opt}"),
-                                "devloop's mounts have no equivalent",
-                            );
-                        }
-                    }
-                }
-                other => self.skip(
-                    &format!("{at}.{other}"),
-                    "devloop's mounts have no equivalent",
-                ),
-            }
-        }
-        let target = m
-            .get("target")
-            .and_then(scalar)
-            .ok_or_else(|| "no `target`".to_string())?;
-        let Some(source) = m.get("source").and_then(scalar) else {
-            return Err(format!(
-                "anonymous volume at `{target}`: devloop mounts bind mounts and named volumes only; name it (`data:{target}`) to keep its data"
-            ));
-        };
-        let read_only = m.get("read_only") == Some(&Value::Bool(true));
-        self.mount(&source, &target, read_only, ty == "bind")
-    }
-
-    fn mount(
-        &mut self,
-        source: &str,
-        target: &str,
-        read_only: bool,
-        bind: bool,
-    ) -> Result<String, String> {
-        if !target.starts_with('/') {
-            return Err(format!(
-                "target `{target}` is not an absolute path in the container"
-            ));
-        }
-        let ro = if read_only { ":ro" } else { "" };
-        if bind {
-            if source.starts_with('~') {
-                return Err(format!(
-                    "`{source}`: devloop does not expand `~`; use a path relative to the project or an absolute path"
-                ));
-            }
-            let rebased = self.rebase(source);
-            let rebased = if rebased.starts_with('/') || rebased.starts_with('.') {
-                rebased
-            } else {
-                format!("./{rebased}")
-            };
-            return Ok(format!("{rebased}:{target}{ro}"));
-        }
-        let valid = source.starts_with(|c: char| c.is_ascii_alphanumeric())
-            && source
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-        if !valid {
-            return Err(format!("`{source}` is not a volume name devloop accepts"));
-        }
-        Ok(format!("{source}:{target}{ro}"))
-    }
-
-    pub(super) fn volume_declarations(&mut self, volumes: &Map<String, Value>) {
-        for (name, decl) in volumes {
-            let at = format!("volumes.{name}");
-            if let Value::Object(m) = decl {
-                for key in m.keys() {
-                    let reason = match key.as_str() {
-                        "external" => {
-                            "devloop creates and owns its volumes; an external volume is not used"
-                        }
-                        "name" => "devloop names the volume itself",
-                        _ => "devloop creates plain local volumes",
-                    };
-                    self.skip(&format!("{at}.{key}"), reason);
-                }
-            }
-            self.note(
-                &at,
-                format!(
-                    "devloop's volume is `{}-{name}`: the data in compose's `{}_{name}` is not reused",
-                    self.project, self.project
-                ),
-            );
-        }
     }
 
     /// `command`/`entrypoint` → an argv (`None`, with a finding, when it cannot be expressed).
@@ -922,43 +544,4 @@ impl Cx<'_> {
             }
         }
     }
-}
-
-/// Differences between how compose and devloop read an env file; `Err` when devloop cannot read it at all.
-/// Values are never shown: names and line numbers only.
-fn compare_env_file(
-    text: &str,
-    raw: bool,
-    lookup: &interpolate::Lookup<'_>,
-) -> Result<Vec<String>, String> {
-    let ours = crate::config::deploy::read_env_file(text).map_err(|(line, _)| {
-        format!("line {line} is not `NAME=value`, which devloop's env files require")
-    })?;
-    let mut uses = Vec::new();
-    let theirs = interpolate::read_env_file(text, raw, lookup, &mut uses)
-        .map_err(|(line, m)| format!("line {line}: {m}"))?;
-    let ours: BTreeMap<&str, &str> = ours
-        .iter()
-        .map(|e| (e.name.as_str(), e.value.as_str()))
-        .collect();
-    // The last assignment of a name wins in both readers; report in line order.
-    let mut last: BTreeMap<&str, &interpolate::Entry> = BTreeMap::new();
-    for e in &theirs {
-        last.insert(e.name.as_str(), e);
-    }
-    let mut differing: Vec<&interpolate::Entry> = last
-        .into_values()
-        .filter(|e| e.value.as_deref() != ours.get(e.name.as_str()).copied())
-        .collect();
-    differing.sort_by_key(|e| e.line);
-    let out = differing
-        .iter()
-        .map(|e| {
-            format!(
-                "line {}: devloop reads the value of `{}` literally (compose interprets inline comments, escapes or `${{…}}` there)",
-                e.line, e.name
-            )
-        })
-        .collect();
-    Ok(out)
 }

@@ -1,12 +1,17 @@
-//! Events: what happened, as typed values → the user-facing contract (`--output json`, docs/events.md). Stages
-//! emit them through an `EventSink`; only `output/` turns them into text. Fields are only ever added.
+//! Events, a leaf: what happened, as typed values → the user-facing contract (`--output json`, docs/events.md).
+//! Stages emit them through an `EventSink`; only `output/` turns them into text. Fields are only ever added.
+//! Every type an event carries is defined here, so the contract changes only where it is written; imports
+//! nothing of the crate.
 
-use std::sync::{Arc, Mutex};
+mod payload;
+mod sink;
+
+pub use payload::{
+    ActiveProfile, BuiltArtifact, Finding, Interpolated, ServiceOutcome, VariableSource,
+};
+pub use sink::EventSink;
 
 use serde::Serialize;
-
-use crate::config::ActiveProfile;
-use crate::config::compose::{Finding, Interpolated, ServiceOutcome};
 
 /// One thing that happened. Serialized as `{"type": "...", "data": {...}}`, one per line.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -239,76 +244,6 @@ pub enum Event {
     },
 }
 
-/// The result of building one artifact, as reported to users and written by `--file-output`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct BuiltArtifact {
-    /// The image name as written in the config.
-    #[serde(rename = "imageName")]
-    pub image: String,
-    /// The reference to deploy: `repository:tag`, or `repository:tag@sha256:…` when pushed.
-    pub tag: String,
-}
-
-type Emit = dyn Fn(Event) + Send + Sync;
-
-/// Where stages send their events. Cheap to clone; thread-safe.
-#[derive(Clone)]
-pub struct EventSink(Arc<Emit>);
-
-impl EventSink {
-    /// A sink that hands every event to `f`.
-    pub fn new(f: impl Fn(Event) + Send + Sync + 'static) -> Self {
-        EventSink(Arc::new(f))
-    }
-
-    /// A sink that keeps events in memory, for tests.
-    pub fn collector() -> (EventSink, Arc<Mutex<Vec<Event>>>) {
-        let events = Arc::new(Mutex::new(Vec::new()));
-        let store = Arc::clone(&events);
-        let sink = EventSink::new(move |e| {
-            if let Ok(mut v) = store.lock() {
-                v.push(e);
-            }
-        });
-        (sink, events)
-    }
-
-    /// Reports one event.
-    pub fn emit(&self, event: Event) {
-        (self.0)(event)
-    }
-}
-
-impl std::fmt::Debug for EventSink {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("EventSink")
-    }
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn envelope_is_type_and_data_in_camel_case() {
-        let e = Event::BuildFinished {
-            image: "api".into(),
-            tag: "api:1".into(),
-            image_id: "sha256:x".into(),
-            duration_ms: 5,
-        };
-        insta::assert_json_snapshot!(e, @r#"
-        {
-          "type": "buildFinished",
-          "data": {
-            "image": "api",
-            "tag": "api:1",
-            "imageId": "sha256:x",
-            "durationMs": 5
-          }
-        }
-        "#);
-    }
-}
+mod tests;

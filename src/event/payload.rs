@@ -1,0 +1,89 @@
+//! Events, payloads: the types events carry that other stages produce (built artifacts, active profiles, what a
+//! compose conversion found) → their JSON shape. Defined here so that a field added to a stage's type cannot
+//! silently change the event contract; plain data, no behaviour but wording a value source.
+
+use serde::Serialize;
+
+/// The result of building one artifact, as reported to users and written by `--file-output`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BuiltArtifact {
+    /// The image name as written in the config.
+    #[serde(rename = "imageName")]
+    pub image: String,
+    /// The reference to deploy: `repository:tag`, or `repository:tag@sha256:…` when pushed.
+    pub tag: String,
+}
+
+/// A profile that is active, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ActiveProfile {
+    pub name: String,
+    /// `selected` (from `-p`) or the activation that matched (`env ENV=dev`, `kubeContext kind-.*`, `command dev`).
+    pub reason: String,
+}
+
+/// Something of the compose file that was not converted, or was converted with a difference in behaviour.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// Where: `api.networks`, `db.ports[1]`, `volumes.pgdata.external`, `x-common` (service keys start with the
+    /// service name; top-level keys with their own name).
+    pub at: String,
+    pub reason: String,
+}
+
+/// What became of one compose service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceOutcome {
+    pub service: String,
+    /// The `deploy.docker.containers[].name`, or `None` when the service was not converted.
+    pub container: Option<String>,
+    /// The container's image: an artifact name or an image reference.
+    pub image: Option<String>,
+    /// The artifact whose image the container runs (built from this service's `build`, or another's).
+    pub artifact: Option<String>,
+    /// The service whose `build` makes that artifact.
+    pub built_by: Option<String>,
+    /// The devloop profiles the container is in (from compose `profiles:`); empty: always.
+    pub profiles: Vec<String>,
+}
+
+/// A variable compose would have substituted, and where its value came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Interpolated {
+    pub variable: String,
+    pub source: VariableSource,
+    /// Where it is used: `db.environment.POSTGRES_PASSWORD`, ….
+    pub used_in: Vec<String>,
+}
+
+/// Where the value substituted for a variable came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum VariableSource {
+    /// devloop's process environment (the shell `docker compose` would run in).
+    Environment,
+    /// The `.env` file beside the compose file.
+    DotEnv,
+    /// The project name (`COMPOSE_PROJECT_NAME`).
+    ProjectName,
+    /// Not set: the default written in the reference (`${VAR:-default}`) was used.
+    Default,
+    /// Not set and no default: the empty string, as compose substitutes.
+    Unset,
+}
+
+impl VariableSource {
+    /// How a person reads it: `from the environment`, `from .env`, ….
+    pub fn describe(self) -> &'static str {
+        match self {
+            VariableSource::Environment => "from the environment",
+            VariableSource::DotEnv => "from .env",
+            VariableSource::ProjectName => "the project name",
+            VariableSource::Default => "unset: its default",
+            VariableSource::Unset => "unset: empty",
+        }
+    }
+}
