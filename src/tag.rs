@@ -265,83 +265,6 @@ pub fn sanitize_tag(t: &str) -> String {
     trimmed.chars().take(128).collect()
 }
 
-/// A UTC wall-clock time, broken down, for `BUILD_TIME` and the `dateTime` policy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Timestamp {
-    pub year: i64,
-    pub month: u32,
-    pub day: u32,
-    pub hour: u32,
-    pub minute: u32,
-    pub second: u32,
-}
-
-impl Timestamp {
-    /// The current time.
-    pub fn now() -> Timestamp {
-        let secs = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0);
-        Timestamp::from_unix(secs)
-    }
-
-    /// Civil date from Unix seconds (Howard Hinnant's days-from-civil inverse).
-    pub fn from_unix(secs: i64) -> Timestamp {
-        let days = secs.div_euclid(86_400);
-        let rem = secs.rem_euclid(86_400);
-        let z = days + 719_468;
-        let era = z.div_euclid(146_097);
-        let doe = z.rem_euclid(146_097);
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-        let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-        let year = yoe + era * 400 + i64::from(month <= 2);
-        Timestamp {
-            year,
-            month,
-            day,
-            hour: (rem / 3600) as u32,
-            minute: (rem % 3600 / 60) as u32,
-            second: (rem % 60) as u32,
-        }
-    }
-
-    /// RFC 3339 (`2026-11-22T03:04:05Z`).
-    pub fn rfc3339(&self) -> String {
-        self.format("%Y-%m-%dT%H:%M:%SZ")
-    }
-
-    /// strftime subset: `%Y %m %d %H %M %S %%`.
-    pub fn format(&self, fmt: &str) -> String {
-        let mut out = String::new();
-        let mut chars = fmt.chars();
-        while let Some(c) = chars.next() {
-            if c != '%' {
-                out.push(c);
-                continue;
-            }
-            match chars.next() {
-                Some('Y') => out.push_str(&format!("{:04}", self.year)),
-                Some('m') => out.push_str(&format!("{:02}", self.month)),
-                Some('d') => out.push_str(&format!("{:02}", self.day)),
-                Some('H') => out.push_str(&format!("{:02}", self.hour)),
-                Some('M') => out.push_str(&format!("{:02}", self.minute)),
-                Some('S') => out.push_str(&format!("{:02}", self.second)),
-                Some('%') => out.push('%'),
-                Some(other) => {
-                    out.push('%');
-                    out.push(other);
-                }
-                None => out.push('%'),
-            }
-        }
-        out
-    }
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -422,17 +345,5 @@ mod tests {
         );
         let long = "a".repeat(300);
         assert_eq!(apply_default_repo(&long, Some("r.io")).len(), 255);
-    }
-
-    #[test]
-    fn timestamps() {
-        let t = Timestamp::from_unix(1_795_316_645);
-        assert_eq!(t.rfc3339(), "2026-11-22T03:04:05Z");
-        assert_eq!(Timestamp::from_unix(0).rfc3339(), "1970-01-01T00:00:00Z");
-        assert_eq!(
-            Timestamp::from_unix(951_782_400).format("%Y-%m-%d"),
-            "2000-02-29"
-        );
-        assert_eq!(t.format("%Y%m%d-%H%M%S %% %q"), "20261122-030405 % %q");
     }
 }

@@ -8,8 +8,8 @@ use crate::error::Error;
 use crate::output::Console;
 use crate::runner::{ArtifactResult, BuildRun};
 use crate::settings::{BuildFlags, Destination, Settings};
-use crate::tag::Timestamp;
 use crate::template::Vars;
+use crate::time::Timestamp;
 
 /// Runs `devloop build`.
 pub async fn run(global: &GlobalArgs, args: BuildArgs, console: Console) -> Result<(), Error> {

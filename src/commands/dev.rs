@@ -19,8 +19,8 @@ use crate::port_forward::Forwarder;
 use crate::runner::dev::spec::{Forwards, forward_specs, watch_spec};
 use crate::runner::dev::{DevLoop, DevOptions, ReloadFn, session};
 use crate::settings::{BuildFlags, CLEANUP_TIMEOUT, Destination, Settings};
-use crate::tag::Timestamp;
 use crate::template::Vars;
+use crate::time::Timestamp;
 use crate::watch::{Trigger, WatchSpec, Watcher};
 
 /// Runs `devloop dev`.

@@ -16,8 +16,9 @@ use crate::deploy::{
 };
 use crate::error::Error;
 use crate::event::{Event, EventSink};
-use crate::tag::{self, Timestamp};
+use crate::tag;
 use crate::template::Vars;
+use crate::time::Timestamp;
 
 /// A builder that records what it was asked and keeps "images" in memory.
 #[derive(Default)]

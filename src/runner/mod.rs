@@ -19,8 +19,9 @@ use crate::cache::{self, CacheKey, KeyInputs, Record, Store};
 use crate::config::{Artifact, Config};
 use crate::error::Error;
 use crate::event::{BuiltArtifact, Event, EventSink};
-use crate::tag::{self, Timestamp};
+use crate::tag;
 use crate::template::{self, Vars};
+use crate::time::Timestamp;
 
 /// What the user asked of a build run.
 #[derive(Debug, Clone, Default)]

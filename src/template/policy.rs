@@ -3,7 +3,8 @@
 
 use super::vars::Vars;
 use super::{TemplateError, expand};
-use crate::tag::{self, GitVariant, TagPolicy, Timestamp};
+use crate::tag::{self, GitVariant, TagPolicy};
+use crate::time::Timestamp;
 
 /// The tag an artifact gets under `policy`. `key_short` is the cache key prefix (for `inputDigest`).
 pub fn tag_for(

@@ -5,7 +5,8 @@ use std::process::Command;
 use std::sync::Arc;
 
 use super::*;
-use crate::tag::{GitVariant, TagPolicy, Timestamp};
+use crate::tag::{GitVariant, TagPolicy};
+use crate::time::Timestamp;
 
 fn vars() -> Vars {
     let env: Env = Arc::new(|k: &str| (k == "REGION").then(|| "eu".to_string()));

@@ -23,8 +23,9 @@ use crate::error::Error;
 use crate::event::{Event, EventSink};
 use crate::hint::Hint;
 use crate::render::ArtifactImage;
-use crate::tag::{self, Timestamp};
+use crate::tag;
 use crate::template::Vars;
+use crate::time::Timestamp;
 use crate::watch::ChangeSet;
 
 const PHASE_BUILD: u8 = 0;
