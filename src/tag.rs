@@ -2,6 +2,8 @@
 //! `template::tag_for` evaluates them). The only code that formats image names; it never talks to a daemon or
 //! registry, and imports nothing of the crate.
 
+use std::borrow::Cow;
+
 /// An image reference that cannot be parsed.
 #[derive(Debug, thiserror::Error)]
 pub enum TagError {
@@ -237,6 +239,76 @@ pub fn apply_default_repo(image: &str, default_repo: Option<&str>) -> String {
     let mut out = format!("{repo}/{tail}");
     out.truncate(255);
     out
+}
+
+/// A parsed image reference, reduced to what matching needs.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ImageName<'a> {
+    /// The fully qualified repository, e.g. `docker.io/library/app-api`.
+    pub normalized: Cow<'a, str>,
+    /// The digest after `@`, when the reference is pinned.
+    pub digest: Option<&'a str>,
+}
+
+/// Parses an `image:` value the way kubelet and containerd resolve it (Docker's `ParseNormalizedNamed`: a digest
+/// and a tag split off, `docker.io` and `library/` filled in) without allocating when the name is already
+/// normalized; `None` for values that cannot be image references (empty, whitespace, templates
+/// left unrendered), which are then left alone.
+pub fn parse_name(image: &str) -> Option<ImageName<'_>> {
+    if image.is_empty() || image.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return None;
+    }
+    let (rest, digest) = match image.split_once('@') {
+        Some((rest, digest)) => (rest, Some(digest)),
+        None => (image, None),
+    };
+    let name = match rest.rfind(':') {
+        Some(i) if !rest[i..].contains('/') => &rest[..i],
+        _ => rest,
+    };
+    if name.is_empty() || name.starts_with('/') || name.ends_with('/') || name.contains("//") {
+        return None;
+    }
+    let (domain, path) = match name.split_once('/') {
+        Some((first, path))
+            if first.contains(['.', ':'])
+                || first == "localhost"
+                || first.chars().any(|c| c.is_ascii_uppercase()) =>
+        {
+            (first, path)
+        }
+        _ => ("docker.io", name),
+    };
+    let domain = if domain == "index.docker.io" {
+        "docker.io"
+    } else {
+        domain
+    };
+    let normalized = if domain == "docker.io" && !path.contains('/') {
+        Cow::Owned(format!("docker.io/library/{path}"))
+    } else if domain.len() + 1 + path.len() == name.len() {
+        Cow::Borrowed(name)
+    } else {
+        Cow::Owned(format!("{domain}/{path}"))
+    };
+    Some(ImageName { normalized, digest })
+}
+
+/// The tag a reference without one means (Docker's default).
+pub const DEFAULT_TAG: &str = "latest";
+
+impl Reference {
+    /// The tag, or [`DEFAULT_TAG`] when the reference names none.
+    pub fn tag_or_default(&self) -> &str {
+        self.tag.as_deref().unwrap_or(DEFAULT_TAG)
+    }
+}
+
+/// A tag made immutable for one image: `tag-<first 12 hex digits of the image ID>`, so `imagePullPolicy:
+/// IfNotPresent` can never run a stale image under a reused tag.
+pub fn with_image_id(tag: &str, image_id: &str) -> String {
+    let id = image_id.trim_start_matches("sha256:");
+    format!("{tag}-{}", &id[..id.len().min(12)])
 }
 
 /// Formats `repository:tag`.

@@ -70,7 +70,7 @@ pub fn node_reference(reference: &str) -> String {
     match tag::parse(reference) {
         Ok(r) => tag::with_tag(
             &tag::normalize_repository(&r.repository),
-            r.tag.as_deref().unwrap_or("latest"),
+            r.tag_or_default(),
         ),
         Err(_) => reference.to_string(),
     }

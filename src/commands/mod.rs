@@ -125,8 +125,8 @@ pub async fn resolve_images(
             Ok(ArtifactImage {
                 name: b.image,
                 reference: b.tag.clone(),
+                tag: parsed.tag_or_default().to_string(),
                 repository: parsed.repository,
-                tag: parsed.tag.unwrap_or_else(|| "latest".to_string()),
                 digest: parsed.digest,
             })
         })

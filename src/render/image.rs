@@ -1,5 +1,6 @@
 //! Render: image injection; an object + the built artifacts → the object with artifact images replaced by
-//! their built references. It compares image names but never formats one (references are injected verbatim).
+//! their built references. It compares image names (parsed by `tag::parse_name`) but never formats one
+//! (references are injected verbatim).
 //!
 //! Matching follows Docker's name normalization (`docker/distribution` `ParseNormalizedNamed`), which is also
 //! how kubelet and containerd resolve `image:` fields:
@@ -11,7 +12,6 @@
 //! So `app-api`, `app-api:latest`, `library/app-api` and `docker.io/library/app-api:v1` all name artifact
 //! `app-api`, while `localhost/app-api` and `registry.local/app-api` do not.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 
 use serde_json::{Map, Value};
@@ -20,56 +20,7 @@ use super::workload::{CONTAINER_LISTS, Workload};
 use super::{ArtifactImage, Object, RenderError, RenderWarning};
 use crate::config::manifests::{ImagePaths, PathSegment};
 
-/// A parsed image reference, reduced to what matching needs.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) struct ImageName<'a> {
-    /// The fully qualified repository, e.g. `docker.io/library/app-api`.
-    pub normalized: Cow<'a, str>,
-    /// The digest after `@`, when the reference is pinned.
-    pub digest: Option<&'a str>,
-}
-
-/// Parses an `image:` value; `None` for values that cannot be image references (empty, whitespace, templates
-/// left unrendered), which are then left alone.
-pub(crate) fn parse(image: &str) -> Option<ImageName<'_>> {
-    if image.is_empty() || image.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return None;
-    }
-    let (rest, digest) = match image.split_once('@') {
-        Some((rest, digest)) => (rest, Some(digest)),
-        None => (image, None),
-    };
-    let name = match rest.rfind(':') {
-        Some(i) if !rest[i..].contains('/') => &rest[..i],
-        _ => rest,
-    };
-    if name.is_empty() || name.starts_with('/') || name.ends_with('/') || name.contains("//") {
-        return None;
-    }
-    let (domain, path) = match name.split_once('/') {
-        Some((first, path))
-            if first.contains(['.', ':'])
-                || first == "localhost"
-                || first.chars().any(|c| c.is_ascii_uppercase()) =>
-        {
-            (first, path)
-        }
-        _ => ("docker.io", name),
-    };
-    let domain = if domain == "index.docker.io" {
-        "docker.io"
-    } else {
-        domain
-    };
-    let normalized = if domain == "docker.io" && !path.contains('/') {
-        Cow::Owned(format!("docker.io/library/{path}"))
-    } else if domain.len() + 1 + path.len() == name.len() {
-        Cow::Borrowed(name)
-    } else {
-        Cow::Owned(format!("{domain}/{path}"))
-    };
-    Some(ImageName { normalized, digest })
-}
+pub(crate) use crate::tag::parse_name as parse;
 
 /// Which artifacts some manifest referred to.
 #[derive(Debug)]

@@ -77,8 +77,7 @@ impl ArtifactResult {
         if self.digest.is_some() || self.content_tag {
             self.tag.clone()
         } else {
-            let id = self.image_id.trim_start_matches("sha256:");
-            format!("{}-{}", self.tag, &id[..id.len().min(12)])
+            tag::with_image_id(&self.tag, &self.image_id)
         }
     }
 
