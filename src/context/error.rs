@@ -4,6 +4,8 @@
 use std::io;
 use std::path::PathBuf;
 
+use crate::hint::Hint;
+
 /// Errors of the build-context stage.
 #[derive(Debug, thiserror::Error)]
 pub enum ContextError {
@@ -23,7 +25,8 @@ pub enum ContextError {
     DockerfileUnreadable { path: PathBuf, source: io::Error },
 
     #[error(
-        "Dockerfile `{rel}` is not part of the walked build context `{root}`\n\nhint: walk the context again after creating the Dockerfile"
+        "Dockerfile `{rel}` is not part of the walked build context `{root}`{}",
+        Hint("walk the context again after creating the Dockerfile")
     )]
     DockerfileNotInContext { root: PathBuf, rel: String },
 
@@ -50,12 +53,14 @@ pub enum ContextError {
     InvalidDockerfileRule { rel: String, reason: String },
 
     #[error(
-        "cannot read `{path}` in the build context: {source}\n\nhint: fix its permissions or exclude it in .dockerignore"
+        "cannot read `{path}` in the build context: {source}{}",
+        Hint("fix its permissions or exclude it in .dockerignore")
     )]
     Unreadable { path: PathBuf, source: io::Error },
 
     #[error(
-        "file name `{path}` in the build context is not valid UTF-8\n\nhint: rename it or exclude it in .dockerignore"
+        "file name `{path}` in the build context is not valid UTF-8{}",
+        Hint("rename it or exclude it in .dockerignore")
     )]
     NonUtf8Path { path: PathBuf },
 
@@ -63,7 +68,8 @@ pub enum ContextError {
     NonUtf8LinkTarget { path: PathBuf },
 
     #[error(
-        "`{path}` changed while the build context was being sent ({detail})\n\nhint: the next build picks up the new content"
+        "`{path}` changed while the build context was being sent ({detail}){}",
+        Hint("the next build picks up the new content")
     )]
     FileChanged { path: PathBuf, detail: String },
 
