@@ -4,6 +4,7 @@
 //! walked only when a `!` rule may re-include something below it. It never follows symlinks, never reads file
 //! content, and its threads end before it returns.
 
+use std::ffi::OsStr;
 use std::fs;
 use std::io;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
@@ -160,6 +161,7 @@ impl Walker<'_> {
         }
     }
 
+    /// Lists one directory: its entries go to `found`, the subdirectories to walk next to `children`.
     fn read_dir(
         &self,
         job: &DirJob,
@@ -172,129 +174,156 @@ impl Walker<'_> {
         } else {
             self.root.join(&job.rel)
         };
-        let listing = match fs::read_dir(&dir_path) {
-            Ok(listing) => listing,
-            // Walked only to look for `!` re-includes: the docker CLI skips what it cannot read there.
-            Err(error) if job.excluded => {
-                tracing::debug!(path = %dir_path.display(), %error, "skipping unreadable excluded directory");
-                return Ok(());
-            }
-            // Removed since its parent was listed: the walk is a snapshot, like any file that vanishes.
-            Err(error) if error.kind() == io::ErrorKind::NotFound && !job.rel.is_empty() => {
-                return Ok(());
-            }
-            Err(source) => {
-                return Err(ContextError::Unreadable {
-                    path: dir_path,
-                    source,
-                });
-            }
+        let Some(listing) = open_listing(job, &dir_path)? else {
+            return Ok(());
         };
-        let parent_info = job.info.as_deref();
         for item in listing {
             let item = item.map_err(|source| ContextError::Unreadable {
                 path: dir_path.clone(),
                 source,
             })?;
-            let name = item.file_name();
-            let lossy;
-            let (name_str, utf8) = match name.to_str() {
-                Some(s) => (s, true),
-                None => {
-                    lossy = name.to_string_lossy().into_owned();
-                    (lossy.as_str(), false)
-                }
-            };
-            let rel = if job.rel.is_empty() {
-                name_str.to_owned()
-            } else {
-                format!("{}/{name_str}", job.rel)
-            };
-            let file_type = match item.file_type() {
-                Ok(t) => t,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(source) => {
-                    return Err(ContextError::Unreadable {
-                        path: item.path(),
-                        source,
-                    });
-                }
-            };
-            let is_dir = file_type.is_dir();
-            let excluded = if self.matcher.patterns.is_empty() {
-                false
-            } else {
-                self.matcher
-                    .eval(&rel, parent_info, is_dir.then_some(&mut *info_buf))
-            };
-            let info = || -> Option<Arc<[bool]>> {
-                if self.matcher.patterns.is_empty() {
-                    None
-                } else {
-                    Some(Arc::from(info_buf.as_slice()))
-                }
-            };
-            if excluded {
-                if is_dir && self.matcher.has_exceptions() && !self.matcher.prunable(&rel) {
-                    children.push(DirJob {
-                        rel,
-                        info: info(),
-                        excluded: true,
-                    });
-                }
-                continue;
-            }
-            if !utf8 {
-                return Err(ContextError::NonUtf8Path { path: item.path() });
-            }
-            let kind = if is_dir {
-                EntryKind::Dir
-            } else if file_type.is_file() {
-                EntryKind::File
-            } else if file_type.is_symlink() {
-                let target = match fs::read_link(item.path()) {
-                    Ok(t) => t,
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                    Err(source) => {
-                        return Err(ContextError::Unreadable {
-                            path: item.path(),
-                            source,
-                        });
-                    }
-                };
-                let target = target
-                    .into_os_string()
-                    .into_string()
-                    .map_err(|_| ContextError::NonUtf8LinkTarget { path: item.path() })?;
-                EntryKind::Symlink { target }
-            } else {
-                // Sockets are skipped by the docker CLI too; fifos and devices have no `EntryKind`.
-                tracing::debug!(
-                    path = %item.path().display(),
-                    socket = file_type.is_socket(),
-                    "skipping special file in build context"
-                );
-                continue;
-            };
-            let meta = match item.metadata() {
-                Ok(meta) => meta,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(source) => {
-                    return Err(ContextError::Unreadable {
-                        path: item.path(),
-                        source,
-                    });
-                }
-            };
-            if is_dir {
-                children.push(DirJob {
-                    rel: rel.clone(),
-                    info: info(),
-                    excluded: false,
-                });
-            }
-            found.push(entry_from(rel, &meta, kind));
+            self.read_item(job, &item, found, children, info_buf)?;
         }
         Ok(())
+    }
+
+    /// One item of a listed directory: skipped, excluded (and still walked when a `!` rule may re-include
+    /// something below it), or an entry (and walked when it is a directory).
+    fn read_item(
+        &self,
+        job: &DirJob,
+        item: &fs::DirEntry,
+        found: &mut Vec<ContextEntry>,
+        children: &mut Vec<DirJob>,
+        info_buf: &mut Vec<bool>,
+    ) -> Result<(), ContextError> {
+        let (rel, utf8) = child_rel(&job.rel, &item.file_name());
+        let Some(file_type) = still_there(item.file_type(), item)? else {
+            return Ok(());
+        };
+        let is_dir = file_type.is_dir();
+        let excluded = if self.matcher.patterns.is_empty() {
+            false
+        } else {
+            self.matcher
+                .eval(&rel, job.info.as_deref(), is_dir.then_some(&mut *info_buf))
+        };
+        if excluded {
+            if is_dir && self.matcher.has_exceptions() && !self.matcher.prunable(&rel) {
+                children.push(DirJob {
+                    rel,
+                    info: self.dir_info(info_buf),
+                    excluded: true,
+                });
+            }
+            return Ok(());
+        }
+        if !utf8 {
+            return Err(ContextError::NonUtf8Path { path: item.path() });
+        }
+        let Some(kind) = entry_kind(item, file_type)? else {
+            return Ok(());
+        };
+        let Some(meta) = still_there(item.metadata(), item)? else {
+            return Ok(());
+        };
+        if is_dir {
+            children.push(DirJob {
+                rel: rel.clone(),
+                info: self.dir_info(info_buf),
+                excluded: false,
+            });
+        }
+        found.push(entry_from(rel, &meta, kind));
+        Ok(())
+    }
+
+    /// The per-pattern results a directory's children inherit (none when there are no rules).
+    fn dir_info(&self, info_buf: &[bool]) -> Option<Arc<[bool]>> {
+        if self.matcher.patterns.is_empty() {
+            None
+        } else {
+            Some(Arc::from(info_buf))
+        }
+    }
+}
+
+/// The directory's listing; `None` when there is nothing to list and that is not an error.
+fn open_listing(job: &DirJob, dir_path: &Path) -> Result<Option<fs::ReadDir>, ContextError> {
+    match fs::read_dir(dir_path) {
+        Ok(listing) => Ok(Some(listing)),
+        // Walked only to look for `!` re-includes: the docker CLI skips what it cannot read there.
+        Err(error) if job.excluded => {
+            tracing::debug!(path = %dir_path.display(), %error, "skipping unreadable excluded directory");
+            Ok(None)
+        }
+        // Removed since its parent was listed: the walk is a snapshot, like any file that vanishes.
+        Err(error) if error.kind() == io::ErrorKind::NotFound && !job.rel.is_empty() => Ok(None),
+        Err(source) => Err(ContextError::Unreadable {
+            path: dir_path.to_owned(),
+            source,
+        }),
+    }
+}
+
+/// The child's `/`-separated path below `parent_rel`, and whether its name is UTF-8 (else the path holds the
+/// lossy name, good enough to match rules against: an excluded name is no error).
+fn child_rel(parent_rel: &str, name: &OsStr) -> (String, bool) {
+    let lossy;
+    let (name_str, utf8) = match name.to_str() {
+        Some(s) => (s, true),
+        None => {
+            lossy = name.to_string_lossy().into_owned();
+            (lossy.as_str(), false)
+        }
+    };
+    let rel = if parent_rel.is_empty() {
+        name_str.to_owned()
+    } else {
+        format!("{parent_rel}/{name_str}")
+    };
+    (rel, utf8)
+}
+
+/// What a context entry of this file type is; `None` for what is not sent (sockets, fifos, devices) and for a
+/// link that vanished since the listing.
+fn entry_kind(
+    item: &fs::DirEntry,
+    file_type: fs::FileType,
+) -> Result<Option<EntryKind>, ContextError> {
+    if file_type.is_dir() {
+        Ok(Some(EntryKind::Dir))
+    } else if file_type.is_file() {
+        Ok(Some(EntryKind::File))
+    } else if file_type.is_symlink() {
+        let Some(target) = still_there(fs::read_link(item.path()), item)? else {
+            return Ok(None);
+        };
+        let target = target
+            .into_os_string()
+            .into_string()
+            .map_err(|_| ContextError::NonUtf8LinkTarget { path: item.path() })?;
+        Ok(Some(EntryKind::Symlink { target }))
+    } else {
+        // Sockets are skipped by the docker CLI too; fifos and devices have no `EntryKind`.
+        tracing::debug!(
+            path = %item.path().display(),
+            socket = file_type.is_socket(),
+            "skipping special file in build context"
+        );
+        Ok(None)
+    }
+}
+
+/// `None` when the item was removed since its directory was listed (the walk is a snapshot); any other failure
+/// names the item.
+fn still_there<T>(result: io::Result<T>, item: &fs::DirEntry) -> Result<Option<T>, ContextError> {
+    match result {
+        Ok(value) => Ok(Some(value)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(ContextError::Unreadable {
+            path: item.path(),
+            source,
+        }),
     }
 }
