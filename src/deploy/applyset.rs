@@ -1,6 +1,6 @@
 //! Deploy, ApplySets (KEP-3659, what `kubectl apply --prune --applyset` uses): one deployment's identity (the
 //! project and the namespace it lives in) → its parent object, the label its members carry, and what the parent
-//! records (the group-kinds and namespaces of its members). Pure data: talks to no cluster; `kube.rs` applies and
+//! records (the group-kinds and namespaces of its members). Pure data: talks to no cluster; `kube/` applies and
 //! lists.
 //!
 //! A deployment is the project *and where it went*: the same project deployed by two developers into two

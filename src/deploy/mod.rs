@@ -1,6 +1,7 @@
 //! Deploy stage: a plan (rendered objects for Kubernetes) → what is running, and its removal. The `Deployer`
-//! trait is the seam the runner drives; `kube.rs` is the Kubernetes backend (server-side apply, prune,
-//! delete). Deployers emit events and never print; they never change or delete what devloop did not create.
+//! trait is the seam the runner drives; `kube/` is the Kubernetes backend (server-side apply, prune, delete),
+//! `docker/` the local Docker one. Deployers emit events and never print; they never change or delete what devloop
+//! did not create.
 
 pub mod applyset;
 pub mod docker;
@@ -97,7 +98,7 @@ pub struct DeleteOptions {
 pub enum DeployError {
     #[error(
         "cannot reach the cluster `{context}` at `{server}`: {message}{}",
-        crate::error::hint_suffix(hint)
+        crate::hint::suffix(hint)
     )]
     Unreachable {
         context: String,
@@ -105,23 +106,23 @@ pub enum DeployError {
         message: String,
         hint: Option<String>,
     },
-    #[error("{message}{}", crate::error::hint_suffix(hint))]
+    #[error("{message}{}", crate::hint::suffix(hint))]
     Config {
         message: String,
         hint: Option<String>,
     },
-    #[error("{object}: {message}{}", crate::error::hint_suffix(hint))]
+    #[error("{object}: {message}{}", crate::hint::suffix(hint))]
     Apply {
         object: String,
         message: String,
         hint: Option<String>,
     },
-    #[error("{message}{}", crate::error::hint_suffix(hint))]
+    #[error("{message}{}", crate::hint::suffix(hint))]
     Unserved {
         message: String,
         hint: Option<String>,
     },
-    #[error("{message}{}", crate::error::hint_suffix(hint))]
+    #[error("{message}{}", crate::hint::suffix(hint))]
     Api {
         message: String,
         hint: Option<String>,
@@ -232,26 +233,4 @@ pub struct SyncFile {
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    fn failed(m: &str) -> DeployError {
-        DeployError::Status(m.to_string())
-    }
-
-    #[test]
-    fn all_or_errors_keeps_every_ok_or_names_every_failure() {
-        assert_eq!(
-            all_or_errors(vec![Ok(1), Ok(2)], "x failed").unwrap(),
-            vec![1, 2]
-        );
-        let one = all_or_errors(vec![Ok(1), Err(failed("a: bad"))], "x failed").unwrap_err();
-        assert_eq!(one.to_string(), "a: bad");
-        let two = all_or_errors::<u8>(
-            vec![Err(failed("a")), Err(failed("b"))],
-            "objects could not be applied",
-        )
-        .unwrap_err();
-        assert_eq!(two.to_string(), "2 objects could not be applied:\n- a\n- b");
-    }
-}
+mod tests;

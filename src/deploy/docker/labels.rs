@@ -1,0 +1,75 @@
+//! Deploy, Docker backend, labels: a project → the labels devloop puts on every container, network and volume it
+//! creates, the filters that find them, and the check that something is this project's. Nothing without these
+//! labels is ever listed as the project's, so nothing else can be stopped or removed.
+
+use std::collections::HashMap;
+
+use bollard::models::ContainerSummary;
+use bollard::query_parameters::ListContainersOptions;
+
+use super::DockerTarget;
+use super::daemon_error::api_error;
+use crate::deploy::DeployError;
+
+/// The label every container, network and volume devloop creates carries.
+pub const MANAGED_BY: (&str, &str) = ("dev.devloop.managed-by", "devloop");
+/// The label naming the project.
+pub const PROJECT_LABEL: &str = "dev.devloop.project";
+/// The label holding the digest of a container's effective config (image ID included).
+pub const CONFIG_LABEL: &str = "dev.devloop.config";
+/// The label marking a container that runs an artifact devloop built (`true`).
+pub const ARTIFACT_LABEL: &str = "dev.devloop.artifact";
+/// The label holding a container's name in `deploy.docker` (without the project prefix).
+pub const CONTAINER_LABEL: &str = "dev.devloop.container";
+
+impl DockerTarget {
+    pub(super) fn labels(&self) -> HashMap<String, String> {
+        HashMap::from([
+            (MANAGED_BY.0.to_string(), MANAGED_BY.1.to_string()),
+            (PROJECT_LABEL.to_string(), self.project.clone()),
+        ])
+    }
+
+    pub(super) fn owns(&self, labels: Option<&HashMap<String, String>>) -> bool {
+        labels.is_some_and(|l| {
+            l.get(MANAGED_BY.0).map(String::as_str) == Some(MANAGED_BY.1)
+                && l.get(PROJECT_LABEL) == Some(&self.project)
+        })
+    }
+
+    pub(super) fn label_filters(&self) -> HashMap<String, Vec<String>> {
+        HashMap::from([(
+            "label".to_string(),
+            vec![
+                format!("{}={}", MANAGED_BY.0, MANAGED_BY.1),
+                format!("{PROJECT_LABEL}={}", self.project),
+            ],
+        )])
+    }
+
+    /// Every container of this project, running or not.
+    pub(super) async fn project_containers(&self) -> Result<Vec<ContainerSummary>, DeployError> {
+        let list = self
+            .docker
+            .list_containers(Some(ListContainersOptions {
+                all: true,
+                filters: Some(self.label_filters()),
+                ..Default::default()
+            }))
+            .await
+            .map_err(|e| api_error("containers", "list", &e))?;
+        // The daemon filtered by label; check again so that nothing else can ever be removed.
+        Ok(list
+            .into_iter()
+            .filter(|c| self.owns(c.labels.as_ref()))
+            .collect())
+    }
+}
+
+/// The plan's name of a container of this project (its `CONTAINER_LABEL`; empty when it has none).
+pub(super) fn plan_name(labels: Option<&HashMap<String, String>>) -> String {
+    labels
+        .and_then(|l| l.get(CONTAINER_LABEL))
+        .cloned()
+        .unwrap_or_default()
+}

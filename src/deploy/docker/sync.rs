@@ -1,0 +1,108 @@
+//! Deploy, Docker backend, file sync: changed files of an artifact → copied into the running containers of this
+//! project that run its image (one tar archive per distinct set of files), instead of a rebuild. Files under a
+//! bind mount are skipped (they are live already); never touches a container without this project's labels.
+
+use std::path::Path;
+
+use bollard::query_parameters::UploadToContainerOptions;
+
+use super::daemon_error::api_error;
+use super::{DockerPlan, DockerTarget};
+use crate::config::deploy::{Container, Volume};
+use crate::deploy::{DeployError, SyncFile};
+
+impl DockerTarget {
+    /// `sync`: copies `files` into the running containers of `plan` that run `image`; returns how many were updated.
+    pub(super) async fn copy_files(
+        &self,
+        plan: &DockerPlan,
+        image: &str,
+        files: &[SyncFile],
+    ) -> Result<usize, DeployError> {
+        let wanted = crate::tag::normalize_repository(image);
+        let containers: Vec<&Container> = plan
+            .deploy
+            .containers
+            .iter()
+            .filter(|c| crate::tag::normalize_repository(&c.image) == wanted)
+            .collect();
+        let mut updated = 0;
+        let mut archives: Vec<(Vec<SyncFile>, bytes::Bytes)> = Vec::new();
+        for c in containers {
+            let object = format!("container/{}", c.name);
+            let Some(current) = self.inspect(&object, &self.container_name(&c.name)).await? else {
+                continue;
+            };
+            let running = current.state.as_ref().and_then(|s| s.running) == Some(true);
+            let ours = self.owns(current.config.as_ref().and_then(|c| c.labels.as_ref()));
+            let Some(id) = current.id.as_deref().filter(|_| running && ours) else {
+                continue;
+            };
+            // A file under a bind mount is already live in the container; writing it through the daemon would
+            // rewrite the host file and trigger the watcher again.
+            let wanted: Vec<SyncFile> = files
+                .iter()
+                .filter(|f| !bind_mounted(c, &f.dest))
+                .cloned()
+                .collect();
+            if !wanted.is_empty() {
+                // Containers of one image usually take the same files: one archive each distinct set.
+                let archive = match archives.iter().find(|(set, _)| *set == wanted) {
+                    Some((_, archive)) => archive.clone(),
+                    None => {
+                        let set = wanted.clone();
+                        let archive: bytes::Bytes =
+                            tokio::task::spawn_blocking(move || sync_archive(&set))
+                                .await
+                                .map_err(|e| DeployError::Api {
+                                    message: format!("sync: {e}"),
+                                    hint: None,
+                                })??
+                                .into();
+                        archives.push((wanted, archive.clone()));
+                        archive
+                    }
+                };
+                self.docker
+                    .upload_to_container(
+                        id,
+                        Some(UploadToContainerOptions {
+                            path: "/".into(),
+                            ..Default::default()
+                        }),
+                        bollard::body_full(archive),
+                    )
+                    .await
+                    .map_err(|e| api_error(&object, "sync files into", &e))?;
+            }
+            updated += 1;
+        }
+        Ok(updated)
+    }
+}
+
+/// Whether `dest` (a path in the container) lies under one of `c`'s bind mounts.
+pub(super) fn bind_mounted(c: &Container, dest: &str) -> bool {
+    c.volumes.iter().any(|v| match v {
+        Volume::Bind { target, .. } => Path::new(dest).starts_with(target),
+        Volume::Named { .. } => false,
+    })
+}
+
+/// One tar archive of `files` at their container paths (relative to `/`), for the daemon to extract.
+fn sync_archive(files: &[SyncFile]) -> Result<Vec<u8>, DeployError> {
+    let mut archive = tar::Builder::new(Vec::new());
+    archive.follow_symlinks(false);
+    for f in files {
+        archive
+            .append_path_with_name(&f.local, f.dest.trim_start_matches('/'))
+            .map_err(|e| DeployError::Api {
+                message: format!("sync: cannot read `{}`: {e}", f.local.display()),
+                hint: None,
+            })?;
+    }
+    archive.into_inner().map_err(|e| DeployError::Api {
+        message: format!("sync: {e}"),
+        hint: None,
+    })
+}

@@ -1,0 +1,247 @@
+//! Deploy, Kubernetes backend: rendered objects → server-side apply (field manager `devloop`); namespaces, CRDs,
+//! StorageClasses and PersistentVolumes first; immutable-field recreation of objects devloop owns; prune and delete
+//! through the deployment's ApplySet (`applyset.rs`: the project *and the namespace it lives in*). Only objects
+//! that are members of this deployment's set *and* were applied by devloop (a `devloop` Apply entry in
+//! `managedFields`, no owner references) are ever deleted: the same project elsewhere in the cluster is never
+//! touched.
+//!
+//! The folder's face: the target, the plan, the connection options and the `Deployer` seam. Each concept is a
+//! file, lowest first: `ownership.rs` (devloop's labels, what devloop applied), `date.rs`, `failure.rs` (API
+//! answers → `DeployError`), `connection.rs` (kubeconfig, probe), `discovery.rs`, `plan.rs`, `session.rs` (what
+//! this process applied), `parent.rs` (the ApplySet parent), `order.rs`, `namespace.rs`, `apply.rs` (server-side
+//! apply, re-creation), `members.rs`, `delete.rs`, `prune.rs`, `deployment.rs` (one deploy, step by step).
+
+mod apply;
+mod connection;
+mod date;
+mod delete;
+mod deployment;
+mod discovery;
+mod failure;
+mod members;
+mod namespace;
+mod order;
+mod ownership;
+mod parent;
+mod plan;
+mod prune;
+mod session;
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests;
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use kube::Client;
+use serde_json::Value;
+use tokio::sync::Mutex;
+use tokio_util::sync::CancellationToken;
+
+use crate::deploy::applyset::{ApplySet, Contents, GroupKind};
+use crate::deploy::{DeleteOptions, DeployError, DeployedSet, Deployer, ObjectRef};
+use crate::event::EventSink;
+use discovery::Resolved;
+use session::{ObjectKey, Remembered};
+
+pub use ownership::{FIELD_MANAGER, MANAGED_BY, PROJECT_LABEL};
+
+/// How many objects are applied at once.
+const APPLY_CONCURRENCY: usize = 16;
+
+/// How to reach the cluster (flags and environment, resolved like kubectl).
+#[derive(Debug, Clone, Default)]
+pub struct ClusterOptions {
+    /// `--kubeconfig`; else `$KUBECONFIG`, else `~/.kube/config`, else in-cluster config.
+    pub kubeconfig: Option<PathBuf>,
+    /// `--kube-context`; else the kubeconfig's current context.
+    pub context: Option<String>,
+    /// `-n`; else the context's namespace, else `default`.
+    pub namespace: Option<String>,
+}
+
+/// The objects to apply: the output of the render stage.
+#[derive(Debug, Clone, Default)]
+pub struct KubePlan {
+    pub objects: Vec<Value>,
+}
+
+impl KubePlan {
+    /// The rendered objects, in render order.
+    pub fn new(rendered: crate::render::Rendered) -> KubePlan {
+        KubePlan {
+            objects: rendered
+                .objects
+                .into_iter()
+                .map(|o| o.into_value())
+                .collect(),
+        }
+    }
+}
+
+/// The namespaces `objects` name (rendered objects: every namespaced one names its namespace), or `default` when
+/// none does. Where a deployment's pods are, for logs.
+pub fn namespaces_of(objects: &[Value], default: &str) -> Vec<String> {
+    let found: BTreeSet<&str> = objects
+        .iter()
+        .filter_map(|o| o.pointer("/metadata/namespace").and_then(Value::as_str))
+        .filter(|ns| !ns.is_empty())
+        .collect();
+    if found.is_empty() {
+        vec![default.to_string()]
+    } else {
+        found.into_iter().map(str::to_string).collect()
+    }
+}
+
+/// A connected cluster, for one project.
+pub struct KubeTarget {
+    client: Client,
+    /// The context in use (for messages).
+    pub context: String,
+    /// The server URL (for messages).
+    pub server: String,
+    /// Namespace for namespaced objects that name none.
+    pub namespace: String,
+    /// Whether `namespace` came from `-n` (then objects that name another namespace were refused at render).
+    pub namespace_explicit: bool,
+    project: String,
+    /// This deployment's ApplySet, once known (from the first deploy, or [`KubeTarget::locate`]).
+    applyset: Mutex<Option<ApplySet>>,
+    /// What the parent records, as devloop last wrote it (saves a write when nothing changed).
+    recorded: Mutex<Option<Contents>>,
+    /// API resources by group-kind (for listing the members of a set).
+    kinds: Mutex<HashMap<GroupKind, Option<Resolved>>>,
+    force_conflicts: bool,
+    resources: Mutex<HashMap<(String, String, String), Option<Resolved>>>,
+    /// What this process applied, by object: the digest of the applied form and the result. `None` until the
+    /// first deploy. Lets the dev loop skip objects whose rendered form did not change and prune without
+    /// sweeping every resource type.
+    session: Mutex<Option<HashMap<ObjectKey, Remembered>>>,
+}
+
+impl KubeTarget {
+    /// Connects and checks that the API server answers, so an unreachable cluster or expired credentials are
+    /// reported before anything else happens.
+    pub async fn connect(
+        opts: &ClusterOptions,
+        project: &str,
+        force_conflicts: bool,
+    ) -> Result<KubeTarget, DeployError> {
+        let (config, context) = connection::load_config(opts).await?;
+        let server = config.cluster_url.to_string();
+        let namespace = opts
+            .namespace
+            .clone()
+            .unwrap_or_else(|| config.default_namespace.clone());
+        let client = Client::try_from(config).map_err(|e| DeployError::Config {
+            message: format!("cannot create a client for context `{context}`: {e}"),
+            hint: None,
+        })?;
+        connection::probe(&client, &context, &server).await?;
+        Ok(KubeTarget {
+            client,
+            context,
+            server,
+            namespace,
+            namespace_explicit: opts.namespace.is_some(),
+            project: project.to_string(),
+            applyset: Mutex::new(None),
+            recorded: Mutex::new(None),
+            kinds: Mutex::new(HashMap::new()),
+            force_conflicts,
+            resources: Mutex::new(HashMap::new()),
+            session: Mutex::new(None),
+        })
+    }
+
+    /// The label selector of everything this project deployed.
+    pub fn selector(&self) -> String {
+        format!(
+            "{}={},{}={}",
+            MANAGED_BY.0, MANAGED_BY.1, PROJECT_LABEL, self.project
+        )
+    }
+
+    /// The kube client (for logs, port-forwards and status checks).
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The namespace a deployment of `objects` lives in (its ApplySet parent's): `-n` when given; else the one
+    /// namespace every namespaced object names (a kustomization's `namespace:`); else the context's.
+    pub fn home_namespace(&self, objects: &[Value]) -> String {
+        if self.namespace_explicit {
+            return self.namespace.clone();
+        }
+        let named: BTreeSet<&str> = objects
+            .iter()
+            .filter_map(|o| o.pointer("/metadata/namespace").and_then(Value::as_str))
+            .filter(|ns| !ns.is_empty())
+            .collect();
+        match named.len() {
+            1 => named.into_iter().next().unwrap_or_default().to_string(),
+            _ => self.namespace.clone(),
+        }
+    }
+
+    /// Sets which deployment [`Deployer::delete_all`] removes: that of `plan`'s objects (for `devloop delete`,
+    /// which deploys nothing first).
+    pub async fn locate(&self, plan: &KubePlan) {
+        let set = ApplySet::new(&self.project, &self.home_namespace(&plan.objects));
+        *self.applyset.lock().await = Some(set);
+    }
+}
+
+/// The rollout wait after a deploy. The one call from this stage into another (status): the runner is to make it
+/// instead.
+async fn wait_rollout(
+    client: &Client,
+    deployed: &DeployedSet,
+    deadline: Duration,
+    events: &EventSink,
+    cancel: &CancellationToken,
+) -> Result<(), DeployError> {
+    crate::status::wait(crate::status::StatusCheck {
+        client,
+        objects: &deployed.applied,
+        deadline,
+        events,
+        cancel,
+    })
+    .await
+    .map(|_| ())
+}
+
+impl Deployer for KubeTarget {
+    type Plan = KubePlan;
+
+    async fn deploy(
+        &self,
+        plan: &KubePlan,
+        events: &EventSink,
+        cancel: &CancellationToken,
+    ) -> Result<DeployedSet, DeployError> {
+        self.roll_out(plan, events, cancel).await
+    }
+
+    async fn wait_ready(
+        &self,
+        deployed: &DeployedSet,
+        deadline: Duration,
+        events: &EventSink,
+        cancel: &CancellationToken,
+    ) -> Result<(), DeployError> {
+        wait_rollout(&self.client, deployed, deadline, events, cancel).await
+    }
+
+    async fn delete_all(
+        &self,
+        opts: DeleteOptions,
+        events: &EventSink,
+    ) -> Result<Vec<ObjectRef>, DeployError> {
+        self.remove_deployment(opts, events).await
+    }
+}
