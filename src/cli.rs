@@ -4,8 +4,6 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::output::Format;
-
 /// devloop: build, render and deploy to Kubernetes in a fast inner loop.
 #[derive(Debug, Parser)]
 #[command(name = "devloop", version, about, propagate_version = true)]
@@ -279,4 +277,13 @@ pub struct RenderArgs {
     /// Push images when building them for the render (as `devloop build --push`).
     #[arg(long)]
     pub push: bool,
+}
+
+/// How the user asked to see results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Progress and messages on stderr, data (image references, YAML) on stdout.
+    Human,
+    /// One JSON event per line on stdout.
+    Json,
 }

@@ -3,14 +3,13 @@
 
 use std::fmt;
 
+use crate::hint::suffix as hint_suffix;
+
 /// Exit code: the pipeline failed (build, deploy, rollout).
 pub const EXIT_FAILURE: u8 = 1;
 /// Exit code: usage, configuration or environment error.
 pub const EXIT_USAGE: u8 = 2;
 // A signal that stops a command gives 128 + its number (130 SIGINT, 143 SIGTERM, 129 SIGHUP): `commands::signal`.
-
-// Kept while the stages move to `crate::hint` (the leaf); removed once none calls it.
-pub use crate::hint::suffix as hint_suffix;
 
 /// Why a command failed: the stage error plus the exit code it maps to.
 #[derive(Debug, thiserror::Error)]

@@ -16,17 +16,18 @@
 //!   contract and its payload types), [`tag`] (image references and tag policies), [`time`] (dates, via jiff),
 //!   [`labels`] (the ownership marks), [`daemon`] (the Docker connection), [`own_output`] (devloop's own stdout and
 //!   stderr files).
-//! - Input: [`cli`] (arguments, clap only) → [`config`] (devloop.yaml + profiles → `Config`; `config::compose` for
-//!   `devloop init`) → [`template`] (build-arg and tag templates) → [`settings`] (flags + devloop.yaml +
-//!   environment → the resolved settings of one command).
+//! - Input: [`cli`] (arguments, clap only) → [`template`] (build-arg and tag templates, tag policies) → [`config`]
+//!   (devloop.yaml + profiles → `Config`; `config::compose` for `devloop init`).
 //! - Stages, each with typed input and output, none calling another: [`context`] (the exact build context and its
 //!   tar) → [`cache`] (content digests, keys, build records) → [`build`] (the `Builder` seam, Docker backend,
 //!   loading into local clusters) → [`render`] (manifests → objects) → [`deploy`] (the `Deployer` seam: Kubernetes,
-//!   Docker) → [`status`] (readiness and diagnosis), [`logs`], [`port_forward`], [`connectivity`] (one view of the
-//!   API server for the long-lived streams), [`watch`] (file events → change sets).
-//! - Wiring: [`runner`] (the build run and the dev loop: concurrency, cancellation, latest wins) → [`commands`] (one
-//!   per subcommand; the only readers of signals) → [`output`] (the only printing) and [`error`] (the aggregate
-//!   error: messages and exit codes; used only by `runner`, `commands` and this file).
+//!   Docker) → [`connectivity`] (one view of the API server for the long-lived streams) → [`status`] (readiness and
+//!   diagnosis), [`logs`], [`port_forward`] → [`watch`] (file events → change sets). A stage may take an earlier
+//!   stage's output types (status reads what deploy applied); it never calls another stage.
+//! - Wiring: [`output`] (the only printing) → [`error`] (the aggregate error: messages and exit codes; used only by
+//!   `runner`, `commands` and this file) → [`runner`] (the build run and the dev loop: concurrency, cancellation,
+//!   latest wins; waiting on a deploy target) → [`settings`] (flags + devloop.yaml + environment → the resolved
+//!   settings of one command, built once) → [`commands`] (one per subcommand; the only readers of signals).
 //!
 //! Invariants (those a test or lint can check are checked: `tests/layout.rs`, `[lints]` in Cargo.toml):
 //! - No import cycle between modules; the leaves import nothing of the crate; only `runner/`, `commands/` and

@@ -17,6 +17,7 @@ use devloop::config::deploy::{
 use devloop::deploy::docker::{DockerPlan, DockerTarget};
 use devloop::deploy::{Change, DeleteOptions, DeployError, Deployer};
 use devloop::event::{Event, EventSink};
+use devloop::runner::target::DeployTarget;
 use support::{Project, unique};
 use tokio_util::sync::CancellationToken;
 

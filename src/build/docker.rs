@@ -30,11 +30,6 @@ pub struct DockerBuilder {
     buildkit: bool,
 }
 
-/// Where the daemon is expected, for messages.
-pub fn daemon_host() -> String {
-    crate::daemon::host()
-}
-
 fn unreachable(message: String) -> BuildError {
     BuildError::DaemonUnreachable {
         host: crate::daemon::host(),

@@ -2,11 +2,11 @@
 
 use crate::cli::{DeployArgs, GlobalArgs};
 use crate::config::Config;
-use crate::deploy::Deployer;
 use crate::deploy::kube::{KubePlan, KubeTarget};
 use crate::error::Error;
 use crate::output::Console;
 use crate::render::ArtifactImage;
+use crate::runner::target::DeployTarget;
 use crate::settings::{BuildFlags, Destination, Settings};
 
 /// Runs `devloop deploy`.
@@ -61,7 +61,7 @@ pub fn kube_plan(
         target.namespace_explicit,
         console,
     )?;
-    Ok(KubePlan::new(rendered))
+    Ok(KubePlan::new(rendered.into_values()))
 }
 
 /// [`kube_plan`] without images and without reporting render warnings: where the objects go and what they are
@@ -73,7 +73,7 @@ pub fn kube_layout(cfg: &Config, target: &KubeTarget) -> Result<KubePlan, Error>
         Some(&target.namespace),
         target.namespace_explicit,
     )?;
-    Ok(KubePlan::new(rendered))
+    Ok(KubePlan::new(rendered.into_values()))
 }
 
 /// The Docker target: containers on the local daemon instead of a cluster.
@@ -91,7 +91,7 @@ pub async fn deploy_docker(
 }
 
 /// Deploys `plan` with any target and (unless disabled) waits until it is ready; a signal cancels cleanly.
-async fn deploy_and_wait<D: Deployer>(
+async fn deploy_and_wait<D: DeployTarget>(
     target: &D,
     plan: &D::Plan,
     settings: &Settings,

@@ -8,7 +8,6 @@ pub mod docker;
 pub mod kube;
 
 use std::future::Future;
-use std::time::Duration;
 
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
@@ -156,15 +155,6 @@ pub trait Deployer: Send + Sync {
         events: &EventSink,
         cancel: &CancellationToken,
     ) -> impl Future<Output = Result<DeployedSet, DeployError>> + Send;
-
-    /// Waits until what `deploy` applied is ready, failing fast with a diagnosis when it cannot become ready.
-    fn wait_ready(
-        &self,
-        deployed: &DeployedSet,
-        deadline: Duration,
-        events: &EventSink,
-        cancel: &CancellationToken,
-    ) -> impl Future<Output = Result<(), DeployError>> + Send;
 
     /// Removes everything this project deployed; returns what was (or, with `dry_run`, would be) deleted.
     fn delete_all(

@@ -6,16 +6,8 @@ pub mod json;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
+pub use crate::cli::Format;
 use crate::event::{Event, EventSink};
-
-/// How the user asked to see results.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
-    /// Progress and messages on stderr, data (image references, YAML) on stdout.
-    Human,
-    /// One JSON event per line on stdout.
-    Json,
-}
 
 /// The printer for one command run.
 pub enum Output {

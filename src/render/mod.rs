@@ -75,6 +75,11 @@ pub struct Rendered {
 }
 
 impl Rendered {
+    /// The objects as JSON values, in source order (what a deploy applies).
+    pub fn into_values(self) -> Vec<serde_json::Value> {
+        self.objects.into_iter().map(Object::into_value).collect()
+    }
+
     /// The objects as one multi-document YAML stream (`---` between documents), as `kubectl apply -f -`
     /// reads it. The same input always gives the same bytes.
     pub fn to_yaml(&self) -> Result<String, RenderError> {

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use super::target::DeployTarget;
 use super::{ArtifactResult, BuildOptions, BuildRun};
 use crate::build::{BuildError, BuildSpec, Builder, BuiltImage};
 use crate::cache::Store;
@@ -231,6 +232,17 @@ impl Deployer for FakeDeployer {
         })
     }
 
+    async fn delete_all(
+        &self,
+        _: DeleteOptions,
+        _: &EventSink,
+    ) -> Result<Vec<ObjectRef>, DeployError> {
+        *self.deletes.lock().unwrap() += 1;
+        Ok(Vec::new())
+    }
+}
+
+impl DeployTarget for FakeDeployer {
     async fn wait_ready(
         &self,
         _: &DeployedSet,
@@ -239,14 +251,5 @@ impl Deployer for FakeDeployer {
         _: &CancellationToken,
     ) -> Result<(), DeployError> {
         Ok(())
-    }
-
-    async fn delete_all(
-        &self,
-        _: DeleteOptions,
-        _: &EventSink,
-    ) -> Result<Vec<ObjectRef>, DeployError> {
-        *self.deletes.lock().unwrap() += 1;
-        Ok(Vec::new())
     }
 }

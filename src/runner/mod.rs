@@ -5,6 +5,7 @@
 pub mod dev;
 #[cfg(test)]
 mod fakes;
+pub mod target;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;

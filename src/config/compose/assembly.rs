@@ -317,6 +317,6 @@ fn image_key(reference: &str) -> Option<(String, String)> {
     }
     Some((
         tag::normalize_repository(&r.repository),
-        r.tag.unwrap_or_else(|| "latest".into()),
+        r.tag_or_default().to_string(),
     ))
 }

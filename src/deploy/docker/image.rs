@@ -27,10 +27,10 @@ impl DockerTarget {
             message: e.to_string(),
             hint: None,
         })?;
-        let tag = parsed
-            .digest
-            .or(parsed.tag)
-            .unwrap_or_else(|| "latest".to_string());
+        let tag = match &parsed.digest {
+            Some(digest) => digest.clone(),
+            None => parsed.tag_or_default().to_string(),
+        };
         let mut pull = self.docker.create_image(
             Some(CreateImageOptions {
                 from_image: Some(parsed.repository),

@@ -1,6 +1,6 @@
 //! Deploy, Docker backend, labels: a project → the labels devloop puts on every container, network and volume it
 //! creates, the filters that find them, and the check that something is this project's. Nothing without these
-//! labels is ever listed as the project's, so nothing else can be stopped or removed.
+//! labels is ever listed as the project's, so nothing else can be stopped or removed. The label keys are the `labels` leaf's.
 
 use std::collections::HashMap;
 
@@ -10,17 +10,11 @@ use bollard::query_parameters::ListContainersOptions;
 use super::DockerTarget;
 use super::daemon_error::api_error;
 use crate::deploy::DeployError;
-
-/// The label every container, network and volume devloop creates carries.
-pub const MANAGED_BY: (&str, &str) = ("dev.devloop.managed-by", "devloop");
-/// The label naming the project.
-pub const PROJECT_LABEL: &str = "dev.devloop.project";
-/// The label holding the digest of a container's effective config (image ID included).
-pub const CONFIG_LABEL: &str = "dev.devloop.config";
-/// The label marking a container that runs an artifact devloop built (`true`).
-pub const ARTIFACT_LABEL: &str = "dev.devloop.artifact";
-/// The label holding a container's name in `deploy.docker` (without the project prefix).
-pub const CONTAINER_LABEL: &str = "dev.devloop.container";
+pub use crate::labels::{
+    DOCKER_ARTIFACT as ARTIFACT_LABEL, DOCKER_CONFIG as CONFIG_LABEL,
+    DOCKER_CONTAINER as CONTAINER_LABEL, DOCKER_MANAGED_BY as MANAGED_BY,
+    DOCKER_PROJECT as PROJECT_LABEL,
+};
 
 impl DockerTarget {
     pub(super) fn labels(&self) -> HashMap<String, String> {

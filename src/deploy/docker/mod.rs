@@ -31,7 +31,6 @@ mod volume;
 mod tests;
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use bollard::Docker;
 use bollard::errors::Error as DockerError;
@@ -61,27 +60,18 @@ pub struct DockerPlan {
     pub images: BTreeMap<String, String>,
 }
 
-/// Where the daemon is (`DOCKER_HOST` or the local socket), for messages. The one call from this stage into
-/// another (build): the runner is to pass it in instead.
-fn daemon_host() -> String {
-    crate::build::docker::daemon_host()
-}
-
 impl DockerTarget {
     /// Connects to the daemon (`DOCKER_HOST` or the local socket) and negotiates the API version, so an
     /// unreachable daemon is reported before anything else happens.
     pub async fn connect(project: &str) -> Result<DockerTarget, DeployError> {
-        let unreachable = |e: DockerError| {
-            DeployError::Config {
+        let unreachable = |e: DockerError| DeployError::Config {
             message: format!(
                 "cannot reach the Docker daemon at `{}`: {e}",
-                daemon_host()
+                crate::daemon::host()
             ),
-            hint: Some("is dockerd running? devloop talks to the daemon `DOCKER_HOST` names (default: the local socket)".into()),
-        }
+            hint: Some(crate::daemon::UNREACHABLE_HINT.into()),
         };
-        let docker = Docker::connect_with_defaults().map_err(unreachable)?;
-        let docker = docker.negotiate_version().await.map_err(unreachable)?;
+        let docker = crate::daemon::connect().await.map_err(unreachable)?;
         docker.ping().await.map_err(unreachable)?;
         let valid = project.starts_with(|c: char| c.is_ascii_alphanumeric())
             && project
@@ -161,17 +151,6 @@ impl Deployer for DockerTarget {
         cancel: &CancellationToken,
     ) -> Result<DeployedSet, DeployError> {
         self.roll_out(plan, events, cancel).await
-    }
-
-    async fn wait_ready(
-        &self,
-        deployed: &DeployedSet,
-        deadline: Duration,
-        events: &EventSink,
-        cancel: &CancellationToken,
-    ) -> Result<(), DeployError> {
-        self.wait_until_ready(deployed, deadline, events, cancel)
-            .await
     }
 
     async fn delete_all(

@@ -164,9 +164,9 @@ impl DockerTarget {
         DeployError::Status(text)
     }
 
-    /// `wait_ready`: waits until every container `deployed` replaced or created is ready, failing on the first
+    /// Waits until every container `deployed` replaced or created is ready, failing on the first
     /// that cannot become ready, or at `deadline` naming every container still waited for.
-    pub(super) async fn wait_until_ready(
+    pub async fn wait_until_ready(
         &self,
         deployed: &DeployedSet,
         deadline: Duration,

@@ -11,7 +11,6 @@ use kube::core::Status;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use super::date::{parse_http_date, parse_rfc3339};
 use super::failure::{ApplyFailure, api_error, first_line, is_immutable, status_error};
 use super::order::SETTLE_TIMEOUT;
 use super::ownership::FIELD_MANAGER;
@@ -20,6 +19,7 @@ use super::session::{Remembered, form_digest, object_key};
 use super::{APPLY_CONCURRENCY, KubeTarget};
 use crate::deploy::{AppliedObject, Change, DeployError};
 use crate::event::{Event, EventSink};
+use crate::time::{unix_from_http_date as parse_http_date, unix_from_rfc3339 as parse_rfc3339};
 
 impl KubeTarget {
     /// Applies one object with server-side apply, reading the HTTP status to tell created from configured.

@@ -13,7 +13,6 @@
 
 mod apply;
 mod connection;
-mod date;
 mod delete;
 mod deployment;
 mod discovery;
@@ -33,7 +32,6 @@ mod tests;
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
-use std::time::Duration;
 
 use kube::Client;
 use serde_json::Value;
@@ -70,14 +68,8 @@ pub struct KubePlan {
 
 impl KubePlan {
     /// The rendered objects, in render order.
-    pub fn new(rendered: crate::render::Rendered) -> KubePlan {
-        KubePlan {
-            objects: rendered
-                .objects
-                .into_iter()
-                .map(|o| o.into_value())
-                .collect(),
-        }
+    pub fn new(objects: Vec<Value>) -> KubePlan {
+        KubePlan { objects }
     }
 }
 
@@ -195,26 +187,6 @@ impl KubeTarget {
     }
 }
 
-/// The rollout wait after a deploy. The one call from this stage into another (status): the runner is to make it
-/// instead.
-async fn wait_rollout(
-    client: &Client,
-    deployed: &DeployedSet,
-    deadline: Duration,
-    events: &EventSink,
-    cancel: &CancellationToken,
-) -> Result<(), DeployError> {
-    crate::status::wait(crate::status::StatusCheck {
-        client,
-        objects: &deployed.applied,
-        deadline,
-        events,
-        cancel,
-    })
-    .await
-    .map(|_| ())
-}
-
 impl Deployer for KubeTarget {
     type Plan = KubePlan;
 
@@ -225,16 +197,6 @@ impl Deployer for KubeTarget {
         cancel: &CancellationToken,
     ) -> Result<DeployedSet, DeployError> {
         self.roll_out(plan, events, cancel).await
-    }
-
-    async fn wait_ready(
-        &self,
-        deployed: &DeployedSet,
-        deadline: Duration,
-        events: &EventSink,
-        cancel: &CancellationToken,
-    ) -> Result<(), DeployError> {
-        wait_rollout(&self.client, deployed, deadline, events, cancel).await
     }
 
     async fn delete_all(

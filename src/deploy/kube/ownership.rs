@@ -8,12 +8,9 @@ use serde_json::Value;
 use super::KubeTarget;
 use crate::deploy::applyset::{self, ApplySet};
 
-/// The field manager devloop applies with.
-pub const FIELD_MANAGER: &str = "devloop";
-/// The label every object devloop applies carries.
-pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "devloop");
-/// The label naming the project.
-pub const PROJECT_LABEL: &str = "devloop.dev/project";
+pub use crate::labels::{
+    FIELD_MANAGER, KUBE_MANAGED_BY as MANAGED_BY, KUBE_PROJECT as PROJECT_LABEL,
+};
 
 impl KubeTarget {
     /// Whether devloop applied this object as a member of `set`: devloop's label, `set`'s part-of label, a

@@ -3,9 +3,9 @@
 use kube::core::Status;
 use kube::discovery::ApiResource;
 
-use super::date::{parse_http_date, parse_rfc3339};
 use super::failure::{is_immutable, status_error};
 use crate::deploy::ObjectRef;
+use crate::time::{unix_from_http_date as parse_http_date, unix_from_rfc3339 as parse_rfc3339};
 
 #[test]
 fn dates() {

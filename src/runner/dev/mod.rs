@@ -18,11 +18,12 @@ use super::{ArtifactResult, BuildOptions, BuildRun};
 use crate::build::Builder;
 use crate::cache::Store;
 use crate::config::{Artifact, Config};
-use crate::deploy::{Change, DeleteOptions, DeployedSet, Deployer, SyncFile};
+use crate::deploy::{Change, DeleteOptions, DeployedSet, SyncFile};
 use crate::error::Error;
 use crate::event::{Event, EventSink};
 use crate::hint::Hint;
 use crate::render::ArtifactImage;
+use crate::runner::target::DeployTarget;
 use crate::tag;
 use crate::template::Vars;
 use crate::time::Timestamp;
@@ -51,7 +52,7 @@ pub type PlanFn<'a, P> = dyn Fn(&Config, &[ArtifactImage]) -> Result<P, Error> +
 pub type ReloadFn<'a> = dyn Fn() -> Result<Config, Error> + Send + Sync + 'a;
 
 /// Everything the loop drives.
-pub struct DevLoop<'a, B: Builder, D: Deployer> {
+pub struct DevLoop<'a, B: Builder, D: DeployTarget> {
     pub builder: &'a B,
     pub deployer: &'a D,
     pub store: &'a Store,
@@ -163,7 +164,7 @@ impl Trigger {
     }
 }
 
-impl<B: Builder, D: Deployer> DevLoop<'_, B, D> {
+impl<B: Builder, D: DeployTarget> DevLoop<'_, B, D> {
     /// Runs until `shutdown` fires or `changes` closes, then cleans up (unless disabled).
     pub async fn run(
         &self,
@@ -656,7 +657,7 @@ pub fn affected_artifacts(cfg: &Config, paths: &BTreeSet<PathBuf>) -> Vec<String
 /// side streams (logs, port-forwards) — all polled together, nothing outlives the call. `respecs` re-targets the
 /// watcher (sent by the config reload). Ends when `shutdown` fires (or the watcher ends, in manual mode when stdin
 /// closes).
-pub async fn session<B: Builder, D: Deployer>(
+pub async fn session<B: Builder, D: DeployTarget>(
     dev: &DevLoop<'_, B, D>,
     cfg: Config,
     mut watcher: crate::watch::Watcher,
