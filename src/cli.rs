@@ -85,6 +85,26 @@ pub enum Command {
     /// Write a devloop.yaml from a docker-compose file: its services become containers on the local Docker
     /// daemon, its builds artifacts; what cannot be converted is listed.
     Init(InitArgs),
+    /// Print a shell completion script on stdout, e.g. `devloop completion bash > ~/.local/share/bash-completion/completions/devloop`.
+    Completion(CompletionArgs),
+    /// Print devloop's man page (roff) on stdout, or write one page per command into a directory with `--dir`.
+    Man(ManArgs),
+}
+
+/// Options of `devloop completion`.
+#[derive(Debug, Clone, Args)]
+pub struct CompletionArgs {
+    /// The shell to complete in.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// Options of `devloop man`.
+#[derive(Debug, Clone, Args)]
+pub struct ManArgs {
+    /// Write `devloop.1` and one `devloop-COMMAND.1` per command into this directory instead of printing devloop(1).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 /// Options of `devloop init`.

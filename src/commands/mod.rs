@@ -1,6 +1,7 @@
 //! Commands: one file per subcommand; each wires stages together through the runner. No domain logic here.
 
 pub mod build;
+pub mod completion;
 pub mod delete;
 pub mod deploy;
 pub mod dev;
@@ -36,6 +37,8 @@ pub async fn run(cli: Cli, console: Console) -> Result<(), Error> {
             Command::Delete(args) => delete::run(&cli.global, args, console).await,
             Command::Dev(args) => dev::run(&cli.global, args, console).await,
             Command::Init(args) => init::run(&cli.global, args, console),
+            Command::Completion(args) => completion::completion(&args, &console),
+            Command::Man(args) => completion::man(&args, &console),
         }
     };
     let result = tokio::select! {
