@@ -3,7 +3,6 @@
 //! repository, the cluster and namespace, the builder, deadlines. Commands read none of these flags themselves and
 //! stages read no flag at all. Reads no file, prints nothing: a warning it finds is returned for the caller to emit.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -86,8 +85,6 @@ pub struct Settings {
     pub apply: Apply,
     /// The environment templates and profiles read: the process's (one place takes it).
     pub env: template::Env,
-    /// The config file, as given (`-f`).
-    pub config_file: PathBuf,
     /// `dev`: the watcher brings every change, so a file changing while its context is sent supersedes the build.
     pub watching: bool,
 }
@@ -162,7 +159,6 @@ impl Settings {
                 status_deadline: Duration::ZERO,
             }),
             env,
-            config_file: global.filename.clone(),
             watching: false,
         }
     }
