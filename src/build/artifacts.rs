@@ -51,7 +51,7 @@ pub fn write(path: &Path, builds: &[BuiltArtifact]) -> Result<(), ArtifactsFileE
     Ok(())
 }
 
-/// Reads a file written by [`write`] (or by Skaffold's `--file-output`).
+/// Reads a file written by [`write()`] (or by Skaffold's `--file-output`).
 pub fn read(path: &Path) -> Result<Vec<BuiltArtifact>, ArtifactsFileError> {
     let file = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| ArtifactsFileError::Io {
