@@ -85,6 +85,9 @@ pub enum Command {
     /// Write a devloop.yaml from a docker-compose file: its services become containers on the local Docker
     /// daemon, its builds artifacts; what cannot be converted is listed.
     Init(InitArgs),
+    /// Print devloop's version; with `-v`, also the versions of the Docker daemon and the Kubernetes API server it
+    /// would use (or why they cannot be reached).
+    Version,
     /// Print a shell completion script on stdout, e.g. `devloop completion bash > ~/.local/share/bash-completion/completions/devloop`.
     Completion(CompletionArgs),
     /// Print devloop's man page (roff) on stdout, or write one page per command into a directory with `--dir`.

@@ -101,6 +101,15 @@ impl std::fmt::Debug for Settings {
     }
 }
 
+/// Which cluster, context and namespace the global flags name (the kubeconfig fills in the rest when connecting).
+pub fn cluster(global: &GlobalArgs) -> ClusterOptions {
+    ClusterOptions {
+        kubeconfig: global.kubeconfig.clone(),
+        context: global.kube_context.clone(),
+        namespace: global.namespace.clone(),
+    }
+}
+
 /// The process environment (the one place devloop takes it from).
 pub fn process_env() -> template::Env {
     Arc::new(|k: &str| std::env::var(k).ok())
@@ -147,11 +156,7 @@ impl Settings {
             no_cache: flags.no_cache,
             only: flags.only,
             load: None,
-            cluster: ClusterOptions {
-                kubeconfig: global.kubeconfig.clone(),
-                context: global.kube_context.clone(),
-                namespace: global.namespace.clone(),
-            },
+            cluster: cluster(global),
             buildkit: cfg.build.use_buildkit,
             apply: apply.map(Apply::from_args).unwrap_or(Apply {
                 force_conflicts: false,

@@ -9,6 +9,7 @@ pub mod init;
 pub mod render;
 pub mod run;
 pub mod signal;
+pub mod version;
 
 use crate::build::artifacts;
 use crate::cli::{Cli, Command, GlobalArgs, ImageSource};
@@ -39,6 +40,7 @@ pub async fn run(cli: Cli, console: Console) -> Result<(), Error> {
             Command::Init(args) => init::run(&cli.global, args, console),
             Command::Completion(args) => completion::completion(&args, &console),
             Command::Man(args) => completion::man(&args, &console),
+            Command::Version => version::run(&cli.global, &console).await,
         }
     };
     let result = tokio::select! {

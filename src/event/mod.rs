@@ -7,7 +7,7 @@ mod payload;
 mod sink;
 
 pub use payload::{
-    ActiveProfile, BuiltArtifact, Finding, Interpolated, ServiceOutcome, VariableSource,
+    ActiveProfile, BuiltArtifact, Finding, Interpolated, Reached, ServiceOutcome, VariableSource,
 };
 pub use sink::EventSink;
 
@@ -241,6 +241,13 @@ pub enum Event {
         notes: Vec<Finding>,
         interpolated: Vec<Interpolated>,
         profiles: Vec<String>,
+    },
+    /// `devloop version`: devloop's version; with `-v` also what the Docker daemon and the Kubernetes API server
+    /// devloop would use answer (or why they cannot be reached).
+    Version {
+        devloop: String,
+        docker: Option<Reached>,
+        kubernetes: Option<Reached>,
     },
 }
 

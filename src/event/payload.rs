@@ -87,3 +87,22 @@ impl VariableSource {
         }
     }
 }
+
+/// What a service devloop talks to answered (`devloop version -v`): its version, or why it could not be asked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Reached {
+    /// Where it is: the Docker host, or the API server's URL.
+    pub address: String,
+    /// The kube context (Kubernetes only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
+    /// Its version (`20.10.24`, `v1.32.13`); `None` when it could not be reached.
+    pub version: Option<String>,
+    /// The API version it speaks (Docker only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_version: Option<String>,
+    /// Why it could not be reached.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}

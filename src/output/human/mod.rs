@@ -116,6 +116,8 @@ impl Printer {
     pub fn event(&mut self, e: &Event) {
         match e {
             Event::ConfigLoaded { .. } | Event::InitComplete { .. } => self.config_event(e),
+            // Data: `devloop version` prints its lines on stdout itself.
+            Event::Version { .. } => {}
             Event::BuildCached { .. }
             | Event::BuildStarted { .. }
             | Event::BuildStep { .. }
