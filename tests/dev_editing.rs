@@ -107,10 +107,16 @@ fn an_autosave_burst_builds_a_few_times_fails_never_and_serves_the_last_save() {
     let before = events_in(&out).len();
 
     let index = p.path().join("www/index.html");
+    let burst = Instant::now();
     for i in 0..200 {
         std::fs::write(&index, format!("save {i}\n")).unwrap();
         std::thread::sleep(Duration::from_millis(30));
     }
+    // The watcher's contract, whatever the machine's load: the first save on its leading edge, a burst that goes on
+    // at most once per `BURST_CAP`, the rest once the saves stop. About 6 s of saves: 3 reports; a loaded machine
+    // that stretches the loop past 10 s: 4. Each report starts at most one build (latest wins).
+    let reports =
+        2 + (burst.elapsed().as_secs_f64() / devloop::watch::BURST_CAP.as_secs_f64()) as usize;
     until("the last save served", || {
         support::http_body(port).as_deref() == Some("save 199\n")
     });
@@ -125,8 +131,8 @@ fn an_autosave_burst_builds_a_few_times_fails_never_and_serves_the_last_save() {
     stop(child, &mut p, &all);
     let builds = count(after, "buildStarted");
     assert!(
-        (1..=3).contains(&builds),
-        "{builds} builds for one burst of saves: {after:#?}"
+        (1..=reports).contains(&builds),
+        "{builds} builds for one burst of saves ({reports} watcher reports at most): {after:#?}"
     );
     assert_eq!(
         count(after, "buildFailed") + count(after, "iterationFailed"),

@@ -22,7 +22,7 @@ const LEAD: Duration = Duration::from_millis(10);
 /// checkout`, an autosave loop): reported after a debounce period of quiet, and at the latest this long after the
 /// burst's first event, so a file that is written without pause still triggers now and then. Each report cancels
 /// the iteration in flight, so a short cap would restart builds all through a burst.
-const BURST_CAP: Duration = Duration::from_secs(5);
+pub const BURST_CAP: Duration = Duration::from_secs(5);
 
 /// What the consumer does after looking at the pending set.
 pub(super) enum Decision {

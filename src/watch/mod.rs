@@ -41,6 +41,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use change_set::ChangeSet;
+pub use debounce::BURST_CAP;
 pub use error::WatchError;
 pub use mode::WatchMode;
 pub use spec::{DEFAULT_DEBOUNCE, DEFAULT_POLL_INTERVAL, ExcludeFn, Trigger, WatchRoot, WatchSpec};
