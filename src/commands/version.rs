@@ -59,15 +59,19 @@ fn line(name: &str, r: &Reached) -> String {
     }
 }
 
-async fn docker() -> Reached {
-    let address = crate::daemon::host();
-    let unreached = |error: String| Reached {
-        address: address.clone(),
-        context: None,
+/// What could not be asked, and why.
+fn not_reached(address: String, context: Option<String>, error: String) -> Reached {
+    Reached {
+        address,
+        context,
         version: None,
         api_version: None,
         error: Some(error),
-    };
+    }
+}
+
+async fn docker() -> Reached {
+    let address = crate::daemon::host();
     let asked = tokio::time::timeout(ASK_TIMEOUT, async {
         let docker = crate::daemon::connect().await?;
         docker.version().await
@@ -75,14 +79,14 @@ async fn docker() -> Reached {
     .await;
     match asked {
         Ok(Ok(v)) => Reached {
-            address: address.clone(),
+            address,
             context: None,
             version: v.version,
             api_version: v.api_version,
             error: None,
         },
-        Ok(Err(e)) => unreached(e.to_string()),
-        Err(_) => unreached(format!("no answer within {ASK_TIMEOUT:?}")),
+        Ok(Err(e)) => not_reached(address, None, e.to_string()),
+        Err(_) => not_reached(address, None, format!("no answer within {ASK_TIMEOUT:?}")),
     }
 }
 
@@ -90,39 +94,27 @@ async fn kubernetes(global: &GlobalArgs) -> Reached {
     let opts = crate::settings::cluster(global);
     let asked = tokio::time::timeout(ASK_TIMEOUT, async {
         // Connecting probes the server (`GET /version`) and says why it cannot be reached.
-        let target = KubeTarget::connect(&opts, "", false).await?;
-        let info = target.client().apiserver_version().await.map_err(|e| {
-            crate::deploy::DeployError::Api {
-                message: e.to_string(),
-                hint: None,
-            }
-        })?;
-        Ok::<_, crate::deploy::DeployError>((target, info))
+        KubeTarget::connect(&opts, "", false).await
     })
     .await;
     let context = opts.context.clone();
     match asked {
-        Ok(Ok((target, info))) => Reached {
+        Ok(Ok(target)) => Reached {
             address: target.server.clone(),
             context: Some(target.context.clone()),
-            version: Some(info.git_version),
+            version: Some(target.server_version.clone()),
             api_version: None,
             error: None,
         },
         // The first line: the reason, without the hint meant for commands that need the cluster.
-        Ok(Err(e)) => Reached {
-            address: String::new(),
+        Ok(Err(e)) => {
+            let reason = e.to_string().lines().next().unwrap_or_default().to_string();
+            not_reached(String::new(), context, reason)
+        }
+        Err(_) => not_reached(
+            String::new(),
             context,
-            version: None,
-            api_version: None,
-            error: Some(e.to_string().lines().next().unwrap_or_default().to_string()),
-        },
-        Err(_) => Reached {
-            address: String::new(),
-            context,
-            version: None,
-            api_version: None,
-            error: Some(format!("no answer within {ASK_TIMEOUT:?}")),
-        },
+            format!("no answer within {ASK_TIMEOUT:?}"),
+        ),
     }
 }

@@ -63,7 +63,12 @@ pub(super) async fn load_config(
 }
 
 /// Checks that the API server at `server` answers within 15 s and accepts the credentials.
-pub(super) async fn probe(client: &Client, context: &str, server: &str) -> Result<(), DeployError> {
+/// Returns the server's version (`gitVersion`), which the probe asks for anyway.
+pub(super) async fn probe(
+    client: &Client,
+    context: &str,
+    server: &str,
+) -> Result<String, DeployError> {
     let probe = tokio::time::timeout(Duration::from_secs(15), client.apiserver_version()).await;
     let unreachable = |message: String, hint: &str| DeployError::Unreachable {
         context: context.to_string(),
@@ -84,6 +89,6 @@ pub(super) async fn probe(client: &Client, context: &str, server: &str) -> Resul
             e.to_string(),
             "check that the cluster is running and that `kubectl version` works",
         )),
-        Ok(Ok(_)) => Ok(()),
+        Ok(Ok(info)) => Ok(info.git_version),
     }
 }

@@ -95,6 +95,8 @@ pub struct KubeTarget {
     pub context: String,
     /// The server URL (for messages).
     pub server: String,
+    /// The API server's version (`gitVersion`), as it answered when devloop connected.
+    pub server_version: String,
     /// Namespace for namespaced objects that name none.
     pub namespace: String,
     /// Whether `namespace` came from `-n` (then objects that name another namespace were refused at render).
@@ -132,11 +134,12 @@ impl KubeTarget {
             message: format!("cannot create a client for context `{context}`: {e}"),
             hint: None,
         })?;
-        connection::probe(&client, &context, &server).await?;
+        let server_version = connection::probe(&client, &context, &server).await?;
         Ok(KubeTarget {
             client,
             context,
             server,
+            server_version,
             namespace,
             namespace_explicit: opts.namespace.is_some(),
             project: project.to_string(),
