@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use super::hooks::{Hooks, Step, validate_build_hooks, validate_hooks};
 use super::raw::{RawArtifact, RawBuild, RawTagPolicy};
 use super::{ConfigError, invalid};
 use crate::tag::{self, GitVariant, TagPolicy};
@@ -40,6 +41,29 @@ pub struct Artifact {
     /// `sync.manual` rules (not part of what the image is built from).
     #[serde(skip)]
     pub sync: Vec<SyncRule>,
+    /// `sync.infer` globs: matching files go where the Dockerfile's `COPY`/`ADD` put them.
+    #[serde(skip)]
+    pub sync_infer: Vec<InferGlob>,
+    /// `sync.hooks`: run before and after each sync of this artifact.
+    #[serde(skip)]
+    pub sync_hooks: Hooks,
+    /// `hooks`: host commands run before and after this artifact is built.
+    #[serde(skip)]
+    pub hooks: Hooks,
+}
+
+/// A validated `sync.infer` glob, relative to the context.
+#[derive(Debug, Clone)]
+pub struct InferGlob {
+    pub pattern: String,
+    matcher: globset::GlobMatcher,
+}
+
+impl InferGlob {
+    /// Whether a file at `rel` (relative to the context, `/`-separated) is one this glob lets devloop sync.
+    pub fn matches(&self, rel: &str) -> bool {
+        self.matcher.is_match(rel)
+    }
 }
 
 /// A validated `sync.manual` rule.
@@ -218,6 +242,15 @@ fn validate_artifact(
     }
     let requires = validate_requires(file, i, a)?;
     let sync = validate_sync(file, i, a)?;
+    let sync_infer = validate_infer(file, i, a)?;
+    let sync_hooks = validate_hooks(
+        file,
+        &field("sync.hooks"),
+        base_dir,
+        Step::Sync,
+        a.sync.as_ref().and_then(|s| s.hooks.as_ref()),
+    )?;
+    let hooks = validate_build_hooks(file, &field("hooks"), &context, a.hooks.as_ref())?;
     Ok(Artifact {
         image: a.image.clone(),
         context,
@@ -226,6 +259,9 @@ fn validate_artifact(
         build_args,
         requires,
         sync,
+        sync_infer,
+        sync_hooks,
+        hooks,
     })
 }
 
@@ -285,6 +321,30 @@ fn validate_sync(file: &str, i: usize, a: &RawArtifact) -> Result<Vec<SyncRule>,
         });
     }
     Ok(sync)
+}
+
+/// `sync.infer[]`: globs relative to the context.
+fn validate_infer(file: &str, i: usize, a: &RawArtifact) -> Result<Vec<InferGlob>, ConfigError> {
+    let mut out = Vec::new();
+    for (j, pattern) in a.sync.iter().flat_map(|s| &s.infer).enumerate() {
+        let matcher = globset::GlobBuilder::new(pattern)
+            .literal_separator(true)
+            .build()
+            .map_err(|e| {
+                invalid(
+                    file,
+                    format!("build.artifacts[{i}].sync.infer[{j}]"),
+                    format!("`{pattern}` is not a valid glob: {e}"),
+                    Some("globs are relative to the context, e.g. `**/*.php` or `static/**`"),
+                )
+            })?
+            .compile_matcher();
+        out.push(InferGlob {
+            pattern: pattern.clone(),
+            matcher,
+        });
+    }
+    Ok(out)
 }
 
 /// `registry.local/team/app-base` → `APP_BASE`: the last path component, upper-cased, as a build-arg name.

@@ -12,6 +12,9 @@ use serde::{Deserialize, Serialize};
 pub struct RawDeploy {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub docker: Option<RawDockerDeploy>,
+    /// Commands run before and after each deploy (on the host, or in containers of this project's pods).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hooks: Option<super::hooks::RawHooks>,
 }
 
 /// `deploy.docker`.

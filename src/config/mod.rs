@@ -5,6 +5,7 @@
 pub mod build;
 pub mod compose;
 pub mod deploy;
+pub mod hooks;
 pub mod manifests;
 pub mod port_forward;
 pub mod profile;
@@ -65,6 +66,8 @@ pub struct Config {
     pub manifests: Manifests,
     /// `deploy.docker`: run the project as containers on the local Docker daemon instead of Kubernetes.
     pub docker: Option<deploy::DockerDeploy>,
+    /// `deploy.hooks`: commands run before and after each deploy.
+    pub deploy_hooks: hooks::Hooks,
     /// `portForward`: local ports `devloop dev` forwards to cluster resources.
     pub port_forwards: Vec<PortForward>,
     pub active_profiles: Vec<ActiveProfile>,
@@ -191,6 +194,13 @@ fn validate(
         None => project_name_from_dir(base_dir),
     };
     let build = build::validate_build(file, base_dir, raw.build.unwrap_or_default())?;
+    let deploy_hooks = hooks::validate_hooks(
+        file,
+        "deploy.hooks",
+        base_dir,
+        hooks::Step::Deploy,
+        raw.deploy.as_ref().and_then(|d| d.hooks.as_ref()),
+    )?;
     Ok(Config {
         file: file.to_string(),
         base_dir: base_dir.to_path_buf(),
@@ -212,6 +222,7 @@ fn validate(
             ),
             None => None,
         },
+        deploy_hooks,
         active_profiles,
     })
 }

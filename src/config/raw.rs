@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::deploy::RawDeploy;
+use super::hooks::{RawBuildHooks, RawHooks};
 use super::manifests::Manifests;
 
 /// The whole `devloop.yaml` document.
@@ -101,6 +102,9 @@ pub struct RawArtifact {
     pub requires: Option<Vec<RawRequire>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sync: Option<RawSync>,
+    /// Host commands run before and after this artifact is built.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hooks: Option<RawBuildHooks>,
 }
 
 /// `build.artifacts[].sync`: files `devloop dev` copies into running containers instead of rebuilding.
@@ -109,6 +113,12 @@ pub struct RawArtifact {
 pub struct RawSync {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub manual: Vec<RawSyncRule>,
+    /// Globs relative to the context; a matching file goes where the Dockerfile's `COPY`/`ADD` put it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub infer: Vec<String>,
+    /// Commands run before and after each sync (on the host, or in each synced container).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hooks: Option<RawHooks>,
 }
 
 /// `sync.manual[]`: Skaffold's shape.

@@ -168,16 +168,16 @@ pub trait Deployer: Send + Sync {
         false
     }
 
-    /// File sync of `devloop dev`: copies `files` into the running containers that `plan` runs from artifact
-    /// `image`, instead of a rebuild. Returns how many containers were updated; 0 when none runs it or the target
-    /// cannot sync, and the caller rebuilds.
+    /// File sync of `devloop dev`: copies `req.copy` into, and deletes `req.delete` from, the running containers
+    /// that `plan` runs from artifact `req.image`, then runs `req.hooks`' container hooks in each of them, instead
+    /// of a rebuild. Returns how many containers were updated; 0 when none runs it or the target cannot sync, and
+    /// the caller rebuilds.
     fn sync(
         &self,
         plan: &Self::Plan,
-        image: &str,
-        files: &[SyncFile],
+        req: &SyncRequest<'_>,
     ) -> impl Future<Output = Result<usize, DeployError>> + Send {
-        let _ = (plan, image, files);
+        let _ = (plan, req);
         async { Ok(0) }
     }
 }
@@ -211,6 +211,20 @@ pub(crate) fn all_or_errors<T>(
             hint: None,
         }),
     }
+}
+
+/// One sync of one artifact's containers.
+#[derive(Debug, Clone)]
+pub struct SyncRequest<'a> {
+    /// The artifact's image name as configured.
+    pub image: &'a str,
+    /// Changed files and where they go.
+    pub copy: Vec<SyncFile>,
+    /// Absolute container paths of files deleted locally.
+    pub delete: Vec<String>,
+    /// The artifact's `sync.hooks`; the target runs the container ones in each container it synced (the runner
+    /// runs the host ones).
+    pub hooks: &'a crate::config::hooks::Hooks,
 }
 
 /// A changed file and where it goes in the container.

@@ -74,6 +74,7 @@ impl Cx<'_> {
                     containers: base_containers,
                     stop_grace_period: grace,
                 }),
+                hooks: None,
             }),
             port_forward: None,
             profiles: (!profiles.is_empty()).then_some(profiles),
@@ -289,6 +290,7 @@ fn profiles(
                         containers: containers.clone(),
                         stop_grace_period: None,
                     }),
+                    hooks: None,
                 }),
                 ..Default::default()
             }

@@ -98,6 +98,7 @@ impl Cx<'_> {
             .then_some(docker),
             requires: None,
             sync: None,
+            hooks: None,
         };
         Ok(Some(BuildDraft { name, artifact }))
     }

@@ -37,7 +37,7 @@ use bollard::errors::Error as DockerError;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::deploy::DockerDeploy;
-use crate::deploy::{DeleteOptions, DeployError, DeployedSet, Deployer, ObjectRef, SyncFile};
+use crate::deploy::{DeleteOptions, DeployError, DeployedSet, Deployer, ObjectRef, SyncRequest};
 use crate::event::EventSink;
 
 pub use labels::{ARTIFACT_LABEL, CONFIG_LABEL, CONTAINER_LABEL, MANAGED_BY, PROJECT_LABEL};
@@ -135,13 +135,8 @@ impl Deployer for DockerTarget {
         true
     }
 
-    async fn sync(
-        &self,
-        plan: &DockerPlan,
-        image: &str,
-        files: &[SyncFile],
-    ) -> Result<usize, DeployError> {
-        self.copy_files(plan, image, files).await
+    async fn sync(&self, plan: &DockerPlan, req: &SyncRequest<'_>) -> Result<usize, DeployError> {
+        self.copy_files(plan, req).await
     }
 
     async fn deploy(

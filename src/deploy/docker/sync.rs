@@ -9,17 +9,25 @@ use bollard::query_parameters::UploadToContainerOptions;
 use super::daemon_error::api_error;
 use super::{DockerPlan, DockerTarget};
 use crate::config::deploy::{Container, Volume};
-use crate::deploy::{DeployError, SyncFile};
+use crate::deploy::{DeployError, SyncFile, SyncRequest};
 
 impl DockerTarget {
-    /// `sync`: copies `files` into the running containers of `plan` that run `image`; returns how many were updated.
+    /// `sync`: copies `req.copy` into the running containers of `plan` that run `req.image`; returns how many were
+    /// updated. Deleting files and container hooks are not done on this target: such a request is refused, and
+    /// the caller rebuilds.
     pub(super) async fn copy_files(
         &self,
         plan: &DockerPlan,
-        image: &str,
-        files: &[SyncFile],
+        req: &SyncRequest<'_>,
     ) -> Result<usize, DeployError> {
-        let wanted = crate::tag::normalize_repository(image);
+        if !req.delete.is_empty() {
+            return Err(DeployError::Api {
+                message: "deleting files from containers is not done on the Docker target".into(),
+                hint: None,
+            });
+        }
+        let files = &req.copy;
+        let wanted = crate::tag::normalize_repository(req.image);
         let containers: Vec<&Container> = plan
             .deploy
             .containers

@@ -18,7 +18,7 @@ use super::{ArtifactResult, BuildOptions, BuildRun};
 use crate::build::Builder;
 use crate::cache::Store;
 use crate::config::{Artifact, Config};
-use crate::deploy::{Change, DeleteOptions, DeployedSet, SyncFile};
+use crate::deploy::{Change, DeleteOptions, DeployedSet, SyncFile, SyncRequest};
 use crate::error::Error;
 use crate::event::{Event, EventSink};
 use crate::hint::Hint;
@@ -417,7 +417,13 @@ impl<B: Builder, D: DeployTarget> DevLoop<'_, B, D> {
         let plan = (self.plan)(cfg, &artifact_images(cfg, images))?;
         for (a, files) in candidates {
             let started = Instant::now();
-            match self.deployer.sync(&plan, &a.image, &files).await {
+            let req = SyncRequest {
+                image: &a.image,
+                copy: files.clone(),
+                delete: Vec::new(),
+                hooks: &a.sync_hooks,
+            };
+            match self.deployer.sync(&plan, &req).await {
                 Ok(0) => {}
                 Ok(containers) => {
                     self.events.emit(Event::Synced {
