@@ -83,7 +83,7 @@ impl Hooks {
 #[derive(Debug, Clone)]
 pub enum Hook {
     Host(HostHook),
-    Container(ContainerHook),
+    Container(Box<ContainerHook>),
 }
 
 /// A host command, for this OS, with its absolute working directory.
@@ -169,12 +169,12 @@ pub(super) fn validate_hooks(
                     }
                 }
                 (None, Some(c)) => {
-                    out.push(Hook::Container(validate_container(
+                    out.push(Hook::Container(Box::new(validate_container(
                         file,
                         &format!("{at}.container"),
                         step,
                         c,
-                    )?));
+                    )?)));
                 }
                 _ => {
                     return Err(invalid(
