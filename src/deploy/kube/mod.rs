@@ -16,6 +16,7 @@ mod connection;
 mod delete;
 mod deployment;
 mod discovery;
+mod exec;
 mod failure;
 mod members;
 mod namespace;
@@ -44,6 +45,7 @@ use crate::event::EventSink;
 use discovery::Resolved;
 use session::{ObjectKey, Remembered};
 
+pub use exec::{ExecOutcome, ExecOutput, RunningPod};
 pub use ownership::{FIELD_MANAGER, MANAGED_BY, PROJECT_LABEL};
 
 /// How many objects are applied at once.
