@@ -50,14 +50,22 @@ impl ExecOutput {
     }
 }
 
+/// A running container: its name, the image its spec names, and how often it restarted (a restart starts from
+/// the image again).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunningContainer {
+    pub name: String,
+    pub image: String,
+    pub restarts: i32,
+}
+
 /// A running pod of this project: where it is and what its containers run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunningPod {
     pub namespace: String,
     pub name: String,
     pub uid: String,
-    /// `(container name, image)` of each running container.
-    pub containers: Vec<(String, String)>,
+    pub containers: Vec<RunningContainer>,
 }
 
 impl KubeTarget {
@@ -156,14 +164,14 @@ impl KubeTarget {
                 if p.metadata.deletion_timestamp.is_some() {
                     continue;
                 }
-                let running: Vec<String> = p
+                let running: Vec<(String, i32)> = p
                     .status
                     .as_ref()
                     .and_then(|s| s.container_statuses.as_ref())
                     .into_iter()
                     .flatten()
                     .filter(|c| c.state.as_ref().is_some_and(|s| s.running.is_some()))
-                    .map(|c| c.name.clone())
+                    .map(|c| (c.name.clone(), c.restart_count))
                     .collect();
                 let containers = p
                     .spec
@@ -171,8 +179,14 @@ impl KubeTarget {
                     .map(|s| &s.containers[..])
                     .unwrap_or_default()
                     .iter()
-                    .filter(|c| running.contains(&c.name))
-                    .map(|c| (c.name.clone(), c.image.clone().unwrap_or_default()))
+                    .filter_map(|c| {
+                        let (_, restarts) = running.iter().find(|(n, _)| *n == c.name)?;
+                        Some(RunningContainer {
+                            name: c.name.clone(),
+                            image: c.image.clone().unwrap_or_default(),
+                            restarts: *restarts,
+                        })
+                    })
                     .collect::<Vec<_>>();
                 if containers.is_empty() {
                     continue;
