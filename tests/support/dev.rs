@@ -49,8 +49,8 @@ impl Dev {
         let w = Arc::clone(&written);
         tokio::spawn(async move {
             while let Ok(Some(line)) = stdout.next_line().await {
-                let e: Value = serde_json::from_str(&line)
-                    .unwrap_or_else(|e| panic!("not JSON: {line}: {e}"));
+                let e: Value =
+                    serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON: {line}: {e}"));
                 w.lock().unwrap().events.push(e.clone());
                 let _ = tx.send(e);
             }
@@ -115,16 +115,32 @@ impl Dev {
         )
     }
 
-    /// Ctrl-C, then the exit code once devloop has cleaned up (bounded).
-    pub async fn stop(mut self) -> Option<i32> {
+    /// How many events and stderr lines so far.
+    pub fn counts(&self) -> (usize, usize) {
+        let w = self.written.lock().unwrap();
+        (w.events.len(), w.stderr.len())
+    }
+
+    /// Ctrl-C (SIGINT), as a user in the terminal.
+    pub fn interrupt(&self) {
         if let Some(pid) = self.child.id() {
             let _ = std::process::Command::new("kill")
                 .args(["-INT", &pid.to_string()])
                 .status();
         }
+    }
+
+    /// The exit code, once devloop exits (bounded).
+    pub async fn exit_code(&mut self) -> Option<i32> {
         match tokio::time::timeout(EVENT_DEADLINE, self.child.wait()).await {
             Ok(status) => status.unwrap().code(),
-            Err(_) => panic!("devloop did not exit after Ctrl-C:\n{}", self.transcript()),
+            Err(_) => panic!("devloop did not exit:\n{}", self.transcript()),
         }
+    }
+
+    /// Ctrl-C, then the exit code once devloop has cleaned up (bounded).
+    pub async fn stop(mut self) -> Option<i32> {
+        self.interrupt();
+        self.exit_code().await
     }
 }
