@@ -48,7 +48,12 @@ fn every_field_left_out_is_recorded() {
     let c = convert_in(d.path(), "skaffold.yaml", &[]);
     assert_eq!(
         at(&c.not_converted),
-        ["foo", "build.artifacts[0].docker.noCache", "build.artifacts[1].ko", "verify"]
+        [
+            "foo",
+            "build.artifacts[0].docker.noCache",
+            "build.artifacts[1].ko",
+            "verify"
+        ]
     );
     assert_eq!(c.config.build.unwrap().artifacts.unwrap().len(), 1);
 }
@@ -68,7 +73,13 @@ fn required_configs_resolve_their_paths_and_unconditional_profiles() {
     );
     let c = convert_in(&d.path().join("app"), "skaffold.yaml", &[]);
     let b = c.config.build.unwrap();
-    let images: Vec<_> = b.artifacts.as_ref().unwrap().iter().map(|a| (a.image.as_str(), a.context.as_deref())).collect();
+    let images: Vec<_> = b
+        .artifacts
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|a| (a.image.as_str(), a.context.as_deref()))
+        .collect();
     assert_eq!(images, [("lib", Some("../lib/src")), ("app", None)]);
     // `activeProfiles` without `activatedBy` always applies; the dependency's tag policy comes first.
     assert_eq!(b.concurrency, Some(8));
