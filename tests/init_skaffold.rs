@@ -452,8 +452,14 @@ fn bad_input_is_refused_naming_file_and_field() {
     p.write("missing.yaml", "apiVersion: skaffold/v4beta1\nkind: Config\nrequires:\n  - path: ../nowhere/skaffold.yaml\n");
     p.write("a.yaml", "apiVersion: skaffold/v4beta1\nkind: Config\nmetadata: {name: a}\nrequires:\n  - path: b/skaffold.yaml\n");
     p.write("b/skaffold.yaml", "apiVersion: skaffold/v4beta1\nkind: Config\nmetadata: {name: b}\nrequires:\n  - path: ../a.yaml\n");
+    // The project lacks a Dockerfile the Skaffold config names: the project's state, not a bug of the conversion.
+    p.write(
+        "nodockerfile.yaml",
+        "apiVersion: skaffold/v4beta1\nkind: Config\nbuild:\n  artifacts: [{image: app, docker: {dockerfile: app.Dockerfile}}]\n",
+    );
     let mut texts = String::new();
     for f in [
+        "nodockerfile.yaml",
         "compose.yaml",
         "old.yaml",
         "missing.yaml",
@@ -472,6 +478,10 @@ fn bad_input_is_refused_naming_file_and_field() {
             stderr(&out)
         ));
     }
+    let root = p.path().canonicalize().unwrap();
+    let texts = texts
+        .replace(&root.display().to_string(), "<project>")
+        .replace(&p.path().display().to_string(), "<project>");
     insta::assert_snapshot!("bad_input", texts);
     assert!(!p.path().join("devloop.yaml").exists());
 }

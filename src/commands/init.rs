@@ -238,9 +238,16 @@ fn check(
         if let Err(e) = config::load_text(label, yaml, dir, &opts, env) {
             return Err(Error::Usage {
                 message: format!("the converted config does not load, so it was not written: {e}"),
-                hint: Some(format!(
-                    "this is a bug in `devloop init {flag}`: please report it with the {source}"
-                )),
+                // A path the source names but the project lacks is the project's state, not a bug.
+                hint: Some(if e.to_string().contains("does not exist") {
+                    format!(
+                        "the {source} names a path the project does not have: create it or fix the {source}, then convert again"
+                    )
+                } else {
+                    format!(
+                        "this is a bug in `devloop init {flag}`: please report it with the {source}"
+                    )
+                }),
             });
         }
     }
