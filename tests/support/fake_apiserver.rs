@@ -17,6 +17,7 @@ mod state;
 mod status;
 mod util;
 mod volumes;
+mod websocket;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
