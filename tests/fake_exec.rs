@@ -390,6 +390,29 @@ async fn raw_frames_match_the_recording_for_v5_and_v4() {
     assert!(close_1000(&frames[3]));
     assert_eq!(frames.len(), 4);
 
+    // The kubelet's base64 variant: text frames, '0'+channel then base64, same bytes inside.
+    let (chosen, frames) = raw_exec(
+        &s.server,
+        &format!(
+            "{base}?command=%2Fbin%2Fbusybox&command=cat&command=%2Fwww%2Findex.html&container=web&stdout=true&stderr=true"
+        ),
+        "v4.base64.channel.k8s.io",
+        vec![],
+    )
+    .await;
+    assert_eq!(chosen, "v4.base64.channel.k8s.io");
+    let b64 = |channel: char, data: &[u8]| {
+        use base64::Engine;
+        Message::text(format!(
+            "{channel}{}",
+            base64::engine::general_purpose::STANDARD.encode(data)
+        ))
+    };
+    assert_eq!(frames[0], b64('1', b""));
+    assert_eq!(frames[1], b64('1', b"synced by devloop\n"));
+    assert_eq!(frames[2], b64('3', &recorded_frames("B", 3)[0]));
+    assert!(close_1000(&frames[3]));
+
     // D over v4: the kubelet's own InternalError (wrapped once, not twice as through the v5 translator).
     let (_, frames) = raw_exec(
         &s.server,

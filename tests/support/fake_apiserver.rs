@@ -339,7 +339,8 @@ impl FakeApiServer {
     }
 
     /// Attaches a TCP server to `port` of pod `pod`: port-forwards to that pod port reach `upstream` while the pod
-    /// runs (the fake runs no containers). Unattached ports answer with the kubelet's "connection refused" text.
+    /// runs (no container process of the fake listens: a test can serve a [`Self::container_root`] there).
+    /// Unattached ports answer with the kubelet's "connection refused" text.
     pub fn serve_pod_port(&self, namespace: &str, pod: &str, port: u16, upstream: SocketAddr) {
         self.shared
             .pod_ports
