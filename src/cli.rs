@@ -92,6 +92,17 @@ pub enum Command {
     Completion(CompletionArgs),
     /// Print devloop's man page (roff) on stdout, or write one page per command into a directory with `--dir`.
     Man(ManArgs),
+    /// Print the JSON Schema of devloop.yaml (for editors: completion, hover help, validation), or write it to a
+    /// file with `--output-file`. `devloop init` writes it beside the devloop.yaml it creates.
+    Schema(SchemaArgs),
+}
+
+/// Options of `devloop schema`.
+#[derive(Debug, Clone, Args)]
+pub struct SchemaArgs {
+    /// Write the schema to this file (e.g. `devloop.schema.json` beside your devloop.yaml) instead of stdout.
+    #[arg(long = "output-file", value_name = "FILE")]
+    pub output_file: Option<PathBuf>,
 }
 
 /// Options of `devloop completion`.

@@ -4,12 +4,13 @@
 
 use std::path::{Path, PathBuf};
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::{ConfigError, invalid};
 
 /// `hooks:` of an artifact's build: host commands only (Skaffold's build hooks).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawBuildHooks {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -19,7 +20,7 @@ pub struct RawBuildHooks {
 }
 
 /// `hooks:` of a deploy or a sync: each entry is a host command or a command in containers.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawHooks {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -29,7 +30,7 @@ pub struct RawHooks {
 }
 
 /// One entry of `before`/`after`: exactly one of `host` and `container`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawHook {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -39,7 +40,7 @@ pub struct RawHook {
 }
 
 /// A command run on the developer's machine.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawHostHook {
     /// The program and its arguments (no shell: write `[sh, -c, "…"]` for one).
@@ -53,7 +54,7 @@ pub struct RawHostHook {
 }
 
 /// A command run in containers of this project's pods.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawContainerHook {
     pub command: Vec<String>,

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::deploy::RawDeploy;
@@ -12,7 +13,7 @@ use super::hooks::{RawBuildHooks, RawHooks};
 use super::manifests::Manifests;
 
 /// The whole `devloop.yaml` document.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawConfig {
     pub api_version: Option<String>,
@@ -32,7 +33,7 @@ pub struct RawConfig {
 }
 
 /// `portForward[]`: a local port forwarded to a cluster resource by `devloop dev`.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawPortForward {
     /// `service` (default), `deployment`, `statefulset` or `pod`.
@@ -50,7 +51,7 @@ pub struct RawPortForward {
 }
 
 /// A port as written: a number or a name.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(untagged)]
 pub enum RawPort {
     Number(u16),
@@ -64,7 +65,7 @@ impl Default for RawPort {
 }
 
 /// `metadata:`: the project's identity.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawMetadata {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -72,7 +73,7 @@ pub struct RawMetadata {
 }
 
 /// `build:` section.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawBuild {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -90,7 +91,7 @@ pub struct RawBuild {
 }
 
 /// One entry of `build.artifacts`.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawArtifact {
     pub image: String,
@@ -108,7 +109,7 @@ pub struct RawArtifact {
 }
 
 /// `build.artifacts[].sync`: files `devloop dev` copies into running containers instead of rebuilding.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawSync {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -122,7 +123,7 @@ pub struct RawSync {
 }
 
 /// `sync.manual[]`: Skaffold's shape.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawSyncRule {
     /// A glob relative to the context (`*` stays within a directory, `**` crosses them).
@@ -134,7 +135,7 @@ pub struct RawSyncRule {
 }
 
 /// `build.artifacts[].docker`.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawDocker {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -146,7 +147,7 @@ pub struct RawDocker {
 }
 
 /// `build.artifacts[].requires[]`: an artifact built first whose reference becomes a build arg.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawRequire {
     pub image: String,
@@ -155,7 +156,7 @@ pub struct RawRequire {
 }
 
 /// `build.tagPolicy`: exactly one of the fields, Skaffold style (`tagPolicy: {gitCommit: {}}`).
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawTagPolicy {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -169,12 +170,12 @@ pub struct RawTagPolicy {
 }
 
 /// An empty mapping (`{}`), for policies without options.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawEmpty {}
 
 /// `tagPolicy.gitCommit`.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawGitCommit {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -182,7 +183,7 @@ pub struct RawGitCommit {
 }
 
 /// `tagPolicy.dateTime`.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawDateTime {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -190,14 +191,14 @@ pub struct RawDateTime {
 }
 
 /// `tagPolicy.envTemplate`.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawEnvTemplate {
     pub template: String,
 }
 
 /// `profiles[]`.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawProfile {
     pub name: String,
@@ -217,7 +218,7 @@ pub struct RawProfile {
 }
 
 /// `profiles[].activation[]`: all the given conditions of one entry must hold; any entry activates.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawActivation {
     #[serde(default, skip_serializing_if = "Option::is_none")]
