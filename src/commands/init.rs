@@ -1,5 +1,6 @@
 //! `devloop init --from-compose FILE`: a compose file → a devloop.yaml, checked with the loader every other
-//! command uses before it is written (or printed), and a summary of what was not converted.
+//! command uses before it is written (or printed), and a summary of what was not converted. The devloop.yaml
+//! starts with the schema modeline (`config::schema_comment`); the schema is written beside it.
 
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -63,12 +64,18 @@ pub fn run(global: &GlobalArgs, args: InitArgs, console: Console) -> Result<(), 
         &compose_label,
         &format!("devloop init --from-compose {compose_label}"),
     )?;
+    let yaml = format!("{}{yaml}", config::schema_comment());
     check(&label, &yaml, &output_dir, &conversion.profiles, &*env)?;
     if to_stdout {
         console.data(&yaml);
     } else {
         write(&output, &yaml, args.force, &label)?;
     }
+    let schema = if to_stdout {
+        None
+    } else {
+        Some(write_schema(&output, &output_dir, args.force)?)
+    };
     let artifacts: BTreeSet<&str> = conversion
         .services
         .iter()
@@ -90,6 +97,9 @@ pub fn run(global: &GlobalArgs, args: InitArgs, console: Console) -> Result<(), 
         interpolated: conversion.interpolated.clone(),
         profiles: conversion.profiles.clone(),
     });
+    if let Some(schema) = schema {
+        console.info(&schema.describe());
+    }
     console.info(&next_steps(&output, to_stdout, &conversion.profiles));
     Ok(())
 }
@@ -154,10 +164,56 @@ fn write(path: &Path, yaml: &str, force: bool, label: &str) -> Result<(), Error>
     f.write_all(yaml.as_bytes()).map_err(io)
 }
 
+/// What became of the schema file beside the written devloop.yaml (named as the user named the output).
+enum SchemaFile {
+    Written(PathBuf),
+    Current(PathBuf),
+    /// A different schema (another devloop's, or the user's own) that was left as it is.
+    Kept(PathBuf),
+}
+
+impl SchemaFile {
+    fn describe(&self) -> String {
+        let points = "the schema its first line points editors at (completion and checks with the YAML language \
+                      server: VS Code's YAML extension, yamlls)";
+        match self {
+            SchemaFile::Written(p) => format!("wrote `{}`, {points}", p.display()),
+            SchemaFile::Current(p) => {
+                format!("`{}`, {points}, is already this devloop's", p.display())
+            }
+            SchemaFile::Kept(p) => format!(
+                "`{}`, {points}, differs from this devloop's and was kept: `--force` replaces it, as does \
+                 `devloop schema --output-file {}`",
+                p.display(),
+                p.display()
+            ),
+        }
+    }
+}
+
+/// Writes the schema the new devloop.yaml's first line points at ([`config::SCHEMA_FILE`] beside `output`, in
+/// `dir`). A file already there that differs is replaced only with `--force`.
+fn write_schema(output: &Path, dir: &Path, force: bool) -> Result<SchemaFile, Error> {
+    let path = dir.join(config::SCHEMA_FILE);
+    let shown = output.with_file_name(config::SCHEMA_FILE);
+    let text = config::schema::schema_text();
+    match std::fs::read_to_string(&path) {
+        Ok(existing) if existing == text => return Ok(SchemaFile::Current(shown)),
+        Ok(_) if !force => return Ok(SchemaFile::Kept(shown)),
+        _ => {}
+    }
+    super::schema::write(&path, &text)?;
+    Ok(SchemaFile::Written(shown))
+}
+
 /// What to run next, for people (suppressed in JSON mode).
 fn next_steps(output: &Path, to_stdout: bool, profiles: &[String]) -> String {
     if to_stdout {
-        return "next: save it as devloop.yaml, then run `devloop dev`".to_string();
+        return format!(
+            "next: save it as devloop.yaml, then run `devloop dev`; for editors, write the schema its first line \
+             names beside it: `devloop schema --output-file {}`",
+            config::SCHEMA_FILE
+        );
     }
     let f = if output == Path::new("devloop.yaml") {
         String::new()
