@@ -41,21 +41,6 @@ pub async fn run(global: &GlobalArgs, args: DevArgs, console: Console) -> Result
     settings.watching = true;
     let target = super::connect(&settings, &cfg).await?;
     super::load_into(&mut settings, &target, &console);
-    let syncing: Vec<&str> = cfg
-        .build
-        .artifacts
-        .iter()
-        .filter(|a| !a.sync.is_empty())
-        .map(|a| a.image.as_str())
-        .collect();
-    if !syncing.is_empty() {
-        console.sink().emit(Event::Warning {
-            message: format!(
-                "file sync works on the Docker target only: on Kubernetes devloop rebuilds {} on every change",
-                syncing.join(", ")
-            ),
-        });
-    }
     let Prepared {
         store,
         builder,

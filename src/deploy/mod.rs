@@ -218,6 +218,8 @@ pub(crate) fn all_or_errors<T>(
 pub struct SyncRequest<'a> {
     /// The artifact's image name as configured.
     pub image: &'a str,
+    /// The reference the deployed plan runs for it (after default-repo rewriting), e.g. `reg:5000/api:3f2a…`.
+    pub reference: String,
     /// Changed files and where they go.
     pub copy: Vec<SyncFile>,
     /// Absolute container paths of files deleted locally.

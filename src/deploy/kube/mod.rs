@@ -16,6 +16,7 @@ mod connection;
 mod delete;
 mod deployment;
 mod discovery;
+mod exec;
 mod failure;
 mod members;
 mod namespace;
@@ -25,6 +26,7 @@ mod parent;
 mod plan;
 mod prune;
 mod session;
+mod sync;
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
@@ -39,11 +41,12 @@ use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
 use crate::deploy::applyset::{ApplySet, Contents, GroupKind};
-use crate::deploy::{DeleteOptions, DeployError, DeployedSet, Deployer, ObjectRef};
+use crate::deploy::{DeleteOptions, DeployError, DeployedSet, Deployer, ObjectRef, SyncRequest};
 use crate::event::EventSink;
 use discovery::Resolved;
 use session::{ObjectKey, Remembered};
 
+pub use exec::{ExecOutcome, ExecOutput, RunningContainer, RunningPod};
 pub use ownership::{FIELD_MANAGER, MANAGED_BY, PROJECT_LABEL};
 
 /// How many objects are applied at once.
@@ -114,6 +117,8 @@ pub struct KubeTarget {
     /// first deploy. Lets the dev loop skip objects whose rendered form did not change and prune without
     /// sweeping every resource type.
     session: Mutex<Option<HashMap<ObjectKey, Remembered>>>,
+    /// File sync: each container's transport, and what each image had synced since it was built.
+    sync_memory: Mutex<sync::SyncMemory>,
 }
 
 impl KubeTarget {
@@ -149,6 +154,7 @@ impl KubeTarget {
             force_conflicts,
             resources: Mutex::new(HashMap::new()),
             session: Mutex::new(None),
+            sync_memory: Mutex::new(sync::SyncMemory::default()),
         })
     }
 
@@ -200,6 +206,14 @@ impl Deployer for KubeTarget {
         cancel: &CancellationToken,
     ) -> Result<DeployedSet, DeployError> {
         self.roll_out(plan, events, cancel).await
+    }
+
+    fn can_sync(&self) -> bool {
+        true
+    }
+
+    async fn sync(&self, plan: &KubePlan, req: &SyncRequest<'_>) -> Result<usize, DeployError> {
+        self.sync_containers(plan, req).await
     }
 
     async fn delete_all(

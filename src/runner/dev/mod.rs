@@ -419,6 +419,10 @@ impl<B: Builder, D: DeployTarget> DevLoop<'_, B, D> {
             let started = Instant::now();
             let req = SyncRequest {
                 image: &a.image,
+                reference: images
+                    .get(&tag::normalize_repository(&a.image))
+                    .map(ArtifactResult::deploy_reference)
+                    .unwrap_or_default(),
                 copy: files.clone(),
                 delete: Vec::new(),
                 hooks: &a.sync_hooks,

@@ -1,0 +1,525 @@
+//! Deploy, Kubernetes backend, file sync: a [`SyncRequest`] → the files written into (and deleted from) every
+//! running container of this project's pods whose image is the artifact's deployed reference, in every namespace
+//! of this deployment, over the exec API. The transport is decided once per container and remembered: `tar`
+//! driven by a shell when the container has both, else the shell alone (`head -c` into a temporary name). Files
+//! are written under a temporary name and renamed, so a reader never sees half a file. What was synced since the
+//! image was built is remembered, so a container that starts later from that image (a replaced pod, a restart)
+//! is brought up to date at the next sync. Touches no container of another image or project.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
+
+use futures_util::future::join_all;
+
+use super::exec::{ExecOutcome, ExecOutput, RunningPod};
+use super::{KubePlan, KubeTarget, namespaces_of};
+use crate::config::hooks::Hook;
+use crate::deploy::{DeployError, SyncFile, SyncRequest};
+
+/// How files reach one container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Transport {
+    /// `sh` runs `tar -x` on the archive sent to stdin, then renames.
+    TarShell,
+    /// `sh` alone: one exec per file, `head -c N` into a temporary name, `chmod`, rename.
+    Shell,
+    /// Neither `tar` nor `sh`: files cannot be synced into it.
+    Unavailable,
+}
+
+/// One container, as a process of the container runtime: a restart or a new pod is another one.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(super) struct ContainerKey {
+    pub pod_uid: String,
+    pub container: String,
+    pub restarts: i32,
+}
+
+/// What was synced into the containers of one artifact's image since it was built.
+#[derive(Debug, Default)]
+pub(super) struct SyncedImage {
+    /// The deployed reference the files were synced into.
+    reference: String,
+    /// Container path → the local file now there (`None`: deleted).
+    files: BTreeMap<String, Option<PathBuf>>,
+    /// The containers that have every file of `files`.
+    up_to_date: HashSet<ContainerKey>,
+}
+
+/// Sync memory of a target: transports per container, what each artifact's image had synced.
+#[derive(Debug, Default)]
+pub(super) struct SyncMemory {
+    pub transports: HashMap<ContainerKey, Transport>,
+    /// By artifact image name.
+    pub images: HashMap<String, SyncedImage>,
+}
+
+/// A container to bring up to date, and with what.
+struct Job {
+    ns: String,
+    pod: String,
+    key: ContainerKey,
+    copy: Vec<SyncFile>,
+    delete: Vec<String>,
+}
+
+/// A shell script for [`Transport::TarShell`]: `$1` is the number of renames, then pairs `tmp dest`, then the
+/// paths to delete. The archive names the temporary paths (relative to `/`).
+const TAR_SCRIPT: &str = r#"set -e
+n=$1; shift
+if [ "$n" -gt 0 ]; then tar -xmof - -C /; fi
+while [ "$n" -gt 0 ]; do mv -f "$1" "$2"; shift 2; n=$((n-1)); done
+if [ $# -gt 0 ]; then rm -f -- "$@"; fi
+"#;
+
+/// A shell script for [`Transport::Shell`], one file: `$1` dir, `$2` size, `$3` temporary path, `$4` mode, `$5`
+/// destination; the content on stdin.
+const SHELL_FILE_SCRIPT: &str =
+    r#"set -e; mkdir -p "$1"; head -c "$2" > "$3"; chmod "$4" "$3"; mv -f "$3" "$5""#;
+
+/// A shell script deleting its arguments.
+const SHELL_DELETE_SCRIPT: &str = r#"rm -f -- "$@""#;
+
+/// The exit code of a shell whose command was not found.
+const NOT_FOUND: i32 = 127;
+
+impl KubeTarget {
+    /// `sync`: see the module doc. Returns how many containers were brought up to date (0: none runs the image).
+    pub(super) async fn sync_containers(
+        &self,
+        plan: &KubePlan,
+        req: &SyncRequest<'_>,
+    ) -> Result<usize, DeployError> {
+        let home = self.home_namespace(&plan.objects);
+        let namespaces = namespaces_of(&plan.objects, &home);
+        let pods = self.running_pods(&namespaces).await?;
+        let jobs = self.jobs(&pods, req).await;
+        if jobs.is_empty() {
+            return Ok(0);
+        }
+        let results = join_all(jobs.iter().map(|job| self.bring_up_to_date(job, req))).await;
+        let mut memory = self.sync_memory.lock().await;
+        let synced = memory.images.entry(req.image.to_string()).or_default();
+        for (job, result) in jobs.iter().zip(&results) {
+            if result.is_ok() {
+                synced.up_to_date.insert(job.key.clone());
+            } else {
+                synced.up_to_date.remove(&job.key);
+            }
+        }
+        crate::deploy::all_or_errors(results, "containers could not be synced").map(|ok| ok.len())
+    }
+
+    /// Records `req` in what the image had synced, and makes a job per running container of the image: the
+    /// request's files for containers that are up to date, everything synced since the build for the others.
+    async fn jobs(&self, pods: &[RunningPod], req: &SyncRequest<'_>) -> Vec<Job> {
+        let mut memory = self.sync_memory.lock().await;
+        let synced = memory.images.entry(req.image.to_string()).or_default();
+        // A new image (rebuilt, or deployed under another reference) has none of what was synced before.
+        if synced.reference != req.reference {
+            *synced = SyncedImage {
+                reference: req.reference.clone(),
+                ..SyncedImage::default()
+            };
+        }
+        for f in &req.copy {
+            synced.files.insert(f.dest.clone(), Some(f.local.clone()));
+        }
+        for d in &req.delete {
+            synced.files.insert(d.clone(), None);
+        }
+        let mut jobs = Vec::new();
+        for pod in pods {
+            for c in pod.containers.iter().filter(|c| c.image == req.reference) {
+                let key = ContainerKey {
+                    pod_uid: pod.uid.clone(),
+                    container: c.name.clone(),
+                    restarts: c.restarts,
+                };
+                let (copy, delete) = if synced.up_to_date.contains(&key) {
+                    (req.copy.clone(), req.delete.clone())
+                } else {
+                    everything(&synced.files)
+                };
+                if copy.is_empty() && delete.is_empty() && req.hooks.is_empty() {
+                    continue;
+                }
+                jobs.push(Job {
+                    ns: pod.namespace.clone(),
+                    pod: pod.name.clone(),
+                    key,
+                    copy,
+                    delete,
+                });
+            }
+        }
+        jobs
+    }
+
+    /// Container hooks before, the files, container hooks after, for one container.
+    async fn bring_up_to_date(&self, job: &Job, req: &SyncRequest<'_>) -> Result<(), DeployError> {
+        self.run_hooks(job, &req.hooks.before, "before").await?;
+        if !job.copy.is_empty() || !job.delete.is_empty() {
+            self.write_files(job).await?;
+        }
+        self.run_hooks(job, &req.hooks.after, "after").await
+    }
+
+    async fn run_hooks(&self, job: &Job, hooks: &[Hook], when: &str) -> Result<(), DeployError> {
+        for hook in hooks {
+            let Hook::Container(c) = hook else { continue };
+            if c.container_name
+                .as_ref()
+                .is_some_and(|g| !g.matches(&job.key.container))
+            {
+                continue;
+            }
+            let out = self
+                .exec(&job.ns, &job.pod, &job.key.container, &c.command, None)
+                .await?;
+            if !out.success() {
+                return Err(self.failed(
+                    job,
+                    &format!("sync hook ({when}) `{}`", c.command.join(" ")),
+                    &out,
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the job's files with the container's transport, finding it out on first use.
+    async fn write_files(&self, job: &Job) -> Result<(), DeployError> {
+        let known = self
+            .sync_memory
+            .lock()
+            .await
+            .transports
+            .get(&job.key)
+            .copied();
+        let mut transport = known.unwrap_or(Transport::TarShell);
+        loop {
+            let tried = match transport {
+                Transport::TarShell => self.write_with_tar(job).await?,
+                Transport::Shell => self.write_with_shell(job).await?,
+                Transport::Unavailable => {
+                    return Err(DeployError::Api {
+                        message: format!(
+                            "pod/{} -n {}, container `{}`: it has neither `tar` nor a shell to receive files",
+                            job.pod, job.ns, job.key.container
+                        ),
+                        hint: Some(
+                            "devloop rebuilds this image on each change; add busybox (or tar and sh) to the image to sync instead"
+                                .into(),
+                        ),
+                    });
+                }
+            };
+            let next = match tried {
+                Attempt::Done => None,
+                Attempt::NoTar => Some(Transport::Shell),
+                Attempt::NoShell => Some(Transport::Unavailable),
+            };
+            let Some(next) = next else {
+                self.sync_memory
+                    .lock()
+                    .await
+                    .transports
+                    .insert(job.key.clone(), transport);
+                return Ok(());
+            };
+            transport = next;
+            self.sync_memory
+                .lock()
+                .await
+                .transports
+                .insert(job.key.clone(), transport);
+        }
+    }
+
+    async fn write_with_tar(&self, job: &Job) -> Result<Attempt, DeployError> {
+        let copy = job.copy.clone();
+        let archive = tokio::task::spawn_blocking(move || archive(&copy))
+            .await
+            .map_err(|e| DeployError::Api {
+                message: format!("sync: {e}"),
+                hint: None,
+            })??;
+        let mut argv: Vec<String> = ["sh", "-c", TAR_SCRIPT, "sh"].map(String::from).to_vec();
+        argv.push(job.copy.len().to_string());
+        for f in &job.copy {
+            argv.push(temporary(&f.dest));
+            argv.push(f.dest.clone());
+        }
+        argv.extend(job.delete.iter().cloned());
+        let stdin = (!job.copy.is_empty()).then(|| archive.into());
+        let out = self
+            .exec(&job.ns, &job.pod, &job.key.container, &argv, stdin)
+            .await?;
+        match &out.outcome {
+            ExecOutcome::ProgramMissing(_) => Ok(Attempt::NoShell),
+            ExecOutcome::Exited(NOT_FOUND) if mentions_missing(&out, "tar") => Ok(Attempt::NoTar),
+            ExecOutcome::Exited(0) => Ok(Attempt::Done),
+            ExecOutcome::Exited(_) => Err(self.failed(job, "writing the files", &out)),
+        }
+    }
+
+    async fn write_with_shell(&self, job: &Job) -> Result<Attempt, DeployError> {
+        for f in &job.copy {
+            let local = f.local.clone();
+            let (content, mode) = tokio::task::spawn_blocking(move || read_file(&local))
+                .await
+                .map_err(|e| DeployError::Api {
+                    message: format!("sync: {e}"),
+                    hint: None,
+                })??;
+            let dir = parent_dir(&f.dest);
+            let argv: Vec<String> = vec![
+                "sh".into(),
+                "-c".into(),
+                SHELL_FILE_SCRIPT.into(),
+                "sh".into(),
+                dir,
+                content.len().to_string(),
+                temporary(&f.dest),
+                format!("{:o}", mode & 0o7777),
+                f.dest.clone(),
+            ];
+            let out = self
+                .exec(
+                    &job.ns,
+                    &job.pod,
+                    &job.key.container,
+                    &argv,
+                    Some(content.into()),
+                )
+                .await?;
+            match &out.outcome {
+                ExecOutcome::ProgramMissing(_) => return Ok(Attempt::NoShell),
+                ExecOutcome::Exited(0) => {}
+                ExecOutcome::Exited(_) => return Err(self.failed(job, "writing the files", &out)),
+            }
+        }
+        if !job.delete.is_empty() {
+            let mut argv: Vec<String> = ["sh", "-c", SHELL_DELETE_SCRIPT, "sh"]
+                .map(String::from)
+                .to_vec();
+            argv.extend(job.delete.iter().cloned());
+            let out = self
+                .exec(&job.ns, &job.pod, &job.key.container, &argv, None)
+                .await?;
+            if !out.success() {
+                return Err(self.failed(job, "deleting files", &out));
+            }
+        }
+        Ok(Attempt::Done)
+    }
+
+    fn failed(&self, job: &Job, what: &str, out: &ExecOutput) -> DeployError {
+        let code = match &out.outcome {
+            ExecOutcome::Exited(c) => format!("exit code {c}"),
+            ExecOutcome::ProgramMissing(m) => m.clone(),
+        };
+        let tail = out.tail(3);
+        DeployError::Api {
+            message: format!(
+                "pod/{} -n {}, container `{}`: {what} failed ({code}){}",
+                job.pod,
+                job.ns,
+                job.key.container,
+                if tail.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {tail}")
+                }
+            ),
+            hint: tail.contains("ermission denied").then(|| {
+                "the container's user cannot write there: sync into a directory it owns, or rebuild".to_string()
+            }),
+        }
+    }
+}
+
+/// What one transport attempt found.
+enum Attempt {
+    Done,
+    NoTar,
+    NoShell,
+}
+
+/// Whether the shell said it could not find `program` (`sh: tar: not found`, `tar: command not found`).
+fn mentions_missing(out: &ExecOutput, program: &str) -> bool {
+    let err = String::from_utf8_lossy(&out.stderr);
+    err.lines()
+        .any(|l| l.contains(program) && l.contains("not found"))
+}
+
+/// Every file synced since the build: the ones still there to copy, the deleted ones to delete.
+fn everything(files: &BTreeMap<String, Option<PathBuf>>) -> (Vec<SyncFile>, Vec<String>) {
+    let mut copy = Vec::new();
+    let mut delete = Vec::new();
+    for (dest, local) in files {
+        match local {
+            Some(local) => copy.push(SyncFile {
+                local: local.clone(),
+                dest: dest.clone(),
+            }),
+            None => delete.push(dest.clone()),
+        }
+    }
+    (copy, delete)
+}
+
+/// The temporary name a file is written to before it is renamed to `dest`: hidden, beside it.
+fn temporary(dest: &str) -> String {
+    let (dir, name) = dest.rsplit_once('/').unwrap_or(("", dest));
+    format!("{dir}/.{name}.devloop-sync")
+}
+
+fn parent_dir(dest: &str) -> String {
+    match dest.rsplit_once('/') {
+        Some(("", _)) | None => "/".to_string(),
+        Some((dir, _)) => dir.to_string(),
+    }
+}
+
+fn read_file(path: &std::path::Path) -> Result<(Vec<u8>, u32), DeployError> {
+    let cannot = |e: std::io::Error| DeployError::Api {
+        message: format!("sync: cannot read `{}`: {e}", path.display()),
+        hint: None,
+    };
+    let content = std::fs::read(path).map_err(cannot)?;
+    let mode = mode_of(&std::fs::metadata(path).map_err(cannot)?);
+    Ok((content, mode))
+}
+
+#[cfg(unix)]
+fn mode_of(m: &std::fs::Metadata) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    m.permissions().mode()
+}
+
+#[cfg(not(unix))]
+fn mode_of(m: &std::fs::Metadata) -> u32 {
+    if m.permissions().readonly() {
+        0o444
+    } else {
+        0o644
+    }
+}
+
+/// The tar record size: GNU tar reads whole records from a pipe, and stdin stays open (protocol v4 cannot close
+/// it), so the archive is padded to a whole record.
+const RECORD: usize = 10240;
+
+/// A tar archive of `files` under their temporary names (relative to `/`), modes kept, owned by root (extracted
+/// with `-o`, the container's user owns them), padded to a whole record.
+fn archive(files: &[SyncFile]) -> Result<Vec<u8>, DeployError> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for f in files {
+        let (content, mode) = read_file(&f.local)?;
+        let mut header = tar::Header::new_gnu();
+        header.set_size(content.len() as u64);
+        header.set_mode(mode & 0o7777);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_mtime(0);
+        header.set_entry_type(tar::EntryType::Regular);
+        let name = temporary(&f.dest);
+        builder
+            .append_data(&mut header, name.trim_start_matches('/'), &content[..])
+            .map_err(|e| DeployError::Api {
+                message: format!(
+                    "sync: cannot add `{}` to the archive: {e}",
+                    f.local.display()
+                ),
+                hint: None,
+            })?;
+    }
+    let mut bytes = builder.into_inner().map_err(|e| DeployError::Api {
+        message: format!("sync: {e}"),
+        hint: None,
+    })?;
+    let padded = bytes.len().div_ceil(RECORD) * RECORD;
+    bytes.resize(padded, 0);
+    Ok(bytes)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temporary_names_sit_beside_their_file() {
+        assert_eq!(
+            temporary("/app/www/index.php"),
+            "/app/www/.index.php.devloop-sync"
+        );
+        assert_eq!(temporary("/x"), "/.x.devloop-sync");
+        assert_eq!(parent_dir("/app/www/index.php"), "/app/www");
+        assert_eq!(parent_dir("/x"), "/");
+    }
+
+    #[test]
+    fn the_archive_holds_temporary_names_and_modes_in_whole_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("run.sh");
+        std::fs::write(&f, "echo hi\n").unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o751)).unwrap();
+        }
+        let bytes = archive(&[SyncFile {
+            local: f,
+            dest: "/app/bin/run.sh".into(),
+        }])
+        .unwrap();
+        assert_eq!(bytes.len() % RECORD, 0);
+        let mut a = tar::Archive::new(&bytes[..]);
+        let entries: Vec<_> = a
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (
+                    e.path().unwrap().display().to_string(),
+                    e.header().mode().unwrap(),
+                    e.header().uid().unwrap(),
+                )
+            })
+            .collect();
+        #[cfg(unix)]
+        assert_eq!(
+            entries,
+            [("app/bin/.run.sh.devloop-sync".to_string(), 0o751, 0)]
+        );
+    }
+
+    #[test]
+    fn everything_copies_what_is_there_and_deletes_what_is_gone() {
+        let mut files = BTreeMap::new();
+        files.insert("/a".to_string(), Some(PathBuf::from("/src/a")));
+        files.insert("/b".to_string(), None);
+        let (copy, delete) = everything(&files);
+        assert_eq!(copy.len(), 1);
+        assert_eq!(copy[0].dest, "/a");
+        assert_eq!(delete, ["/b"]);
+    }
+
+    #[test]
+    fn a_missing_tar_is_told_from_a_failing_one() {
+        let out = |stderr: &str| ExecOutput {
+            stdout: Vec::new(),
+            stderr: stderr.as_bytes().to_vec(),
+            outcome: ExecOutcome::Exited(NOT_FOUND),
+        };
+        assert!(mentions_missing(&out("sh: tar: not found\n"), "tar"));
+        assert!(mentions_missing(
+            &out("sh: 1: tar: command not found\n"),
+            "tar"
+        ));
+        assert!(!mentions_missing(&out("tar: short read\n"), "tar"));
+    }
+}
