@@ -181,6 +181,27 @@ fn a_port_may_be_a_number_or_a_name_and_hooks_take_either_shape() {
 }
 
 #[test]
+fn numbers_and_booleans_where_devloop_reads_text_are_valid_but_not_as_a_port() {
+    let yaml = config_with(
+        "metadata:\n  name: 2024\nbuild:\n  artifacts:\n    - image: api\n      docker:\n        buildArgs:\n          \
+         PORT: 8080\n          DEBUG: true\n          VERSION: 1.10\n",
+    );
+    let raw = config::parse("devloop.yaml", &yaml).unwrap();
+    let args = raw.build.unwrap().artifacts.unwrap()[0]
+        .docker
+        .clone()
+        .unwrap()
+        .build_args
+        .unwrap();
+    assert_eq!(args["VERSION"], "1.10", "the parser keeps the text");
+    assert_eq!(violations(&yaml), Vec::<String>::new());
+    rejected(
+        &config_with("portForward:\n  - resourceName: api\n    port: true\n"),
+        "/portForward/0/port",
+    );
+}
+
+#[test]
 fn schema_prints_the_committed_schema_and_writes_it_to_a_file() {
     let p = Project::new();
     let out = p.devloop(&["schema"]);

@@ -23,6 +23,8 @@ pub fn schema_comment() -> String {
 pub fn schema() -> Value {
     let generator = schemars::generate::SchemaSettings::draft07().into_generator();
     let mut schema = generator.into_root_schema_for::<RawConfig>().to_value();
+    widen_strings(&mut schema, false);
+    unwrap_descriptions(&mut schema);
     refine(&mut schema);
     schema
 }
@@ -32,6 +34,70 @@ pub fn schema_text() -> String {
     let mut text = serde_json::to_string_pretty(&schema()).unwrap_or_default();
     text.push('\n');
     text
+}
+
+/// A string field also takes a plain number or boolean, as the parser does: it reads the scalar's text, so
+/// `PORT: 8080` in `buildArgs` is the string `8080` and `tag: 1.10` stays `1.10` — an editor must not flag what
+/// devloop reads. Not inside an untagged enum (an `anyOf` without a `null` branch, e.g. a port as a number or a
+/// name): serde tries its variants on the value's type there, and `port: true` is an error.
+fn widen_strings(node: &mut Value, untagged: bool) {
+    match node {
+        Value::Object(map) => {
+            let untagged = untagged
+                || map
+                    .get("anyOf")
+                    .and_then(Value::as_array)
+                    .is_some_and(|branches| {
+                        !branches
+                            .iter()
+                            .any(|b| b.get("type") == Some(&json!("null")))
+                    });
+            if !untagged {
+                let widened = match map.get("type") {
+                    Some(t) if t == "string" => Some(json!(["string", "number", "boolean"])),
+                    Some(t) if *t == json!(["string", "null"]) => {
+                        Some(json!(["string", "number", "boolean", "null"]))
+                    }
+                    _ => None,
+                };
+                if let Some(widened) = widened {
+                    map.insert("type".into(), widened);
+                }
+            }
+            for value in map.values_mut() {
+                widen_strings(value, untagged);
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                widen_strings(item, untagged);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Doc comments are wrapped at the source's line width; an editor's hover wraps by itself, so a single line
+/// break becomes a space (a blank line, a paragraph, stays).
+fn unwrap_descriptions(node: &mut Value) {
+    match node {
+        Value::Object(map) => {
+            for (key, value) in map.iter_mut() {
+                match value {
+                    Value::String(text) if key == "description" => {
+                        *text = text
+                            .split("\n\n")
+                            .map(|paragraph| paragraph.replace('\n', " "))
+                            .collect::<Vec<_>>()
+                            .join("\n\n");
+                    }
+                    _ => unwrap_descriptions(value),
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(unwrap_descriptions),
+        _ => {}
+    }
 }
 
 /// What the types alone cannot say but the loader checks on every file: the title, and that `apiVersion` and
@@ -115,6 +181,26 @@ mod tests {
     }
 
     #[test]
+    fn strings_take_scalars_the_parser_reads_as_text_but_a_port_name_does_not() {
+        let s = schema();
+        let args = &definition(&s, "RawDocker")["properties"]["buildArgs"];
+        assert_eq!(
+            args["additionalProperties"]["type"],
+            json!(["string", "number", "boolean"]),
+            "{args}"
+        );
+        assert_eq!(
+            definition(&s, "RawDocker")["properties"]["target"]["type"],
+            json!(["string", "number", "boolean", "null"])
+        );
+        assert_eq!(
+            definition(&s, "RawPort")["anyOf"][1]["type"],
+            json!("string")
+        );
+        assert_eq!(s["properties"]["kind"]["type"], json!("string"));
+    }
+
+    #[test]
     fn doc_comments_become_descriptions() {
         let s = schema();
         let sync = &definition(&s, "RawSyncRule")["properties"]["src"]["description"];
@@ -124,6 +210,16 @@ mod tests {
                 .starts_with("A glob relative to the context"),
             "{sync}"
         );
+    }
+
+    #[test]
+    fn wrapped_doc_lines_are_joined() {
+        let s = schema();
+        let name = definition(&s, "RawMetadata")["properties"]["name"]["description"]
+            .as_str()
+            .unwrap();
+        assert!(name.contains("letters, digits, `-`"), "{name}");
+        assert!(!name.contains('\n'), "{name}");
     }
 
     #[test]
