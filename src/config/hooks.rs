@@ -13,8 +13,10 @@ use super::{ConfigError, invalid};
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawBuildHooks {
+    /// Run before the build; a failure stops it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub before: Vec<RawHostHook>,
+    /// Run after a successful build.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub after: Vec<RawHostHook>,
 }
@@ -23,8 +25,10 @@ pub struct RawBuildHooks {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawHooks {
+    /// Run before the step; a failure stops it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub before: Vec<RawHook>,
+    /// Run after the step succeeded.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub after: Vec<RawHook>,
 }
@@ -33,8 +37,10 @@ pub struct RawHooks {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawHook {
+    /// A command on the developer's machine.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<RawHostHook>,
+    /// A command in containers of this project's pods.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container: Option<RawContainerHook>,
 }
@@ -57,6 +63,7 @@ pub struct RawHostHook {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawContainerHook {
+    /// The program and its arguments, run in the container (no shell).
     pub command: Vec<String>,
     /// The pods it runs in (a glob over pod names, `*` any run of characters). Required for deploy hooks; sync
     /// hooks run in the containers that were synced.
