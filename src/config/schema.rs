@@ -37,9 +37,9 @@ pub fn schema_text() -> String {
 }
 
 /// A string field also takes a plain number or boolean, as the parser does: it reads the scalar's text, so
-/// `PORT: 8080` in `buildArgs` is the string `8080` and `tag: 1.10` stays `1.10` — an editor must not flag what
-/// devloop reads. Not inside an untagged enum (an `anyOf` without a `null` branch, e.g. a port as a number or a
-/// name): serde tries its variants on the value's type there, and `port: true` is an error.
+/// `PORT: 8080` in `buildArgs` is the string `8080` and `image.tag: 1.10` in `setValues` stays `1.10` — an editor
+/// must not flag what devloop reads. Not inside an untagged enum (an `anyOf` without a `null` branch, e.g. a port
+/// as a number or a name): serde tries its variants on the value's type there, and `port: true` is an error.
 fn widen_strings(node: &mut Value, untagged: bool) {
     match node {
         Value::Object(map) => {
