@@ -145,7 +145,7 @@ fn an_unknown_field_in_a_profile_is_rejected() {
         "/profiles/0/activation/0",
     );
     rejected(
-        &config_with("profiles:\n  - name: prod\n    patches: []\n"),
+        &config_with("profiles:\n  - name: prod\n    builds: {}\n"),
         "/profiles/0",
     );
 }

@@ -24,8 +24,8 @@ pub fn schema() -> Value {
     let generator = schemars::generate::SchemaSettings::draft07().into_generator();
     let mut schema = generator.into_root_schema_for::<RawConfig>().to_value();
     widen_strings(&mut schema, false);
-    unwrap_descriptions(&mut schema);
     refine(&mut schema);
+    describe_for_editors(&mut schema);
     schema
 }
 
@@ -78,10 +78,13 @@ fn widen_strings(node: &mut Value, untagged: bool) {
 }
 
 /// Doc comments are wrapped at the source's line width; an editor's hover wraps by itself, so a single line
-/// break becomes a space (a blank line, a paragraph, stays).
-fn unwrap_descriptions(node: &mut Value) {
+/// break becomes a space (a blank line, a paragraph, stays). Each description is also given as
+/// `markdownDescription`, which the YAML language server (and VS Code) render as Markdown, so the docs' `code`
+/// spans show as code rather than as escaped backticks.
+fn describe_for_editors(node: &mut Value) {
     match node {
         Value::Object(map) => {
+            let mut described = None;
             for (key, value) in map.iter_mut() {
                 match value {
                     Value::String(text) if key == "description" => {
@@ -90,12 +93,16 @@ fn unwrap_descriptions(node: &mut Value) {
                             .map(|paragraph| paragraph.replace('\n', " "))
                             .collect::<Vec<_>>()
                             .join("\n\n");
+                        described = Some(text.clone());
                     }
-                    _ => unwrap_descriptions(value),
+                    _ => describe_for_editors(value),
                 }
             }
+            if let Some(text) = described {
+                map.insert("markdownDescription".into(), Value::String(text));
+            }
         }
-        Value::Array(items) => items.iter_mut().for_each(unwrap_descriptions),
+        Value::Array(items) => items.iter_mut().for_each(describe_for_editors),
         _ => {}
     }
 }
@@ -220,6 +227,10 @@ mod tests {
             .unwrap();
         assert!(name.contains("letters, digits, `-`"), "{name}");
         assert!(!name.contains('\n'), "{name}");
+        assert_eq!(
+            definition(&s, "RawMetadata")["properties"]["name"]["markdownDescription"],
+            name
+        );
     }
 
     #[test]
