@@ -1,13 +1,14 @@
-//! `devloop init --from-compose FILE`: a compose file → a devloop.yaml, checked with the loader every other
-//! command uses before it is written (or printed), and a summary of what was not converted. The devloop.yaml
-//! starts with the schema modeline (`config::schema_comment`); the schema is written beside it.
+//! `devloop init --from-compose FILE` / `--from-skaffold FILE`: a compose file or a Skaffold config → a
+//! devloop.yaml, checked with the loader every other command uses before it is written (or printed), and a
+//! summary of what was not converted. The devloop.yaml starts with the schema modeline
+//! (`config::schema_comment`); the schema is written beside it.
 
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::cli::{GlobalArgs, InitArgs};
-use crate::config::{self, ActivationContext, LoadOptions, compose};
+use crate::config::{self, ActivationContext, LoadOptions, compose, skaffold};
 use crate::error::Error;
 use crate::event::Event;
 use crate::output::Console;
@@ -53,29 +54,68 @@ pub fn run(global: &GlobalArgs, args: InitArgs, console: Console) -> Result<(), 
             });
         }
     }
+    let target = Target {
+        output,
+        label,
+        output_dir,
+        to_stdout,
+        force: args.force,
+    };
+    match (&args.from_compose, &args.from_skaffold) {
+        (Some(compose_file), _) => from_compose(compose_file, &target, console),
+        (None, Some(skaffold_file)) => {
+            from_skaffold(skaffold_file, &global.profiles, &target, console)
+        }
+        (None, None) => Err(Error::Usage {
+            message: "nothing to convert".into(),
+            hint: Some("name a file with `--from-compose FILE` or `--from-skaffold FILE`".into()),
+        }),
+    }
+}
+
+/// Where the devloop.yaml goes.
+struct Target {
+    output: PathBuf,
+    /// The output as named in messages.
+    label: String,
+    output_dir: PathBuf,
+    to_stdout: bool,
+    force: bool,
+}
+
+impl Target {
+    /// Prints or writes the checked devloop.yaml; a written one gets the schema its first line names beside it.
+    fn deliver(&self, yaml: &str, console: &Console) -> Result<Option<SchemaFile>, Error> {
+        if self.to_stdout {
+            console.data(yaml);
+            return Ok(None);
+        }
+        write(&self.output, yaml, self.force, &self.label)?;
+        write_schema(&self.output, &self.output_dir, self.force).map(Some)
+    }
+}
+
+fn from_compose(compose_file: &Path, t: &Target, console: Console) -> Result<(), Error> {
     let env = crate::settings::process_env();
     let conversion = compose::convert(&compose::Request {
-        file: &args.from_compose,
-        output_dir: &output_dir,
+        file: compose_file,
+        output_dir: &t.output_dir,
         env: &*env,
     })?;
-    let compose_label = args.from_compose.display().to_string();
-    let yaml = conversion.to_yaml(
-        &compose_label,
-        &format!("devloop init --from-compose {compose_label}"),
-    )?;
+    let compose_label = compose_file.display().to_string();
+    let command = format!("devloop init --from-compose {compose_label}");
+    let yaml = conversion.to_yaml(&compose_label, &command)?;
     let yaml = format!("{}{yaml}", config::schema_comment());
-    check(&label, &yaml, &output_dir, &conversion.profiles, &*env)?;
-    if to_stdout {
-        console.data(&yaml);
-    } else {
-        write(&output, &yaml, args.force, &label)?;
-    }
-    let schema = if to_stdout {
-        None
-    } else {
-        Some(write_schema(&output, &output_dir, args.force)?)
-    };
+    check(
+        &t.label,
+        &yaml,
+        &t.output_dir,
+        &conversion.profiles,
+        &*env,
+        "--from-compose",
+        "compose file",
+    )?;
+    let schema = t.deliver(&yaml, &console)?;
     let artifacts: BTreeSet<&str> = conversion
         .services
         .iter()
@@ -83,7 +123,11 @@ pub fn run(global: &GlobalArgs, args: InitArgs, console: Console) -> Result<(), 
         .collect();
     console.sink().emit(Event::InitComplete {
         compose_file: compose_label,
-        file: if to_stdout { "-".into() } else { label.clone() },
+        file: if t.to_stdout {
+            "-".into()
+        } else {
+            t.label.clone()
+        },
         project: conversion.project.clone(),
         services: conversion.services.clone(),
         containers: conversion
@@ -100,7 +144,73 @@ pub fn run(global: &GlobalArgs, args: InitArgs, console: Console) -> Result<(), 
     if let Some(schema) = schema {
         console.info(&schema.describe());
     }
-    console.info(&next_steps(&output, to_stdout, &conversion.profiles));
+    console.info(&next_steps(
+        &t.output,
+        t.to_stdout,
+        &conversion.profiles,
+        "compose",
+    ));
+    Ok(())
+}
+
+fn from_skaffold(
+    skaffold_file: &Path,
+    profiles: &[String],
+    t: &Target,
+    console: Console,
+) -> Result<(), Error> {
+    let env = crate::settings::process_env();
+    let conversion = skaffold::convert(&skaffold::Request {
+        file: skaffold_file,
+        output_dir: &t.output_dir,
+        profiles,
+    })?;
+    let skaffold_label = skaffold_file.display().to_string();
+    let mut command = format!("devloop init --from-skaffold {skaffold_label}");
+    for p in &conversion.applied {
+        command.push_str(&format!(" -p {p}"));
+    }
+    let yaml = conversion.to_yaml(&skaffold_label, &command)?;
+    let yaml = format!("{}{yaml}", config::schema_comment());
+    check(
+        &t.label,
+        &yaml,
+        &t.output_dir,
+        &conversion.profiles,
+        &*env,
+        "--from-skaffold",
+        "Skaffold config",
+    )?;
+    let schema = t.deliver(&yaml, &console)?;
+    console.sink().emit(Event::InitSkaffold {
+        skaffold_file: skaffold_label,
+        file: if t.to_stdout {
+            "-".into()
+        } else {
+            t.label.clone()
+        },
+        project: conversion.project.clone(),
+        configs: conversion.configs.clone(),
+        artifacts: conversion
+            .config
+            .build
+            .as_ref()
+            .and_then(|b| b.artifacts.as_ref())
+            .map_or(0, Vec::len),
+        not_converted: conversion.not_converted.clone(),
+        notes: conversion.notes.clone(),
+        applied: conversion.applied.clone(),
+        profiles: conversion.profiles.clone(),
+    });
+    if let Some(schema) = schema {
+        console.info(&schema.describe());
+    }
+    console.info(&next_steps(
+        &t.output,
+        t.to_stdout,
+        &conversion.profiles,
+        "Skaffold",
+    ));
     Ok(())
 }
 
@@ -121,6 +231,8 @@ fn check(
     dir: &Path,
     profiles: &[String],
     env: &dyn Fn(&str) -> Option<String>,
+    flag: &str,
+    source: &str,
 ) -> Result<(), Error> {
     let selections = std::iter::once(Vec::new()).chain(profiles.iter().map(|p| vec![p.clone()]));
     for profiles in selections {
@@ -134,10 +246,16 @@ fn check(
         if let Err(e) = config::load_text(label, yaml, dir, &opts, env) {
             return Err(Error::Usage {
                 message: format!("the converted config does not load, so it was not written: {e}"),
-                hint: Some(
-                    "this is a bug in `devloop init --from-compose`: please report it with the compose file"
-                        .into(),
-                ),
+                // A path the source names but the project lacks is the project's state, not a bug.
+                hint: Some(if e.to_string().contains("does not exist") {
+                    format!(
+                        "the {source} names a path the project does not have: create it or fix the {source}, then convert again"
+                    )
+                } else {
+                    format!(
+                        "this is a bug in `devloop init {flag}`: please report it with the {source}"
+                    )
+                }),
             });
         }
     }
@@ -207,7 +325,8 @@ fn write_schema(output: &Path, dir: &Path, force: bool) -> Result<SchemaFile, Er
 }
 
 /// What to run next, for people (suppressed in JSON mode).
-fn next_steps(output: &Path, to_stdout: bool, profiles: &[String]) -> String {
+fn next_steps(output: &Path, to_stdout: bool, profiles: &[String], source: &str) -> String {
+    let compose = source == "compose";
     if to_stdout {
         return format!(
             "next: save it as devloop.yaml, then run `devloop dev`; for editors, write the schema its first line \
@@ -226,15 +345,25 @@ fn next_steps(output: &Path, to_stdout: bool, profiles: &[String]) -> String {
     match profiles {
         [] => {}
         [p] => s.push_str(&format!(
-            "; add `-p {p}` for the services of compose profile `{p}`"
+            "; add `-p {p}` for {}",
+            if compose {
+                format!("the services of compose profile `{p}`")
+            } else {
+                format!("what {source} profile `{p}` changes")
+            }
         )),
         _ => s.push_str(&format!(
-            "; add {} for the services of those compose profiles",
+            "; add {} for {}",
             profiles
                 .iter()
                 .map(|p| format!("`-p {p}`"))
                 .collect::<Vec<_>>()
-                .join(" or ")
+                .join(" or "),
+            if compose {
+                "the services of those compose profiles".to_string()
+            } else {
+                format!("what those {source} profiles change")
+            }
         )),
     }
     s

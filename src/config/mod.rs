@@ -11,6 +11,7 @@ pub mod port_forward;
 pub mod profile;
 pub mod raw;
 pub mod schema;
+pub mod skaffold;
 
 use std::path::{Path, PathBuf};
 
