@@ -1,5 +1,6 @@
 //! `devloop schema`: the JSON Schema of devloop.yaml accepts every config the repository ships
-//! (`devloop.yaml.example`, `examples/*/devloop.yaml`, devloop.yaml files under `tests/fixtures`) and rejects
+//! (`devloop.yaml.example`, `examples/*/devloop.yaml`, devloop.yaml files under `tests/fixtures`, what `devloop
+//! init` wrote in the reviewed snapshots) and rejects
 //! what the loader rejects for its shape (unknown fields, wrong types); the committed copy in `schema/` is current;
 //! the command prints or writes it.
 #![allow(clippy::unwrap_used)]
@@ -81,6 +82,44 @@ fn every_shipped_config_is_valid() {
     for file in &files {
         let text = std::fs::read_to_string(file).unwrap();
         // The loader reads it too: the schema and the parser agree on what is valid.
+        config::parse(&file.display().to_string(), &text).unwrap();
+        let errors = violations(&text);
+        assert!(
+            errors.is_empty(),
+            "{}:\n{}",
+            file.display(),
+            errors.join("\n")
+        );
+    }
+}
+
+/// The devloop.yaml files `devloop init` wrote in the reviewed snapshots (`tests/snapshots/*devloop_yaml.snap`):
+/// each one's text after insta's header.
+fn init_outputs() -> Vec<(PathBuf, String)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(root().join("tests/snapshots")).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.starts_with("init_") && name.ends_with("devloop_yaml.snap") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            let body = text.splitn(3, "---\n").nth(2).unwrap().to_string();
+            out.push((path, body));
+        }
+    }
+    out
+}
+
+#[test]
+fn every_config_init_writes_in_the_snapshots_is_valid_and_names_the_schema() {
+    let outputs = init_outputs();
+    assert!(!outputs.is_empty(), "init_compose's snapshot at least");
+    for (file, text) in outputs {
+        assert!(
+            text.starts_with(&config::schema_comment()),
+            "{}: {}",
+            file.display(),
+            text.lines().next().unwrap_or("")
+        );
         config::parse(&file.display().to_string(), &text).unwrap();
         let errors = violations(&text);
         assert!(
