@@ -83,7 +83,8 @@ pub enum Command {
     /// Watch, rebuild and redeploy on every change; stream logs; clean up on exit.
     Dev(DevArgs),
     /// Write a devloop.yaml from a docker-compose file (its services become containers on the local Docker
-    /// daemon, its builds artifacts) or from a skaffold.yaml; what cannot be converted is listed.
+    /// daemon, its builds artifacts) or from a skaffold.yaml; what cannot be converted is listed. The schema its
+    /// first line points editors at is written beside it (`devloop.schema.json`).
     Init(InitArgs),
     /// Print devloop's version; with `-v`, also the versions of the Docker daemon and the Kubernetes API server it
     /// would use (or why they cannot be reached).
