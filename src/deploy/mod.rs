@@ -227,12 +227,16 @@ pub struct SyncRequest<'a> {
     pub hooks: &'a crate::config::hooks::Hooks,
 }
 
-/// A changed file and where it goes in the container.
+/// A changed file and where it goes in the container, with the attributes the image gives it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyncFile {
     pub local: std::path::PathBuf,
     /// Absolute path in the container.
     pub dest: String,
+    /// Permission bits: the local file's, or the Dockerfile's `--chmod`.
+    pub mode: u32,
+    /// The Dockerfile's `--chown` (`user[:group]`, names or IDs) when it has one; `None`: root, as `COPY` does.
+    pub owner: Option<String>,
 }
 
 #[cfg(test)]
