@@ -45,7 +45,7 @@ pub async fn run(global: &GlobalArgs, args: DevArgs, console: Console) -> Result
         .build
         .artifacts
         .iter()
-        .filter(|a| !a.sync.is_empty())
+        .filter(|a| !a.sync.is_empty() || !a.sync_infer.is_empty())
         .map(|a| a.image.as_str())
         .collect();
     if !syncing.is_empty() {

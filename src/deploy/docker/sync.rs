@@ -217,3 +217,68 @@ fn owner_ids(f: &SyncFile) -> Result<(u64, u64), DeployError> {
         }),
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn file(dir: &Path, name: &str, mode: u32, owner: Option<&str>) -> SyncFile {
+        let local = dir.join(name);
+        std::fs::write(&local, name).unwrap();
+        SyncFile {
+            local,
+            dest: format!("/srv/{name}"),
+            mode,
+            owner: owner.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn the_archive_carries_each_file_with_its_mode_and_owner() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = [
+            file(dir.path(), "a.sh", 0o751, None),
+            file(dir.path(), "b.php", 0o640, Some("33:34")),
+            file(dir.path(), "c.txt", 0o600, Some("1000")),
+        ];
+        let bytes = sync_archive(&files).unwrap();
+        let mut archive = tar::Archive::new(bytes.as_slice());
+        let got: Vec<(String, u32, u64, u64, String)> = archive
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let mut e = e.unwrap();
+                let h = e.header().clone();
+                let mut body = String::new();
+                std::io::Read::read_to_string(&mut e, &mut body).unwrap();
+                let path = h.path().unwrap().display().to_string();
+                (
+                    path,
+                    h.mode().unwrap(),
+                    h.uid().unwrap(),
+                    h.gid().unwrap(),
+                    body,
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("srv/a.sh".into(), 0o751, 0, 0, "a.sh".into()),
+                ("srv/b.php".into(), 0o640, 33, 34, "b.php".into()),
+                ("srv/c.txt".into(), 0o600, 1000, 1000, "c.txt".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn an_owner_by_name_fails_the_sync_with_a_hint() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = sync_archive(&[file(dir.path(), "x.php", 0o644, Some("www-data"))]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "sync: `/srv/x.php` is owned by `www-data` in the image, and the Docker target sets owners by ID only\n\nhint: write `--chown` with numeric IDs (`--chown=33:33`) to sync such files"
+        );
+    }
+}
