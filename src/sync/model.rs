@@ -86,6 +86,8 @@ pub(super) struct Dest {
 pub(super) enum Into {
     Dir,
     File,
+    /// A directory if this context path is one (an earlier `COPY <it> <dest>` made the destination).
+    DirIf(String),
     Unknown(String),
 }
 
@@ -123,6 +125,9 @@ struct Inherited {
     open: bool,
     workdir: Option<String>,
     dirs: HashSet<String>,
+    /// Paths an earlier copy wrote without saying whether as a file or a directory: the line, and the one context
+    /// source it copied (`None`: from a stage or an image).
+    written: HashMap<String, (usize, Option<String>)>,
 }
 
 /// The variables, working directory and known directories while a stage is read.
@@ -454,11 +459,20 @@ impl Scope {
             });
         }
         let dest = self.dest(dest, line, src.len() > 1, wildcard, keyword);
-        if let Ok(d) = &dest
-            && d.file == Into::Dir
-        {
+        if let Ok(d) = &dest {
             let path = d.path.clone();
-            self.add_dir(&path);
+            if d.file == Into::Dir {
+                self.add_dir(&path);
+            } else {
+                let single = match (&from, &sources) {
+                    (From::Context, Ok(v)) => match v.as_slice() {
+                        [Source::Path { text, glob: None }] => Some(text.clone()),
+                        _ => None,
+                    },
+                    _ => None,
+                };
+                self.inherited.written.insert(path, (line, single));
+            }
         }
         Copy {
             line,
@@ -503,6 +517,20 @@ impl Scope {
             Into::Unknown(format!(
                 "whether `{raw}` in the `{keyword}` at Dockerfile line {line} is a file or a directory depends on how \
                  many files match; end it with `/`"
+            ))
+        } else if let Some((earlier, single)) = self.inherited.written.get(&path) {
+            match single {
+                Some(src) => Into::DirIf(src.clone()),
+                None => Into::Unknown(format!(
+                    "whether `{path}` (Dockerfile line {line}) is a directory depends on what the copy at line \
+                     {earlier} brought from another stage"
+                )),
+            }
+        } else if self.inherited.open {
+            // Extracting a file over a directory replaces the directory: never assume.
+            Into::Unknown(format!(
+                "whether `{path}` (Dockerfile line {line}) is a directory in the base image is not known; end it \
+                 with `/` to copy into it"
             ))
         } else {
             Into::File

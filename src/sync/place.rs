@@ -39,7 +39,7 @@ fn locate_in(model: &Model, s: usize, rel: &str, context: &Path) -> Result<Vec<L
                     From::Context => take_from_context(c, rel, context)?,
                     From::Stage(t) => {
                         let there = locate_in(model, t, rel, context)?;
-                        take_from_stage(c, &there)?
+                        take_from_stage(c, &there, context)?
                     }
                     From::Image => Vec::new(),
                 };
@@ -130,7 +130,7 @@ fn join(dir: &str, rest: &str) -> String {
 }
 
 /// Where `c` puts the file at `path` (relative to what it copies from), if it takes it.
-fn dest_of(c: &Copy, path: &str) -> Result<Option<String>, String> {
+fn dest_of(c: &Copy, path: &str, context: &Path) -> Result<Option<String>, String> {
     let sources = c.sources.as_ref().map_err(Clone::clone)?;
     let mut found: Option<String> = None;
     for src in sources {
@@ -141,10 +141,10 @@ fn dest_of(c: &Copy, path: &str) -> Result<Option<String>, String> {
         let dest = c.dest.as_ref().map_err(Clone::clone)?;
         let at = match t {
             Taken::Under(dir) => join(&dest.path, path[dir.len()..].trim_start_matches('/')),
-            Taken::File => match &dest.file {
+            Taken::File => match resolve(&dest.file, context) {
                 Into::Dir => join(&dest.path, path.rsplit('/').next().unwrap_or(path)),
-                Into::File => dest.path.clone(),
                 Into::Unknown(reason) => return Err(reason.clone()),
+                Into::File | Into::DirIf(_) => dest.path.clone(),
             },
         };
         found = Some(at);
@@ -152,8 +152,17 @@ fn dest_of(c: &Copy, path: &str) -> Result<Option<String>, String> {
     Ok(found)
 }
 
+/// `DirIf` decided by the context: a directory there is one in the image.
+fn resolve<'i>(into: &'i Into, context: &Path) -> &'i Into {
+    match into {
+        Into::DirIf(src) if context.join(src).is_dir() => &Into::Dir,
+        Into::DirIf(_) => &Into::File,
+        other => other,
+    }
+}
+
 fn take_from_context(c: &Copy, rel: &str, context: &Path) -> Result<Vec<Landing>, String> {
-    let Some(path) = dest_of(c, rel)? else {
+    let Some(path) = dest_of(c, rel, context)? else {
         return Ok(Vec::new());
     };
     if c.add && is_archive(&context.join(rel)) {
@@ -170,10 +179,10 @@ fn take_from_context(c: &Copy, rel: &str, context: &Path) -> Result<Vec<Landing>
     }])
 }
 
-fn take_from_stage(c: &Copy, there: &[Landing]) -> Result<Vec<Landing>, String> {
+fn take_from_stage(c: &Copy, there: &[Landing], context: &Path) -> Result<Vec<Landing>, String> {
     let mut out = Vec::new();
     for l in there {
-        if let Some(path) = dest_of(c, l.path.trim_start_matches('/'))? {
+        if let Some(path) = dest_of(c, l.path.trim_start_matches('/'), context)? {
             out.push(Landing {
                 path,
                 line: c.line,
@@ -203,9 +212,9 @@ fn may_write(c: &Copy, path: &str, context: &Path) -> bool {
             // As a directory source: `text/rest`; as a file source: itself, when it lands exactly at `path`.
             let as_dir = !rest.is_empty() && context.join(text).join(rest).is_file();
             let name = text.rsplit('/').next().unwrap_or(text);
-            let as_file = match dest.file {
+            let as_file = match resolve(&dest.file, context) {
                 Into::Dir => rest == name,
-                Into::File => rest.is_empty(),
+                Into::File | Into::DirIf(_) => rest.is_empty(),
                 Into::Unknown(_) => true,
             } && context.join(text).is_file();
             as_dir || as_file

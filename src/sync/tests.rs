@@ -461,3 +461,30 @@ fn inferred_files_go_where_the_dockerfile_puts_them_and_it_is_parsed_once() {
     assert_eq!(copy[0].dest, "/app/index.php");
     assert_eq!(p.parses(), 2);
 }
+
+/// Regression: a file copied to a destination an earlier copy made a directory was placed *at* it; extracting a
+/// file there replaces the whole directory in the container.
+#[test]
+fn a_destination_is_a_directory_when_an_earlier_copy_made_it_one() {
+    let c = context(&["static/a.css", "index.html", "a.conf", "b.conf"]);
+    let df = "FROM scratch\nCOPY static /srv\nCOPY index.html /srv\n";
+    assert_eq!(at(df, c.path(), "index.html").unwrap(), ["/srv/index.html"]);
+    assert_eq!(at(df, c.path(), "static/a.css").unwrap(), ["/srv/a.css"]);
+    // An earlier file there: the file is replaced.
+    let df = "FROM scratch\nCOPY a.conf /etc/app.conf\nCOPY b.conf /etc/app.conf\n";
+    assert_eq!(at(df, c.path(), "b.conf").unwrap(), ["/etc/app.conf"]);
+    // On a base image, whether the destination is a directory there cannot be known.
+    let err = at(
+        "FROM nginx\nCOPY index.html /usr/share/nginx/html\n",
+        c.path(),
+        "index.html",
+    )
+    .unwrap_err();
+    assert!(
+        err.contains("is a directory in the base image is not known"),
+        "{err}"
+    );
+    let df = "FROM scratch AS b\nCOPY static /out/\nFROM scratch\nCOPY --from=b /out /srv\nCOPY index.html /srv\n";
+    let err = at(df, c.path(), "index.html").unwrap_err();
+    assert!(err.contains("brought from another stage"), "{err}");
+}
