@@ -95,6 +95,8 @@ pub(super) enum Into {
 #[derive(Debug)]
 pub(super) struct Run {
     pub line: usize,
+    /// `RUN`, or `ONBUILD` (triggers of the stage built from, which may copy and run anything).
+    pub keyword: &'static str,
     pub mounts: Vec<Mount>,
 }
 
@@ -152,23 +154,7 @@ pub fn model(
         .escape
         .as_ref()
         .map_or('\\', |d| d.value.value);
-    let mut globals: HashMap<String, String> = HashMap::new();
-    for arg in dockerfile.global_args() {
-        for word in split_words(&arg.arguments.value, escape) {
-            let (name, default) = match word.split_once('=') {
-                Some((n, v)) => (n.to_owned(), Some(v)),
-                None => (word.clone(), None),
-            };
-            let value = match (build_args.get(&name), default) {
-                (Some(v), _) => v.clone(),
-                (None, Some(raw)) => expand_word(raw, &globals, escape)
-                    .map(|(v, _)| v)
-                    .unwrap_or_default(),
-                (None, None) => String::new(),
-            };
-            globals.insert(name, value);
-        }
-    }
+    let globals = global_args(&dockerfile, build_args, escape);
     let parsed: Vec<_> = dockerfile.stages().collect();
     let names: Vec<Option<String>> = parsed
         .iter()
@@ -183,6 +169,8 @@ pub fn model(
     };
     let mut stages: Vec<Stage> = Vec::new();
     let mut left: Vec<Inherited> = Vec::new();
+    // Each stage's `ONBUILD` lines.
+    let mut triggers: Vec<Vec<usize>> = Vec::new();
     for (i, stage) in parsed.iter().enumerate().take(target + 1) {
         let image = expand_word(&stage.from.image.value, &globals, escape)
             .map(|(v, _)| v.to_lowercase())
@@ -210,6 +198,17 @@ pub fn model(
             unknown: HashSet::new(),
         };
         let mut steps = Vec::new();
+        // A stage built from one with `ONBUILD` triggers runs them first: they may copy and use any file.
+        if let Base::Stage(j) = base
+            && let Some(&line) = triggers[j].first()
+        {
+            steps.push(Step::Run(Run {
+                line,
+                keyword: "ONBUILD",
+                mounts: vec![Mount::Context(String::new())],
+            }));
+        }
+        let mut onbuild = Vec::new();
         for instruction in stage.instructions {
             match instruction {
                 Instruction::Arg(a) => scope.declare_args(&a.arguments.value, &globals, build_args),
@@ -233,8 +232,10 @@ pub fn model(
                 ))),
                 Instruction::Run(r) => steps.push(Step::Run(Run {
                     line: line_of(text, r.run.span.start),
+                    keyword: "RUN",
                     mounts: scope.mounts(&r.options, &names[..i]),
                 })),
+                Instruction::Onbuild(o) => onbuild.push(line_of(text, o.onbuild.span.start)),
                 _ => {}
             }
         }
@@ -247,8 +248,35 @@ pub fn model(
             steps,
         });
         left.push(scope.inherited);
+        triggers.push(onbuild);
     }
     Ok(Model { stages, target })
+}
+
+/// The `ARG`s before the first `FROM`, build args overriding their defaults.
+fn global_args(
+    dockerfile: &parse_dockerfile::Dockerfile<'_>,
+    build_args: &BTreeMap<String, String>,
+    escape: char,
+) -> HashMap<String, String> {
+    let mut globals: HashMap<String, String> = HashMap::new();
+    for arg in dockerfile.global_args() {
+        for word in split_words(&arg.arguments.value, escape) {
+            let (name, default) = match word.split_once('=') {
+                Some((n, v)) => (n.to_owned(), Some(v)),
+                None => (word.clone(), None),
+            };
+            let value = match (build_args.get(&name), default) {
+                (Some(v), _) => v.clone(),
+                (None, Some(raw)) => expand_word(raw, &globals, escape)
+                    .map(|(v, _)| v)
+                    .unwrap_or_default(),
+                (None, None) => String::new(),
+            };
+            globals.insert(name, value);
+        }
+    }
+    globals
 }
 
 impl Scope {

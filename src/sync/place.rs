@@ -61,8 +61,8 @@ fn locate_in(model: &Model, s: usize, rel: &str, context: &Path) -> Result<Vec<L
             Step::Run(r) => {
                 if let Some(l) = here.first() {
                     return Err(format!(
-                        "`{rel}` is copied at Dockerfile line {} before the `RUN` at line {} ({}), which may use it",
-                        l.line, r.line, stage.label
+                        "`{rel}` is copied at Dockerfile line {} before the `{}` at line {} ({}), which may use it",
+                        l.line, r.keyword, r.line, stage.label
                     ));
                 }
                 for m in &r.mounts {
@@ -72,8 +72,8 @@ fn locate_in(model: &Model, s: usize, rel: &str, context: &Path) -> Result<Vec<L
                     };
                     if used {
                         return Err(format!(
-                            "the `RUN` at Dockerfile line {} ({}) mounts `{rel}`",
-                            r.line, stage.label
+                            "the `{}` at Dockerfile line {} ({}) may use `{rel}`",
+                            r.keyword, r.line, stage.label
                         ));
                     }
                 }

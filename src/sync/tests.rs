@@ -242,7 +242,10 @@ fn a_run_that_may_use_the_file_makes_it_unplaceable() {
     // A bind mount of the context.
     let df = "FROM python:3\nRUN --mount=type=bind,source=.,target=/src make\nCOPY app.py /app/\n";
     let err = at(df, c.path(), "app.py").unwrap_err();
-    assert!(err.contains("mounts `app.py`"), "{err}");
+    assert!(
+        err.contains("`RUN` at Dockerfile line 2 (stage 0) may use `app.py`"),
+        "{err}"
+    );
     // A cache or secret mount reads no context file.
     let df = "FROM python:3\nRUN --mount=type=cache,target=/root/.cache pip install x\nCOPY app.py /app/\n";
     assert_eq!(at(df, c.path(), "app.py").unwrap(), ["/app/app.py"]);
@@ -487,4 +490,15 @@ fn a_destination_is_a_directory_when_an_earlier_copy_made_it_one() {
     let df = "FROM scratch AS b\nCOPY static /out/\nFROM scratch\nCOPY --from=b /out /srv\nCOPY index.html /srv\n";
     let err = at(df, c.path(), "index.html").unwrap_err();
     assert!(err.contains("brought from another stage"), "{err}");
+}
+
+#[test]
+fn onbuild_triggers_of_the_stage_built_from_may_use_any_file() {
+    let c = context(&["app.py"]);
+    let df = "FROM python:3 AS base\nONBUILD COPY . /src\nFROM base\nCOPY app.py /app/\n";
+    let err = at(df, c.path(), "app.py").unwrap_err();
+    assert!(err.contains("`ONBUILD` at Dockerfile line 2"), "{err}");
+    // Without triggers, a stage built from another is placed.
+    let df = "FROM python:3 AS base\nFROM base\nCOPY app.py /app/\n";
+    assert_eq!(at(df, c.path(), "app.py").unwrap(), ["/app/app.py"]);
 }
