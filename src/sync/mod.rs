@@ -28,9 +28,11 @@ pub enum Planned {
     },
     /// Rebuild; the reason is one short line (`` `src/main.go` is not taken by a sync rule ``).
     Rebuild(String),
-    /// No change reaches the image (only files `.dockerignore` leaves out, or that no instruction copies): the
-    /// cache decides.
+    /// No change reaches the build (only files `.dockerignore` leaves out): the cache decides.
     Unchanged,
+    /// Changed files the image does not have (no instruction of the built stage copies them, nor uses them), and
+    /// maybe ignored ones: nothing to do until the next build.
+    NotCopied,
 }
 
 /// A deleted file and the container path to delete.
@@ -66,6 +68,7 @@ pub fn plan(c: &Changes<'_>) -> Planned {
     }
     let mut copy = Vec::new();
     let mut delete = Vec::new();
+    let mut not_copied = false;
     for p in c.paths {
         if p == &a.dockerfile {
             return Planned::Rebuild("the Dockerfile changed".into());
@@ -92,7 +95,10 @@ pub fn plan(c: &Changes<'_>) -> Planned {
         };
         let placed = match place(c, &rel) {
             Ok(Some(placed)) => placed,
-            Ok(None) => continue,
+            Ok(None) => {
+                not_copied = true;
+                continue;
+            }
             Err(reason) => return Planned::Rebuild(reason),
         };
         match mode {
@@ -109,7 +115,11 @@ pub fn plan(c: &Changes<'_>) -> Planned {
         }
     }
     if copy.is_empty() && delete.is_empty() {
-        Planned::Unchanged
+        if not_copied {
+            Planned::NotCopied
+        } else {
+            Planned::Unchanged
+        }
     } else {
         Planned::Sync { copy, delete }
     }

@@ -447,6 +447,11 @@ fn inferred_files_go_where_the_dockerfile_puts_them_and_it_is_parsed_once() {
         planned(&cfg, &p, None, &["src/index.php"]),
         Planned::Sync { .. }
     ));
+    assert_eq!(
+        planned(&cfg, &p, None, &["tests/t.php"]),
+        Planned::NotCopied,
+        "no instruction copies it"
+    );
     assert_eq!(p.parses(), 1, "parsed once for both syncs");
     match planned(&cfg, &p, None, &["composer.json"]) {
         Planned::Rebuild(r) => assert_eq!(r, "`composer.json` is not taken by a sync rule"),

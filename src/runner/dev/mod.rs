@@ -427,6 +427,7 @@ impl<B: Builder, D: DeployTarget> DevLoop<'_, B, D> {
             return Ok(synced);
         }
         let mut candidates = Vec::new();
+        let mut not_copied = Vec::new();
         for a in cfg
             .build
             .artifacts
@@ -442,8 +443,13 @@ impl<B: Builder, D: DeployTarget> DevLoop<'_, B, D> {
             match plan_sync(cfg, a, &trigger.paths, current, placements) {
                 Planned::Sync { copy, delete } => candidates.push((a, copy, delete)),
                 Planned::Rebuild(reason) => self.skip_sync(a, reason),
+                // The running image is what a build would make: the next build takes these changes.
+                Planned::NotCopied => not_copied.push(&a.image),
                 Planned::Unchanged => {}
             }
+        }
+        for image in not_copied {
+            only.remove(image);
         }
         if candidates.is_empty() {
             return Ok(synced);

@@ -421,10 +421,12 @@ async fn inferred_edits_and_deletes_are_synced_and_a_file_no_rule_takes_says_why
     let h = Harness::new();
     with_sync(
         &h,
-        "{infer: ['www/**']}",
+        "{infer: ['www/**', 'docs/**']}",
         "FROM scratch\nWORKDIR /www\nCOPY www/ ./\nCOPY f /f\n",
-        &["www/index.html", "www/old.html"],
+        &["www/index.html", "www/old.html", "docs/notes.md"],
     );
+    let notes = h.path("other/docs/notes.md");
+    let (deploys, builder) = (&h.deployer.deploys, &h.builder);
     let (index, old, f) = (
         h.path("other/www/index.html"),
         h.path("other/www/old.html"),
@@ -440,6 +442,16 @@ async fn inferred_edits_and_deletes_are_synced_and_a_file_no_rule_takes_says_why
             std::fs::remove_file(&old).unwrap();
             tx.send(change(std::slice::from_ref(&old))).unwrap();
             until(&seen, |e| iterations(e) == 3).await;
+            // A file the image does not have: nothing to build or sync (the iteration deploys the same plan).
+            let before = deploys.lock().unwrap().len();
+            std::fs::write(&notes, "notes v2").unwrap();
+            tx.send(change(std::slice::from_ref(&notes))).unwrap();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while deploys.lock().unwrap().len() == before {
+                assert!(Instant::now() < deadline, "the iteration did not deploy");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            assert_eq!(builder.builds.lock().unwrap().len(), 3);
             std::fs::write(&f, "f v2").unwrap();
             tx.send(change(&[f.clone(), index.clone()])).unwrap();
             until(&seen, |e| iterations(e) == 4).await;
