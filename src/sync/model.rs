@@ -61,6 +61,8 @@ pub(super) enum From {
     Context,
     Stage(usize),
     Image,
+    /// `--from` names something devloop cannot resolve (`unsupported` says why): it may be a stage with the file.
+    Unknown,
 }
 
 #[derive(Debug)]
@@ -453,7 +455,7 @@ impl Scope {
             Ok(f) => f,
             Err(e) => {
                 unsupported = Some(e);
-                From::Image
+                From::Unknown
             }
         };
         let mut sources = Ok(Vec::new());

@@ -42,6 +42,15 @@ fn locate_in(model: &Model, s: usize, rel: &str, context: &Path) -> Result<Vec<L
                         take_from_stage(c, &there, context)?
                     }
                     From::Image => Vec::new(),
+                    From::Unknown => {
+                        return Err(c.unsupported.clone().unwrap_or_else(|| {
+                            format!(
+                                "the `{}` at Dockerfile line {} copies from an unknown source",
+                                keyword(c),
+                                c.line
+                            )
+                        }));
+                    }
                 };
                 for l in &here {
                     let rewritten = taken.iter().any(|t| t.path == l.path);

@@ -183,6 +183,10 @@ fn variables_from_args_and_env_and_what_cannot_be_known() {
     // An unknown variable in a source: any file may be taken.
     let err = at("FROM php:8\nCOPY $SRC /app/\n", c.path(), "x.php").unwrap_err();
     assert!(err.contains("`$SRC`"), "{err}");
+    // A stage named by a variable the Dockerfile does not set: it may have the file.
+    let df = "FROM scratch AS a\nCOPY x.php /x/\nFROM php:8\nCOPY --from=$STAGE /x /app/\n";
+    let err = at(df, c.path(), "x.php").unwrap_err();
+    assert!(err.contains("`$STAGE`"), "{err}");
 }
 
 #[test]
