@@ -194,6 +194,18 @@ pub struct FakeDeployer {
     pub deploys: Mutex<Vec<Vec<String>>>,
     pub deletes: Mutex<usize>,
     last: Mutex<Vec<String>>,
+    /// Every sync asked for: the image, the files copied (local path, container path, mode), the paths deleted.
+    pub syncs: Mutex<Vec<FakeSync>>,
+    /// Syncs fail with this message.
+    pub sync_fails: Mutex<Option<String>>,
+}
+
+/// One sync the fake deployer was asked for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FakeSync {
+    pub image: String,
+    pub copy: Vec<crate::deploy::SyncFile>,
+    pub delete: Vec<String>,
 }
 
 impl Deployer for FakeDeployer {
@@ -239,6 +251,36 @@ impl Deployer for FakeDeployer {
     ) -> Result<Vec<ObjectRef>, DeployError> {
         *self.deletes.lock().unwrap() += 1;
         Ok(Vec::new())
+    }
+
+    fn can_sync(&self) -> bool {
+        true
+    }
+
+    /// One container runs each deployed image.
+    async fn sync(
+        &self,
+        plan: &Vec<String>,
+        req: &crate::deploy::SyncRequest<'_>,
+    ) -> Result<usize, DeployError> {
+        if let Some(message) = self.sync_fails.lock().unwrap().clone() {
+            return Err(DeployError::Api {
+                message,
+                hint: None,
+            });
+        }
+        self.syncs.lock().unwrap().push(FakeSync {
+            image: req.image.to_owned(),
+            copy: req.copy.clone(),
+            delete: req.delete.clone(),
+        });
+        let wanted = tag::normalize_repository(req.image);
+        Ok(plan
+            .iter()
+            .filter(|r| {
+                tag::parse(r).is_ok_and(|p| tag::normalize_repository(&p.repository) == wanted)
+            })
+            .count())
     }
 }
 
