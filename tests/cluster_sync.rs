@@ -27,13 +27,18 @@ const NO_TAR: &[&str] = &["sh", "mkdir", "mv", "rm", "head", "chmod", "cat", "ht
 /// A project whose image is busybox with `applets` linked, serving `www/`, synced by a `sync.manual` rule, run by
 /// a Deployment of `replicas` pods.
 fn project(image: &str, applets: &[&str], replicas: u32) -> Project {
+    project_with(image, applets, replicas, "")
+}
+
+/// [`project`] with more keys under the artifact's `sync:` (YAML lines indented for it).
+fn project_with(image: &str, applets: &[&str], replicas: u32, sync_extra: &str) -> Project {
     let p = Project::new();
     p.with_busybox("bin/busybox");
     link_applets(&p.path().join("bin"), applets);
     p.write(
         "devloop.yaml",
         &format!(
-            "apiVersion: devloop/v1alpha1\nkind: Config\nmetadata:\n  name: {image}\nbuild:\n  artifacts:\n    - image: {image}\n      sync:\n        manual:\n          - {{src: \"www/**\", dest: /www, strip: \"www/\"}}\nmanifests:\n  rawYaml: [\"k8s/*.yaml\"]\n"
+            "apiVersion: devloop/v1alpha1\nkind: Config\nmetadata:\n  name: {image}\nbuild:\n  artifacts:\n    - image: {image}\n      sync:\n        manual:\n          - {{src: \"www/**\", dest: /www, strip: \"www/\"}}\n{sync_extra}manifests:\n  rawYaml: [\"k8s/*.yaml\"]\n"
         ),
     );
     p.write(
@@ -316,6 +321,36 @@ async fn a_pod_replaced_between_syncs_gets_everything_synced_since_the_build() {
         file(&c, &replacement, "/www/b.txt").await.as_deref(),
         Some("b\n")
     );
+    assert_eq!(dev.stop().await, Some(130));
+    c.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_hooks_run_in_each_synced_container_around_the_files() {
+    support::require_docker();
+    let c = Cluster::start().await;
+    let image = support::unique("devloop-sync-hooks");
+    let hooks = "        hooks:\n          before:\n            - container: {command: [sh, -c, \"cat /www/index.html > /www/before.txt\"]}\n          after:\n            - container: {command: [sh, -c, \"cat /www/index.html > /www/after.txt\"]}\n";
+    let p = project_with(&image, FULL, 2, hooks);
+    let Some((mut dev, _root)) = start(&c, &p, &image).await else {
+        return;
+    };
+    p.write("www/index.html", "v2\n");
+    let e = next_outcome(&mut dev).await;
+    assert_eq!(e["type"], "synced", "{}", dev.transcript());
+    assert_eq!(e["data"]["containers"], 2);
+    for (pod, _) in pods(&c).await {
+        assert_eq!(
+            file(&c, &pod, "/www/before.txt").await.as_deref(),
+            Some("v1\n"),
+            "before the files"
+        );
+        assert_eq!(
+            file(&c, &pod, "/www/after.txt").await.as_deref(),
+            Some("v2\n"),
+            "after the files"
+        );
+    }
     assert_eq!(dev.stop().await, Some(130));
     c.cleanup().await;
 }

@@ -520,3 +520,38 @@ fn onbuild_triggers_of_the_stage_built_from_may_use_any_file() {
     let df = "FROM python:3 AS base\nFROM base\nCOPY app.py /app/\n";
     assert_eq!(at(df, c.path(), "app.py").unwrap(), ["/app/app.py"]);
 }
+
+/// The shop example syncs its API's pages into the running pods: its Dockerfile's `COPY` puts them at `/www`,
+/// after the `RUN` that links busybox's applets (a `RUN` after the `COPY` could use the files: a rebuild).
+#[test]
+fn the_shop_example_syncs_its_pages_where_its_dockerfile_puts_them() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/shop");
+    let cfg = config::load(&dir.join("devloop.yaml"), &LoadOptions::default(), &|_| {
+        None
+    })
+    .unwrap();
+    let api = cfg
+        .build
+        .artifacts
+        .iter()
+        .find(|a| a.image == "shop-api")
+        .unwrap();
+    let rules = crate::context::read_ignore_rules(&api.context, &api.dockerfile).unwrap();
+    let ignore = DockerIgnore::from_rules(&rules).unwrap();
+    let page = api.context.join("services/api/www/index.html");
+    let paths: BTreeSet<PathBuf> = [page.clone()].into();
+    let got = plan(&Changes {
+        artifact: api,
+        paths: &paths,
+        ignore: &ignore,
+        required_by: None,
+        build_args: &BTreeMap::new(),
+        placements: &Placements::default(),
+    });
+    let Planned::Sync { copy, delete } = got else {
+        panic!("{got:?}")
+    };
+    assert_eq!(copy.len(), 1);
+    assert_eq!(copy[0].dest, "/www/index.html");
+    assert!(delete.is_empty());
+}
