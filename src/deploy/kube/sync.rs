@@ -128,7 +128,11 @@ impl KubeTarget {
         }
         let mut jobs = Vec::new();
         for pod in pods {
-            for c in pod.containers.iter().filter(|c| c.image == req.reference) {
+            for c in pod
+                .containers
+                .iter()
+                .filter(|c| runs(&c.image, &req.reference))
+            {
                 let key = ContainerKey {
                     pod_uid: pod.uid.clone(),
                     container: c.name.clone(),
@@ -350,6 +354,27 @@ impl KubeTarget {
     }
 }
 
+/// Whether a container whose spec names `image` runs `reference`: the same string, or the same repository
+/// (`app` is `docker.io/library/app`) with the same digest, or the same tag when either has no digest (a chart
+/// may write `repository:tag` from values where devloop deployed `repository:tag@digest`).
+fn runs(image: &str, reference: &str) -> bool {
+    if image == reference {
+        return true;
+    }
+    let (Ok(a), Ok(b)) = (crate::tag::parse(image), crate::tag::parse(reference)) else {
+        return false;
+    };
+    if crate::tag::normalize_repository(&a.repository)
+        != crate::tag::normalize_repository(&b.repository)
+    {
+        return false;
+    }
+    match (&a.digest, &b.digest) {
+        (Some(x), Some(y)) => x == y,
+        _ => a.tag.is_some() && a.tag == b.tag,
+    }
+}
+
 /// What one transport attempt found.
 enum Attempt {
     Done,
@@ -501,6 +526,26 @@ mod tests {
         assert_eq!(copy.len(), 1);
         assert_eq!(copy[0].dest, "/a");
         assert_eq!(delete, ["/b"]);
+    }
+
+    #[test]
+    fn a_container_runs_the_reference_by_repository_and_tag_or_digest() {
+        let d = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+        let e = "sha256:1123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+        assert!(runs("reg:5000/api:abc", "reg:5000/api:abc"));
+        assert!(runs("api:abc", "docker.io/library/api:abc"));
+        assert!(runs("reg:5000/api:abc", &format!("reg:5000/api:abc@{d}")));
+        assert!(runs(
+            &format!("reg:5000/api@{d}"),
+            &format!("reg:5000/api:abc@{d}")
+        ));
+        assert!(!runs(
+            &format!("reg:5000/api:abc@{e}"),
+            &format!("reg:5000/api:abc@{d}")
+        ));
+        assert!(!runs("reg:5000/api:old", "reg:5000/api:abc"));
+        assert!(!runs("reg:5000/web:abc", "reg:5000/api:abc"));
+        assert!(!runs("reg:5000/api", "reg:5000/api:abc"));
     }
 
     #[test]
