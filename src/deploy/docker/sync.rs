@@ -1,6 +1,7 @@
 //! Deploy, Docker backend, file sync: changed files of an artifact → copied into the running containers of this
 //! project that run its image (one tar archive per distinct set of files), instead of a rebuild. Files under a
-//! bind mount are skipped (they are live already); never touches a container without this project's labels.
+//! bind mount are skipped (they are live already); the artifact's container sync hooks run in each container before and
+//! after its files. Never touches a container without this project's labels.
 
 use std::path::Path;
 
@@ -9,12 +10,13 @@ use bollard::query_parameters::UploadToContainerOptions;
 use super::daemon_error::api_error;
 use super::{DockerPlan, DockerTarget};
 use crate::config::deploy::{Container, Volume};
+use crate::config::hooks::Hook;
 use crate::deploy::{DeployError, SyncFile, SyncRequest};
 
 impl DockerTarget {
-    /// `sync`: copies `req.copy` into the running containers of `plan` that run `req.image`; returns how many were
-    /// updated. Deleting files and container hooks are not done on this target: such a request is refused, and
-    /// the caller rebuilds.
+    /// `sync`: copies `req.copy` into the running containers of `plan` that run `req.image`, between the container
+    /// hooks of `req.hooks` (run in each of them); returns how many were updated. Deleting files is not done on
+    /// this target: such a request is refused, and the caller rebuilds.
     pub(super) async fn copy_files(
         &self,
         plan: &DockerPlan,
@@ -48,6 +50,8 @@ impl DockerTarget {
             };
             // A file under a bind mount is already live in the container; writing it through the daemon would
             // rewrite the host file and trigger the watcher again.
+            self.run_sync_hooks(&c.name, &req.hooks.before, "before")
+                .await?;
             let wanted: Vec<SyncFile> = files
                 .iter()
                 .filter(|f| !bind_mounted(c, &f.dest))
@@ -83,9 +87,53 @@ impl DockerTarget {
                     .await
                     .map_err(|e| api_error(&object, "sync files into", &e))?;
             }
+            self.run_sync_hooks(&c.name, &req.hooks.after, "after")
+                .await?;
             updated += 1;
         }
         Ok(updated)
+    }
+
+    /// Runs the container hooks of `hooks` whose `containerName` matches in container `name`; a non-zero exit
+    /// fails the sync with the command's last lines.
+    async fn run_sync_hooks(
+        &self,
+        name: &str,
+        hooks: &[Hook],
+        when: &str,
+    ) -> Result<(), DeployError> {
+        for hook in hooks {
+            let Hook::Container(h) = hook else { continue };
+            if h.container_name.as_ref().is_some_and(|g| !g.matches(name)) {
+                continue;
+            }
+            let out = self.exec(name, &h.command).await?;
+            if out.exit_code != Some(0) {
+                let text = String::from_utf8_lossy(if out.stderr.is_empty() {
+                    &out.stdout
+                } else {
+                    &out.stderr
+                })
+                .to_string();
+                let lines: Vec<&str> = text.lines().collect();
+                let tail = lines[lines.len().saturating_sub(5)..].join("\n");
+                return Err(DeployError::Api {
+                    message: format!(
+                        "container/{name}: sync hook ({when}) `{}` exited with {}{}",
+                        h.command.join(" "),
+                        out.exit_code
+                            .map_or_else(|| "no exit code".to_string(), |c| format!("code {c}")),
+                        if tail.is_empty() {
+                            String::new()
+                        } else {
+                            format!(":\n{tail}")
+                        }
+                    ),
+                    hint: None,
+                });
+            }
+        }
+        Ok(())
     }
 }
 
