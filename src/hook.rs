@@ -260,7 +260,14 @@ impl HookRun<'_> {
             },
         })?;
         let (Some(out), Some(err)) = (child.stdout.take(), child.stderr.take()) else {
-            return Err(HookError::Cancelled { hook });
+            return Err(HookError::Start {
+                hook,
+                phase: self.phase,
+                command,
+                dir: h.dir.display().to_string(),
+                message: "its output could not be read".to_string(),
+                hint: "check that devloop may create pipes (open files limit)".to_string(),
+            });
         };
         let mut tail = VecDeque::new();
         let read = self.read_lines(index, BufReader::new(out), BufReader::new(err), &mut tail);
