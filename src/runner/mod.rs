@@ -364,7 +364,8 @@ impl<B: Builder> BuildRun<'_, B> {
                     output,
                     ..
                 }) => (step.clone(), message.clone(), output.clone()),
-                Error::Hook(h) => (None, h.summary(), h.output()),
+                // The hook's lines are in its `hookFailed` event: not twice.
+                Error::Hook(h) => (None, h.summary(), Vec::new()),
                 other => (None, other.to_string(), Vec::new()),
             };
             self.events.emit(Event::BuildFailed {
