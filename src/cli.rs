@@ -82,8 +82,8 @@ pub enum Command {
     Delete(DeleteArgs),
     /// Watch, rebuild and redeploy on every change; stream logs; clean up on exit.
     Dev(DevArgs),
-    /// Write a devloop.yaml from a docker-compose file: its services become containers on the local Docker
-    /// daemon, its builds artifacts; what cannot be converted is listed.
+    /// Write a devloop.yaml from a docker-compose file (its services become containers on the local Docker
+    /// daemon, its builds artifacts) or from a skaffold.yaml; what cannot be converted is listed.
     Init(InitArgs),
     /// Print devloop's version; with `-v`, also the versions of the Docker daemon and the Kubernetes API server it
     /// would use (or why they cannot be reached).
@@ -112,10 +112,16 @@ pub struct ManArgs {
 
 /// Options of `devloop init`.
 #[derive(Debug, Clone, Args)]
+#[command(group = clap::ArgGroup::new("source").required(true).args(["from_compose", "from_skaffold"]))]
 pub struct InitArgs {
     /// The compose file to convert (`compose.yaml`, `docker-compose.yml`, …).
-    #[arg(long = "from-compose", value_name = "FILE", required = true)]
-    pub from_compose: PathBuf,
+    #[arg(long = "from-compose", value_name = "FILE")]
+    pub from_compose: Option<PathBuf>,
+    /// The Skaffold config to convert (`skaffold.yaml`, `apiVersion: skaffold/v2beta*` through `v4beta*`, with the
+    /// configs it `requires`). `-p PROFILE` applies Skaffold profiles before converting, as `skaffold -p` would;
+    /// the other profiles become devloop profiles.
+    #[arg(long = "from-skaffold", value_name = "FILE")]
+    pub from_skaffold: Option<PathBuf>,
     /// Where to write the devloop.yaml (default: the `-f` path, `devloop.yaml`); `-` prints it on stdout.
     #[arg(long = "output-file", value_name = "FILE")]
     pub output_file: Option<PathBuf>,

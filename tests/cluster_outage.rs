@@ -10,91 +10,18 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use support::dev::Dev;
 use support::fake_apiserver::FakeApiServer;
 use support::{Project, unique};
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::sync::mpsc;
-
-/// Everything devloop wrote, in order.
-#[derive(Default)]
-struct Output {
-    /// JSON events from stdout.
-    events: Vec<Value>,
-    /// stderr lines.
-    stderr: Vec<String>,
-}
-
-struct Dev {
-    child: tokio::process::Child,
-    events: mpsc::UnboundedReceiver<Value>,
-    out: Arc<Mutex<Output>>,
-}
-
-impl Dev {
-    /// Receives events until one satisfies `pred` (bounded).
-    async fn until(&mut self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let e = tokio::time::timeout(left, self.events.recv())
-                .await
-                .unwrap_or_else(|_| {
-                    panic!(
-                        "timed out waiting for {what}: {:#?}",
-                        self.out.lock().unwrap().events
-                    )
-                })
-                .unwrap_or_else(|| {
-                    panic!(
-                        "devloop exited waiting for {what}: {:#?}",
-                        self.out.lock().unwrap().events
-                    )
-                });
-            if pred(&e) {
-                return e;
-            }
-        }
-    }
-
-    fn counts(&self) -> (usize, usize) {
-        let o = self.out.lock().unwrap();
-        (o.events.len(), o.stderr.len())
-    }
-}
 
 fn spawn_dev(p: &Project, kubeconfig: &std::path::Path, ns: &str) -> Dev {
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_devloop"))
-        .args(["dev", "-o", "json", "--port-forward", "--debounce", "50"])
-        .args(["--kubeconfig", kubeconfig.to_str().unwrap(), "-n", ns])
-        .current_dir(p.path())
-        .env("DEVLOOP_CACHE_DIR", p.cache.path())
-        .env_remove("RUST_LOG")
-        .env_remove("KUBECONFIG")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let out = Arc::new(Mutex::new(Output::default()));
-    let (tx, events) = mpsc::unbounded_channel();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
-    let o = Arc::clone(&out);
-    tokio::spawn(async move {
-        while let Ok(Some(line)) = stdout.next_line().await {
-            let e: Value =
-                serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON: {line}: {e}"));
-            o.lock().unwrap().events.push(e.clone());
-            let _ = tx.send(e);
-        }
-    });
-    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
-    let o = Arc::clone(&out);
-    tokio::spawn(async move {
-        while let Ok(Some(line)) = stderr.next_line().await {
-            o.lock().unwrap().stderr.push(line);
-        }
-    });
-    Dev { child, events, out }
+    let args: Vec<String> = ["--port-forward", "--debounce", "50", "--kubeconfig"]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([kubeconfig.display().to_string(), "-n".into(), ns.into()])
+        .collect();
+    Dev::spawn(p.path(), p.cache.path(), &args, &[])
 }
 
 /// `devloop dev` in human mode (what a user's terminal shows), its stderr lines collected.
@@ -271,7 +198,7 @@ async fn apiserver_away_for_15s_says_so_once_each_way_and_everything_resumes() {
         );
     }
     {
-        let o = dev.out.lock().unwrap();
+        let o = dev.written.lock().unwrap();
         let during = &o.events[events_before..];
         let printed = &o.stderr[stderr_before..];
         assert!(
@@ -343,11 +270,7 @@ async fn apiserver_away_for_15s_says_so_once_each_way_and_everything_resumes() {
         1,
         "{iteration}"
     );
-    let pid = dev.child.id().unwrap().to_string();
-    std::process::Command::new("kill")
-        .args(["-INT", &pid])
-        .status()
-        .unwrap();
+    dev.interrupt();
     let human_pid = human.id().unwrap().to_string();
     std::process::Command::new("kill")
         .args(["-INT", &human_pid])
@@ -355,8 +278,8 @@ async fn apiserver_away_for_15s_says_so_once_each_way_and_everything_resumes() {
         .unwrap();
     let _ = human.wait().await;
     dev.until("the stop", |e| e["type"] == "devStopped").await;
-    let _ = dev.child.wait().await;
-    let o = dev.out.lock().unwrap();
+    let _ = dev.exit_code().await;
+    let o = dev.written.lock().unwrap();
     for e in o.events.iter().filter(|e| e["type"] == "buildFinished") {
         p.cleanup_image(e["data"]["tag"].as_str().unwrap());
     }

@@ -1,12 +1,13 @@
-//! `devloop init --from-compose FILE`: a compose file → a devloop.yaml, checked with the loader every other
-//! command uses before it is written (or printed), and a summary of what was not converted.
+//! `devloop init --from-compose FILE` / `--from-skaffold FILE`: a compose file or a Skaffold config → a
+//! devloop.yaml, checked with the loader every other command uses before it is written (or printed), and a
+//! summary of what was not converted.
 
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::cli::{GlobalArgs, InitArgs};
-use crate::config::{self, ActivationContext, LoadOptions, compose};
+use crate::config::{self, ActivationContext, LoadOptions, compose, skaffold};
 use crate::error::Error;
 use crate::event::Event;
 use crate::output::Console;
@@ -52,23 +53,67 @@ pub fn run(global: &GlobalArgs, args: InitArgs, console: Console) -> Result<(), 
             });
         }
     }
+    let target = Target {
+        output,
+        label,
+        output_dir,
+        to_stdout,
+        force: args.force,
+    };
+    match (&args.from_compose, &args.from_skaffold) {
+        (Some(compose_file), _) => from_compose(compose_file, &target, console),
+        (None, Some(skaffold_file)) => {
+            from_skaffold(skaffold_file, &global.profiles, &target, console)
+        }
+        (None, None) => Err(Error::Usage {
+            message: "nothing to convert".into(),
+            hint: Some("name a file with `--from-compose FILE` or `--from-skaffold FILE`".into()),
+        }),
+    }
+}
+
+/// Where the devloop.yaml goes.
+struct Target {
+    output: PathBuf,
+    /// The output as named in messages.
+    label: String,
+    output_dir: PathBuf,
+    to_stdout: bool,
+    force: bool,
+}
+
+impl Target {
+    /// Prints or writes the checked devloop.yaml.
+    fn deliver(&self, yaml: &str, console: &Console) -> Result<(), Error> {
+        if self.to_stdout {
+            console.data(yaml);
+            Ok(())
+        } else {
+            write(&self.output, yaml, self.force, &self.label)
+        }
+    }
+}
+
+fn from_compose(compose_file: &Path, t: &Target, console: Console) -> Result<(), Error> {
     let env = crate::settings::process_env();
     let conversion = compose::convert(&compose::Request {
-        file: &args.from_compose,
-        output_dir: &output_dir,
+        file: compose_file,
+        output_dir: &t.output_dir,
         env: &*env,
     })?;
-    let compose_label = args.from_compose.display().to_string();
-    let yaml = conversion.to_yaml(
-        &compose_label,
-        &format!("devloop init --from-compose {compose_label}"),
+    let compose_label = compose_file.display().to_string();
+    let command = format!("devloop init --from-compose {compose_label}");
+    let yaml = conversion.to_yaml(&compose_label, &command)?;
+    check(
+        &t.label,
+        &yaml,
+        &t.output_dir,
+        &conversion.profiles,
+        &*env,
+        "--from-compose",
+        "compose file",
     )?;
-    check(&label, &yaml, &output_dir, &conversion.profiles, &*env)?;
-    if to_stdout {
-        console.data(&yaml);
-    } else {
-        write(&output, &yaml, args.force, &label)?;
-    }
+    t.deliver(&yaml, &console)?;
     let artifacts: BTreeSet<&str> = conversion
         .services
         .iter()
@@ -76,7 +121,11 @@ pub fn run(global: &GlobalArgs, args: InitArgs, console: Console) -> Result<(), 
         .collect();
     console.sink().emit(Event::InitComplete {
         compose_file: compose_label,
-        file: if to_stdout { "-".into() } else { label.clone() },
+        file: if t.to_stdout {
+            "-".into()
+        } else {
+            t.label.clone()
+        },
         project: conversion.project.clone(),
         services: conversion.services.clone(),
         containers: conversion
@@ -90,7 +139,70 @@ pub fn run(global: &GlobalArgs, args: InitArgs, console: Console) -> Result<(), 
         interpolated: conversion.interpolated.clone(),
         profiles: conversion.profiles.clone(),
     });
-    console.info(&next_steps(&output, to_stdout, &conversion.profiles));
+    console.info(&next_steps(
+        &t.output,
+        t.to_stdout,
+        &conversion.profiles,
+        "compose",
+    ));
+    Ok(())
+}
+
+fn from_skaffold(
+    skaffold_file: &Path,
+    profiles: &[String],
+    t: &Target,
+    console: Console,
+) -> Result<(), Error> {
+    let env = crate::settings::process_env();
+    let conversion = skaffold::convert(&skaffold::Request {
+        file: skaffold_file,
+        output_dir: &t.output_dir,
+        profiles,
+    })?;
+    let skaffold_label = skaffold_file.display().to_string();
+    let mut command = format!("devloop init --from-skaffold {skaffold_label}");
+    for p in &conversion.applied {
+        command.push_str(&format!(" -p {p}"));
+    }
+    let yaml = conversion.to_yaml(&skaffold_label, &command)?;
+    // schema: prepend `config::schema_comment()` to `yaml` here once it exists (issue 15, the schema part).
+    check(
+        &t.label,
+        &yaml,
+        &t.output_dir,
+        &conversion.profiles,
+        &*env,
+        "--from-skaffold",
+        "Skaffold config",
+    )?;
+    t.deliver(&yaml, &console)?;
+    console.sink().emit(Event::InitSkaffold {
+        skaffold_file: skaffold_label,
+        file: if t.to_stdout {
+            "-".into()
+        } else {
+            t.label.clone()
+        },
+        project: conversion.project.clone(),
+        configs: conversion.configs.clone(),
+        artifacts: conversion
+            .config
+            .build
+            .as_ref()
+            .and_then(|b| b.artifacts.as_ref())
+            .map_or(0, Vec::len),
+        not_converted: conversion.not_converted.clone(),
+        notes: conversion.notes.clone(),
+        applied: conversion.applied.clone(),
+        profiles: conversion.profiles.clone(),
+    });
+    console.info(&next_steps(
+        &t.output,
+        t.to_stdout,
+        &conversion.profiles,
+        "Skaffold",
+    ));
     Ok(())
 }
 
@@ -111,6 +223,8 @@ fn check(
     dir: &Path,
     profiles: &[String],
     env: &dyn Fn(&str) -> Option<String>,
+    flag: &str,
+    source: &str,
 ) -> Result<(), Error> {
     let selections = std::iter::once(Vec::new()).chain(profiles.iter().map(|p| vec![p.clone()]));
     for profiles in selections {
@@ -124,10 +238,16 @@ fn check(
         if let Err(e) = config::load_text(label, yaml, dir, &opts, env) {
             return Err(Error::Usage {
                 message: format!("the converted config does not load, so it was not written: {e}"),
-                hint: Some(
-                    "this is a bug in `devloop init --from-compose`: please report it with the compose file"
-                        .into(),
-                ),
+                // A path the source names but the project lacks is the project's state, not a bug.
+                hint: Some(if e.to_string().contains("does not exist") {
+                    format!(
+                        "the {source} names a path the project does not have: create it or fix the {source}, then convert again"
+                    )
+                } else {
+                    format!(
+                        "this is a bug in `devloop init {flag}`: please report it with the {source}"
+                    )
+                }),
             });
         }
     }
@@ -155,7 +275,8 @@ fn write(path: &Path, yaml: &str, force: bool, label: &str) -> Result<(), Error>
 }
 
 /// What to run next, for people (suppressed in JSON mode).
-fn next_steps(output: &Path, to_stdout: bool, profiles: &[String]) -> String {
+fn next_steps(output: &Path, to_stdout: bool, profiles: &[String], source: &str) -> String {
+    let compose = source == "compose";
     if to_stdout {
         return "next: save it as devloop.yaml, then run `devloop dev`".to_string();
     }
@@ -170,15 +291,25 @@ fn next_steps(output: &Path, to_stdout: bool, profiles: &[String]) -> String {
     match profiles {
         [] => {}
         [p] => s.push_str(&format!(
-            "; add `-p {p}` for the services of compose profile `{p}`"
+            "; add `-p {p}` for {}",
+            if compose {
+                format!("the services of compose profile `{p}`")
+            } else {
+                format!("what {source} profile `{p}` changes")
+            }
         )),
         _ => s.push_str(&format!(
-            "; add {} for the services of those compose profiles",
+            "; add {} for {}",
             profiles
                 .iter()
                 .map(|p| format!("`-p {p}`"))
                 .collect::<Vec<_>>()
-                .join(" or ")
+                .join(" or "),
+            if compose {
+                "the services of those compose profiles".to_string()
+            } else {
+                format!("what those {source} profiles change")
+            }
         )),
     }
     s

@@ -10,6 +10,7 @@ pub mod manifests;
 pub mod port_forward;
 pub mod profile;
 pub mod raw;
+pub mod skaffold;
 
 use std::path::{Path, PathBuf};
 

@@ -309,13 +309,16 @@ fn merge_active(
         let p = &profiles[i];
         let replace = p.replace.clone().unwrap_or_default();
         for r in &replace {
-            if !matches!(r.split('.').next(), Some("build" | "manifests" | "deploy")) {
+            if !matches!(
+                r.split('.').next(),
+                Some("build" | "manifests" | "deploy" | "portForward")
+            ) {
                 return Err(invalid(
                     file,
                     format!("profiles[{i}].replace"),
                     format!("`{r}` is not a path a profile can set"),
                     Some(
-                        "paths start with `build.`, `manifests.` or `deploy.`, e.g. `manifests.rawYaml`",
+                        "paths start with `build.`, `manifests.` or `deploy.`, or are `portForward`, e.g. `manifests.rawYaml`",
                     ),
                 ));
             }

@@ -278,6 +278,20 @@ pub enum Event {
         interpolated: Vec<Interpolated>,
         profiles: Vec<String>,
     },
+    /// `devloop init --from-skaffold` wrote a devloop.yaml (`file`, or `-` for stdout): the Skaffold configs read
+    /// (dependencies first), how many artifacts it defines, what was not converted and why, what converted with a
+    /// difference, the Skaffold profiles applied (`-p`) and the devloop profiles it defines.
+    InitSkaffold {
+        skaffold_file: String,
+        file: String,
+        project: Option<String>,
+        configs: Vec<String>,
+        artifacts: usize,
+        not_converted: Vec<Finding>,
+        notes: Vec<Finding>,
+        applied: Vec<String>,
+        profiles: Vec<String>,
+    },
     /// `devloop version`: devloop's version; with `-v` also what the Docker daemon and the Kubernetes API server
     /// devloop would use answer (or why they cannot be reached).
     Version {

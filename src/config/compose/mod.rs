@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value};
 
 pub use crate::event::{Finding, Interpolated, ServiceOutcome, VariableSource as Source};
-use syntax::{normalize, relative};
+pub(in crate::config) use syntax::{normalize, relative};
 use variables::{interpolate_value, project_of, read_dotenv, summarize_uses};
 
 use super::ConfigError;

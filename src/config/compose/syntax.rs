@@ -9,7 +9,7 @@ use super::scalar;
 use crate::config::deploy::parse_duration_ns;
 
 /// Removes `.` and resolves `..` lexically.
-pub(super) fn normalize(p: &Path) -> PathBuf {
+pub(in crate::config) fn normalize(p: &Path) -> PathBuf {
     let mut out = PathBuf::new();
     for c in p.components() {
         match c {
@@ -26,7 +26,7 @@ pub(super) fn normalize(p: &Path) -> PathBuf {
 }
 
 /// `target` relative to `base` (both absolute and normalized): `services/api`, `../shared`, `.`.
-pub(super) fn relative(target: &Path, base: &Path) -> PathBuf {
+pub(in crate::config) fn relative(target: &Path, base: &Path) -> PathBuf {
     let t: Vec<_> = target.components().collect();
     let b: Vec<_> = base.components().collect();
     let common = t.iter().zip(&b).take_while(|(x, y)| x == y).count();

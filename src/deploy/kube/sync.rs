@@ -35,19 +35,22 @@ pub(super) struct ContainerKey {
     pub restarts: i32,
 }
 
-/// What was synced into the containers of one image reference since it was built.
+/// What was synced into the containers of one artifact's image since it was built.
 #[derive(Debug, Default)]
 pub(super) struct SyncedImage {
+    /// The deployed reference the files were synced into.
+    reference: String,
     /// Container path → the local file now there (`None`: deleted).
     files: BTreeMap<String, Option<PathBuf>>,
     /// The containers that have every file of `files`.
     up_to_date: HashSet<ContainerKey>,
 }
 
-/// Sync memory of a target: transports per container, what each image reference had synced.
+/// Sync memory of a target: transports per container, what each artifact's image had synced.
 #[derive(Debug, Default)]
 pub(super) struct SyncMemory {
     pub transports: HashMap<ContainerKey, Transport>,
+    /// By artifact image name.
     pub images: HashMap<String, SyncedImage>,
 }
 
@@ -96,7 +99,7 @@ impl KubeTarget {
         }
         let results = join_all(jobs.iter().map(|job| self.bring_up_to_date(job, req))).await;
         let mut memory = self.sync_memory.lock().await;
-        let synced = memory.images.entry(req.reference.clone()).or_default();
+        let synced = memory.images.entry(req.image.to_string()).or_default();
         for (job, result) in jobs.iter().zip(&results) {
             if result.is_ok() {
                 synced.up_to_date.insert(job.key.clone());
@@ -111,11 +114,14 @@ impl KubeTarget {
     /// request's files for containers that are up to date, everything synced since the build for the others.
     async fn jobs(&self, pods: &[RunningPod], req: &SyncRequest<'_>) -> Vec<Job> {
         let mut memory = self.sync_memory.lock().await;
-        // Only the deployed reference matters: what was synced into earlier images is forgotten.
-        memory
-            .images
-            .retain(|reference, _| *reference == req.reference);
-        let synced = memory.images.entry(req.reference.clone()).or_default();
+        let synced = memory.images.entry(req.image.to_string()).or_default();
+        // A new image (rebuilt, or deployed under another reference) has none of what was synced before.
+        if synced.reference != req.reference {
+            *synced = SyncedImage {
+                reference: req.reference.clone(),
+                ..SyncedImage::default()
+            };
+        }
         for f in &req.copy {
             synced.files.insert(f.dest.clone(), Some(f.local.clone()));
         }

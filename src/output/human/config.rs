@@ -1,5 +1,5 @@
-//! Output, human: config events (the active profiles; what `devloop init --from-compose` converted, left out or
-//! substituted) → lines on stderr. Never writes stdout (the converted devloop.yaml is data, printed elsewhere).
+//! Output, human: config events (the active profiles; what `devloop init --from-compose` or `--from-skaffold`
+//! converted, left out or substituted) → lines on stderr. Never writes stdout (the converted devloop.yaml is data, printed elsewhere).
 
 use super::Printer;
 use super::quantity::plural;
@@ -19,6 +19,7 @@ impl Printer {
                 }
             }
             Event::InitComplete { .. } => self.init_complete(e),
+            Event::InitSkaffold { .. } => self.init_skaffold(e),
             _ => {}
         }
     }
@@ -75,6 +76,51 @@ impl Printer {
                 ));
             }
         }
+    }
+
+    /// What `devloop init --from-skaffold` did: the counts, then each finding.
+    fn init_skaffold(&mut self, e: &Event) {
+        let Event::InitSkaffold {
+            skaffold_file,
+            file,
+            configs,
+            artifacts,
+            not_converted,
+            notes,
+            applied,
+            profiles,
+            ..
+        } = e
+        else {
+            return;
+        };
+        let what = if file == "-" {
+            format!("converted {skaffold_file} (printed on stdout)")
+        } else {
+            format!("wrote {file} from {skaffold_file}")
+        };
+        let applied = if applied.is_empty() {
+            String::new()
+        } else {
+            format!(" with Skaffold profile {} applied", applied.join(", "))
+        };
+        self.line(&format!(
+            "{} {what}{applied}: {} → {}, {}",
+            self.paint("32", "✓"),
+            plural(configs.len(), "Skaffold config"),
+            plural(*artifacts, "artifact"),
+            plural(profiles.len(), "profile")
+        ));
+        self.findings(
+            "not converted:",
+            not_converted
+                .iter()
+                .map(|f| (f.at.as_str(), f.reason.as_str())),
+        );
+        self.findings(
+            "converted with differences:",
+            notes.iter().map(|f| (f.at.as_str(), f.reason.as_str())),
+        );
     }
 
     /// A titled list of `at: reason` findings; nothing when there are none.

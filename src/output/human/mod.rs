@@ -116,7 +116,9 @@ impl Printer {
     /// Prints one event: each concern words its own events (see the files of this folder).
     pub fn event(&mut self, e: &Event) {
         match e {
-            Event::ConfigLoaded { .. } | Event::InitComplete { .. } => self.config_event(e),
+            Event::ConfigLoaded { .. }
+            | Event::InitComplete { .. }
+            | Event::InitSkaffold { .. } => self.config_event(e),
             // Data: `devloop version` prints its lines on stdout itself.
             Event::Version { .. } => {}
             Event::BuildCached { .. }
