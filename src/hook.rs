@@ -392,3 +392,85 @@ pub fn both(vars: Vec<(&str, String)>) -> Vec<(String, String)> {
     }
     out
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn run(events: &EventSink) -> HookRun<'_> {
+        HookRun {
+            phase: Phase::BeforeDeploy,
+            image: None,
+            env: both(vec![("NAMESPACES", "a,b".to_string())]),
+            events,
+            cancel: CancellationToken::new(),
+        }
+    }
+
+    fn host(script: &str) -> HostHook {
+        HostHook {
+            command: vec!["sh".into(), "-c".into(), script.into()],
+            dir: std::env::temp_dir(),
+        }
+    }
+
+    #[tokio::test]
+    async fn lines_come_as_written_and_a_failure_keeps_the_last_twenty() {
+        let (events, seen) = EventSink::collector();
+        let script = "i=1; while [ $i -le 30 ]; do echo line $i; i=$((i+1)); done; printf 'bad \\377 byte\\r\\n'; exit 9";
+        let e = run(&events).host(1, &host(script)).await.unwrap_err();
+        let HookError::Failed { code, output, .. } = &e else {
+            panic!("{e}");
+        };
+        assert_eq!(*code, Some(9));
+        assert_eq!(output.len(), TAIL_LINES);
+        assert_eq!(output[0], "line 12");
+        assert_eq!(
+            output[19], "bad \u{fffd} byte",
+            "invalid UTF-8 replaced, CRLF trimmed"
+        );
+        let lines = seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| matches!(e, Event::HookOutput { .. }))
+            .count();
+        assert_eq!(lines, 31, "every line is shown");
+        assert_eq!(
+            e.summary(),
+            "before-deploy hook 1 `sh -c i=1; while [ $i -le 30 ]; do echo line $i; i=$((i+1)); done; printf 'bad \\377 byte\\r\\n'; exit 9` exited with code 9"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_hook_sees_devloops_environment_and_the_steps_variables_under_both_names() {
+        let (events, seen) = EventSink::collector();
+        run(&events)
+            .host(
+                1,
+                &host("echo \"$NAMESPACES $SKAFFOLD_NAMESPACES ${PATH:+path}\""),
+            )
+            .await
+            .unwrap();
+        let said: Vec<String> = seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|e| match e {
+                Event::HookOutput { line, .. } => Some(line.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(said, ["a,b a,b path"]);
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_hook_is_stopped() {
+        let (events, _) = EventSink::collector();
+        let r = run(&events);
+        r.cancel.cancel();
+        let e = r.host(1, &host("sleep 30")).await.unwrap_err();
+        assert!(matches!(e, HookError::Cancelled { .. }), "{e}");
+    }
+}

@@ -553,3 +553,44 @@ async fn a_failing_before_deploy_hook_fails_the_iteration_and_the_loop_keeps_wat
         "only the second deployed"
     );
 }
+
+#[tokio::test]
+async fn a_container_deploy_hook_runs_once_in_each_new_pod() {
+    let h = Harness::new();
+    h.fx.with_hooks(
+        "",
+        "deploy:\n  hooks:\n    after:\n      - container: {command: [warm-up], podName: 'api-*'}\n",
+    );
+    let pod = |name: &str| crate::runner::target::TargetContainer {
+        namespace: Some("ns".into()),
+        pod: name.into(),
+        container: "app".into(),
+    };
+    *h.deployer.containers.lock().unwrap() = vec![pod("api-1"), pod("web-1")];
+    let code = h.path("other/f");
+    let (summary, _) = h
+        .run(|tx, shutdown, seen| {
+            let deployer = &h.deployer;
+            let (one, two) = (pod("api-1"), pod("api-2"));
+            async move {
+                until(&seen, |e| iterations(e) == 1).await;
+                // The rollout replaced nothing yet: api-1 still runs, api-2 is new.
+                *deployer.containers.lock().unwrap() = vec![one, two];
+                std::fs::write(&code, "other v2").unwrap();
+                tx.send(change(std::slice::from_ref(&code))).unwrap();
+                until(&seen, |e| iterations(e) == 2).await;
+                shutdown.cancel();
+            }
+        })
+        .await;
+    assert_eq!(summary.iterations, 2);
+    let ran: Vec<String> = h
+        .deployer
+        .execs
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(c, _)| c.clone())
+        .collect();
+    assert_eq!(ran, ["api-1/app", "api-2/app"]);
+}
