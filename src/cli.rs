@@ -83,7 +83,8 @@ pub enum Command {
     /// Watch, rebuild and redeploy on every change; stream logs; clean up on exit.
     Dev(DevArgs),
     /// Write a devloop.yaml from a docker-compose file (its services become containers on the local Docker
-    /// daemon, its builds artifacts) or from a skaffold.yaml; what cannot be converted is listed.
+    /// daemon, its builds artifacts) or from a skaffold.yaml; what cannot be converted is listed. The schema its
+    /// first line points editors at is written beside it (`devloop.schema.json`).
     Init(InitArgs),
     /// Print devloop's version; with `-v`, also the versions of the Docker daemon and the Kubernetes API server it
     /// would use (or why they cannot be reached).
@@ -92,6 +93,17 @@ pub enum Command {
     Completion(CompletionArgs),
     /// Print devloop's man page (roff) on stdout, or write one page per command into a directory with `--dir`.
     Man(ManArgs),
+    /// Print the JSON Schema of devloop.yaml (for editors: completion, hover help, validation), or write it to a
+    /// file with `--output-file`. `devloop init` writes it beside the devloop.yaml it creates.
+    Schema(SchemaArgs),
+}
+
+/// Options of `devloop schema`.
+#[derive(Debug, Clone, Args)]
+pub struct SchemaArgs {
+    /// Write the schema to this file (e.g. `devloop.schema.json` beside your devloop.yaml) instead of stdout.
+    #[arg(long = "output-file", value_name = "FILE")]
+    pub output_file: Option<PathBuf>,
 }
 
 /// Options of `devloop completion`.

@@ -17,7 +17,8 @@
 //!   [`labels`] (the ownership marks), [`daemon`] (the Docker connection), [`own_output`] (devloop's own stdout and
 //!   stderr files).
 //! - Input: [`cli`] (arguments, clap only) → [`template`] (build-arg and tag templates, tag policies) → [`config`]
-//!   (devloop.yaml + profiles → `Config`; `config::compose` and `config::skaffold` for `devloop init`).
+//!   (devloop.yaml + profiles → `Config`; `config::compose` and `config::skaffold` for `devloop init`;
+//!   `config::schema`, the JSON Schema of devloop.yaml derived from the raw types, for `devloop schema` and editors).
 //! - Stages, each with typed input and output, none calling another: [`context`] (the exact build context and its
 //!   tar) → [`cache`] (content digests, keys, build records) → [`build`] (the `Builder` seam, Docker backend,
 //!   loading into local clusters) → [`render`] (manifests → objects) → [`deploy`] (the `Deployer` seam: Kubernetes,

@@ -22,6 +22,7 @@ fn script(shell: &str) -> String {
         "dev",
         "delete",
         "init",
+        "schema",
         "default-repo",
         "kube-context",
     ] {
@@ -116,6 +117,7 @@ fn man_dir_writes_one_page_per_command() {
         "devloop-dev.1",
         "devloop-run.1",
         "devloop-man.1",
+        "devloop-schema.1",
     ] {
         assert!(pages.iter().any(|p| p == expected), "{pages:?}");
     }

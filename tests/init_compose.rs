@@ -148,9 +148,18 @@ fn output_file_dash_prints_the_yaml_and_writes_nothing() {
     assert!(!p.path().join("devloop.yaml").exists());
     let printed = stdout(&out);
     assert!(
-        printed.starts_with("# Generated from docker-compose.yml"),
+        printed.starts_with(&format!(
+            "{}# Generated from docker-compose.yml",
+            config::schema_comment()
+        )),
         "{printed}"
     );
+    assert!(
+        stderr(&out).contains("`devloop schema --output-file devloop.schema.json`"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!p.path().join("devloop.schema.json").exists());
     assert!(
         stderr(&out).contains("converted docker-compose.yml (printed on stdout)"),
         "{}",
@@ -293,4 +302,84 @@ fn invalid_input_is_a_clear_error() {
 
     hint: compose interpolates `${VAR}` from the environment and `.env`; devloop init does the same
     ");
+}
+
+#[test]
+fn the_written_config_starts_with_the_modeline_of_the_schema_written_beside_it() {
+    let p = fixture();
+    std::fs::create_dir_all(p.path().join("dev")).unwrap();
+    let out = devloop(
+        &p,
+        &[
+            "init",
+            "--from-compose",
+            "docker-compose.yml",
+            "--output-file",
+            "dev/devloop.yaml",
+        ],
+    );
+    assert_ok(&out);
+    let yaml = std::fs::read_to_string(p.path().join("dev/devloop.yaml")).unwrap();
+    assert_eq!(
+        yaml.lines().next(),
+        Some("# yaml-language-server: $schema=./devloop.schema.json")
+    );
+    // The modeline's relative path resolves against the devloop.yaml's directory, as the language server does.
+    let schema_file = p.path().join("dev").join(config::SCHEMA_FILE);
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&schema_file).unwrap()).unwrap();
+    assert_eq!(schema, config::schema::schema());
+    let validator = jsonschema::draft7::new(&schema).unwrap();
+    let instance: serde_json::Value = serde_saphyr::from_str(&yaml).unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(&instance)
+        .map(|e| format!("{}: {e}", e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    assert!(
+        stderr(&out).contains(
+            "wrote `dev/devloop.schema.json`, the schema its first line points editors at"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    // And the file still loads, with the comment and with the profile.
+    load(&p.path().join("dev/devloop.yaml"), &["debug"]);
+}
+
+#[test]
+fn a_different_schema_file_is_kept_unless_forced() {
+    let p = fixture();
+    p.write("devloop.schema.json", "{\"mine\": true}\n");
+    let out = devloop(&p, &["init", "--from-compose", "docker-compose.yml"]);
+    assert_ok(&out);
+    assert_eq!(
+        std::fs::read_to_string(p.path().join("devloop.schema.json")).unwrap(),
+        "{\"mine\": true}\n"
+    );
+    assert!(
+        stderr(&out).contains("differs from this devloop's and was kept: `--force` replaces it"),
+        "{}",
+        stderr(&out)
+    );
+    let forced = devloop(
+        &p,
+        &["init", "--from-compose", "docker-compose.yml", "--force"],
+    );
+    assert_ok(&forced);
+    assert_eq!(
+        std::fs::read_to_string(p.path().join("devloop.schema.json")).unwrap(),
+        config::schema::schema_text()
+    );
+    // A current one is left as it is and said so.
+    let again = devloop(
+        &p,
+        &["init", "--from-compose", "docker-compose.yml", "--force"],
+    );
+    assert_ok(&again);
+    assert!(
+        stderr(&again).contains("`devloop.schema.json`, the schema its first line points editors at (completion and checks with the YAML language server: VS Code's YAML extension, yamlls), is already this devloop's"),
+        "{}",
+        stderr(&again)
+    );
 }

@@ -1,6 +1,7 @@
 //! `devloop init --from-compose FILE` / `--from-skaffold FILE`: a compose file or a Skaffold config → a
 //! devloop.yaml, checked with the loader every other command uses before it is written (or printed), and a
-//! summary of what was not converted.
+//! summary of what was not converted. The devloop.yaml starts with the schema modeline
+//! (`config::schema_comment`); the schema is written beside it.
 
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -83,14 +84,14 @@ struct Target {
 }
 
 impl Target {
-    /// Prints or writes the checked devloop.yaml.
-    fn deliver(&self, yaml: &str, console: &Console) -> Result<(), Error> {
+    /// Prints or writes the checked devloop.yaml; a written one gets the schema its first line names beside it.
+    fn deliver(&self, yaml: &str, console: &Console) -> Result<Option<SchemaFile>, Error> {
         if self.to_stdout {
             console.data(yaml);
-            Ok(())
-        } else {
-            write(&self.output, yaml, self.force, &self.label)
+            return Ok(None);
         }
+        write(&self.output, yaml, self.force, &self.label)?;
+        write_schema(&self.output, &self.output_dir, self.force).map(Some)
     }
 }
 
@@ -104,6 +105,7 @@ fn from_compose(compose_file: &Path, t: &Target, console: Console) -> Result<(),
     let compose_label = compose_file.display().to_string();
     let command = format!("devloop init --from-compose {compose_label}");
     let yaml = conversion.to_yaml(&compose_label, &command)?;
+    let yaml = format!("{}{yaml}", config::schema_comment());
     check(
         &t.label,
         &yaml,
@@ -113,7 +115,7 @@ fn from_compose(compose_file: &Path, t: &Target, console: Console) -> Result<(),
         "--from-compose",
         "compose file",
     )?;
-    t.deliver(&yaml, &console)?;
+    let schema = t.deliver(&yaml, &console)?;
     let artifacts: BTreeSet<&str> = conversion
         .services
         .iter()
@@ -139,6 +141,9 @@ fn from_compose(compose_file: &Path, t: &Target, console: Console) -> Result<(),
         interpolated: conversion.interpolated.clone(),
         profiles: conversion.profiles.clone(),
     });
+    if let Some(schema) = schema {
+        console.info(&schema.describe());
+    }
     console.info(&next_steps(
         &t.output,
         t.to_stdout,
@@ -166,7 +171,7 @@ fn from_skaffold(
         command.push_str(&format!(" -p {p}"));
     }
     let yaml = conversion.to_yaml(&skaffold_label, &command)?;
-    // schema: prepend `config::schema_comment()` to `yaml` here once it exists (issue 15, the schema part).
+    let yaml = format!("{}{yaml}", config::schema_comment());
     check(
         &t.label,
         &yaml,
@@ -176,7 +181,7 @@ fn from_skaffold(
         "--from-skaffold",
         "Skaffold config",
     )?;
-    t.deliver(&yaml, &console)?;
+    let schema = t.deliver(&yaml, &console)?;
     console.sink().emit(Event::InitSkaffold {
         skaffold_file: skaffold_label,
         file: if t.to_stdout {
@@ -197,6 +202,9 @@ fn from_skaffold(
         applied: conversion.applied.clone(),
         profiles: conversion.profiles.clone(),
     });
+    if let Some(schema) = schema {
+        console.info(&schema.describe());
+    }
     console.info(&next_steps(
         &t.output,
         t.to_stdout,
@@ -274,11 +282,57 @@ fn write(path: &Path, yaml: &str, force: bool, label: &str) -> Result<(), Error>
     f.write_all(yaml.as_bytes()).map_err(io)
 }
 
+/// What became of the schema file beside the written devloop.yaml (named as the user named the output).
+enum SchemaFile {
+    Written(PathBuf),
+    Current(PathBuf),
+    /// A different schema (another devloop's, or the user's own) that was left as it is.
+    Kept(PathBuf),
+}
+
+impl SchemaFile {
+    fn describe(&self) -> String {
+        let points = "the schema its first line points editors at (completion and checks with the YAML language \
+                      server: VS Code's YAML extension, yamlls)";
+        match self {
+            SchemaFile::Written(p) => format!("wrote `{}`, {points}", p.display()),
+            SchemaFile::Current(p) => {
+                format!("`{}`, {points}, is already this devloop's", p.display())
+            }
+            SchemaFile::Kept(p) => format!(
+                "`{}`, {points}, differs from this devloop's and was kept: `--force` replaces it, as does \
+                 `devloop schema --output-file {}`",
+                p.display(),
+                p.display()
+            ),
+        }
+    }
+}
+
+/// Writes the schema the new devloop.yaml's first line points at ([`config::SCHEMA_FILE`] beside `output`, in
+/// `dir`). A file already there that differs is replaced only with `--force`.
+fn write_schema(output: &Path, dir: &Path, force: bool) -> Result<SchemaFile, Error> {
+    let path = dir.join(config::SCHEMA_FILE);
+    let shown = output.with_file_name(config::SCHEMA_FILE);
+    let text = config::schema::schema_text();
+    match std::fs::read_to_string(&path) {
+        Ok(existing) if existing == text => return Ok(SchemaFile::Current(shown)),
+        Ok(_) if !force => return Ok(SchemaFile::Kept(shown)),
+        _ => {}
+    }
+    super::schema::write(&path, &text)?;
+    Ok(SchemaFile::Written(shown))
+}
+
 /// What to run next, for people (suppressed in JSON mode).
 fn next_steps(output: &Path, to_stdout: bool, profiles: &[String], source: &str) -> String {
     let compose = source == "compose";
     if to_stdout {
-        return "next: save it as devloop.yaml, then run `devloop dev`".to_string();
+        return format!(
+            "next: save it as devloop.yaml, then run `devloop dev`; for editors, write the schema its first line \
+             names beside it: `devloop schema --output-file {}`",
+            config::SCHEMA_FILE
+        );
     }
     let f = if output == Path::new("devloop.yaml") {
         String::new()

@@ -8,6 +8,7 @@ pub mod dev;
 pub mod init;
 pub mod render;
 pub mod run;
+pub mod schema;
 pub mod signal;
 pub mod version;
 
@@ -40,6 +41,7 @@ pub async fn run(cli: Cli, console: Console) -> Result<(), Error> {
             Command::Init(args) => init::run(&cli.global, args, console),
             Command::Completion(args) => completion::completion(&args, &console),
             Command::Man(args) => completion::man(&args, &console),
+            Command::Schema(args) => schema::run(&cli.global, &args, &console),
             Command::Version => version::run(&cli.global, &console).await,
         }
     };

@@ -4,12 +4,14 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// `deploy:` as written.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawDeploy {
+    /// Run the project as containers on the local Docker daemon instead of Kubernetes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub docker: Option<RawDockerDeploy>,
     /// Commands run before and after each deploy (on the host, or in containers of this project's pods).
@@ -18,9 +20,10 @@ pub struct RawDeploy {
 }
 
 /// `deploy.docker`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawDockerDeploy {
+    /// The containers, started in `dependsOn` order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub containers: Vec<RawContainer>,
     /// Seconds a container gets to stop before it is killed (default 10).
@@ -29,27 +32,38 @@ pub struct RawDockerDeploy {
 }
 
 /// `deploy.docker.containers[]`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawContainer {
+    /// Unique; other containers reach it by this name.
     pub name: String,
+    /// An artifact's `image` (its built image is used) or any local image.
     pub image: String,
+    /// Published ports, `[host_ip:]host:container[/tcp|udp]` (`8080` alone: 127.0.0.1:8080 → 8080).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<String>,
+    /// Environment variables; they win over `envFile`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
+    /// `.env` files, relative to the config's directory, read in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub env_file: Vec<String>,
+    /// `./src:/dst[:ro]` (a bind mount relative to the project) or `name:/dst[:ro]` (a named volume).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<String>,
+    /// The entrypoint. Default: the image's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<Vec<String>>,
+    /// The arguments. Default: the image's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub args: Option<Vec<String>>,
+    /// Docker's health check.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub healthcheck: Option<RawHealthcheck>,
+    /// Containers that must be started, healthy or completed first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub depends_on: Vec<RawDependsOn>,
+    /// `no` (default), `always`, `on-failure` or `unless-stopped`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restart: Option<String>,
     /// Run Docker's init (`docker run --init`) as PID 1: it forwards signals and reaps zombies, so a main process
@@ -59,25 +73,30 @@ pub struct RawContainer {
 }
 
 /// `healthcheck:` (Docker's, durations as `5s`, `1m`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawHealthcheck {
     /// `["CMD", "wget", "-q", "localhost:8080"]` or `["CMD-SHELL", "…"]`.
     pub test: Vec<String>,
+    /// Time between checks, e.g. `5s`, `1m30s`, `500ms`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interval: Option<String>,
+    /// Time one check may take.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<String>,
+    /// Consecutive failures that make the container unhealthy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retries: Option<u32>,
+    /// Time after start during which failures do not count.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_period: Option<String>,
 }
 
 /// `dependsOn[]`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawDependsOn {
+    /// The container waited for.
     pub name: String,
     /// `started` (default), `healthy` or `completed`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

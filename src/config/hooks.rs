@@ -4,42 +4,49 @@
 
 use std::path::{Path, PathBuf};
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::{ConfigError, invalid};
 
 /// `hooks:` of an artifact's build: host commands only (Skaffold's build hooks).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawBuildHooks {
+    /// Run before the build; a failure stops it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub before: Vec<RawHostHook>,
+    /// Run after a successful build.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub after: Vec<RawHostHook>,
 }
 
 /// `hooks:` of a deploy or a sync: each entry is a host command or a command in containers.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawHooks {
+    /// Run before the step; a failure stops it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub before: Vec<RawHook>,
+    /// Run after the step succeeded.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub after: Vec<RawHook>,
 }
 
 /// One entry of `before`/`after`: exactly one of `host` and `container`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawHook {
+    /// A command on the developer's machine.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<RawHostHook>,
+    /// A command in containers of this project's pods.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container: Option<RawContainerHook>,
 }
 
 /// A command run on the developer's machine.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawHostHook {
     /// The program and its arguments (no shell: write `[sh, -c, "…"]` for one).
@@ -53,9 +60,10 @@ pub struct RawHostHook {
 }
 
 /// A command run in containers of this project's pods.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawContainerHook {
+    /// The program and its arguments, run in the container (no shell).
     pub command: Vec<String>,
     /// The pods it runs in (a glob over pod names, `*` any run of characters). Required for deploy hooks; sync
     /// hooks run in the containers that were synced.

@@ -5,13 +5,14 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::hint::Hint;
 
 /// Where devloop finds the Kubernetes manifests to render. Every source is optional and sources mix freely;
 /// rendered objects keep this order: `rawYaml`, then `templates`, then `kustomize`, then `helm`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Manifests {
     /// Globs, relative to the devloop.yaml directory, of plain (multi-document) YAML files. Files whose name
@@ -44,7 +45,7 @@ impl Manifests {
 }
 
 /// `manifests.kustomize`: directories holding a `kustomization.yaml`, built in order.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Kustomize {
     /// Kustomization directories, relative to the devloop.yaml directory.
@@ -60,7 +61,7 @@ pub struct Kustomize {
 }
 
 /// `manifests.helm`: charts rendered with `helm template`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Helm {
     /// The helm program, looked up on `PATH` unless it contains `/`. Default: `helm`.
@@ -71,7 +72,7 @@ pub struct Helm {
 }
 
 /// One `helm template` invocation.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct HelmRelease {
     /// Release name (`helm template <name> …`).
@@ -98,7 +99,7 @@ pub struct HelmRelease {
 }
 
 /// `manifests.images[]`: where objects of one kind hold image references, for kinds devloop does not know.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ImagePaths {
     /// The object kind, e.g. `Rollout` (case-sensitive, as in the manifest).
@@ -113,7 +114,7 @@ pub struct ImagePaths {
 
 /// A path to a field inside an object: names separated by `.`, with `[*]` (every element) or `[N]` (element N)
 /// after a name to step into a list. Written as a string in devloop.yaml.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(try_from = "String", into = "String")]
 pub struct FieldPath {
     segments: Vec<PathSegment>,

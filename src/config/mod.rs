@@ -10,6 +10,7 @@ pub mod manifests;
 pub mod port_forward;
 pub mod profile;
 pub mod raw;
+pub mod schema;
 pub mod skaffold;
 
 use std::path::{Path, PathBuf};
@@ -19,6 +20,7 @@ pub use manifests::Manifests;
 pub use port_forward::PortForward;
 pub use profile::{ActivationContext, ActiveProfile};
 use raw::RawConfig;
+pub use schema::{SCHEMA_FILE, schema_comment};
 
 use crate::hint::suffix;
 pub use crate::tag::{GitVariant, TagPolicy};

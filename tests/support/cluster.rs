@@ -10,9 +10,11 @@
 use std::path::PathBuf;
 use std::process::Output;
 
-use kube::api::{Api, DynamicObject};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, AttachParams, DynamicObject};
 use kube::core::GroupVersionKind;
 use serde_json::Value;
+use tokio::io::AsyncReadExt;
 
 use super::fake_apiserver::{FakeApiServer, PodState};
 use super::{Project, stderr, stdout};
@@ -73,6 +75,42 @@ impl Cluster {
         if let Some(f) = &self.fake {
             f.set_image_pod_state(image_part, state);
         }
+    }
+
+    /// Makes containers of images containing `image_part` start with the directory tree `template` as their
+    /// filesystem (on a real cluster the image itself holds its files: nothing to do).
+    pub fn set_image_root(&self, image_part: &str, template: &std::path::Path) {
+        if let Some(f) = &self.fake {
+            f.set_image_root(image_part, template);
+        }
+    }
+
+    /// The content of `path` in `container` of `pod` (test namespace) as the running container sees it; `None`
+    /// when it has no such file. On a real cluster this execs `cat` in the container (its image needs one).
+    pub async fn read_file(&self, pod: &str, container: &str, path: &str) -> Option<Vec<u8>> {
+        if let Some(f) = &self.fake {
+            return f
+                .container_file(&self.ns, pod, container, path)
+                .map(|(bytes, _)| bytes);
+        }
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), &self.ns);
+        let params = AttachParams::default().container(container).stderr(false);
+        let mut attached = pods.exec(pod, ["cat", path], &params).await.ok()?;
+        let mut stdout = attached.stdout()?;
+        let status = attached.take_status()?;
+        let mut bytes = Vec::new();
+        stdout.read_to_end(&mut bytes).await.ok()?;
+        let status = status.await?;
+        (status.status.as_deref() == Some("Success")).then_some(bytes)
+    }
+
+    /// How often `container` of `pod` (test namespace) restarted, as the pod's status says.
+    pub async fn restart_count(&self, pod: &str, container: &str) -> Option<u32> {
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), &self.ns);
+        let pod = pods.get_opt(pod).await.unwrap()?;
+        let statuses = pod.status?.container_statuses?;
+        let status = statuses.into_iter().find(|s| s.name == container)?;
+        u32::try_from(status.restart_count).ok()
     }
 
     /// Runs devloop in `project` against this cluster, in the test's namespace.

@@ -1,22 +1,25 @@
 //! Fake Kubernetes API server for the fake-cluster test tier: test controls → an HTTP/1.1 server on 127.0.0.1:0
 //! that answers the real kube-rs client like kube-apiserver 1.32 (discovery, server-side apply, get/list/watch,
-//! delete, status, logs; recorded in shared/kube-api/) with tiny controllers; must never be shaped to make a
-//! client pass.
+//! delete, status, logs, port-forward, exec; recorded in shared/kube-api/) with tiny controllers, and containers
+//! whose filesystems are directories exec really runs programs in; must never be shaped to make a client pass.
 // Each integration-test binary uses a different subset of this support module.
 #![allow(dead_code)]
 
 mod apply;
 mod controllers;
+mod exec;
 mod fieldset;
 mod pods;
 mod portforward;
 mod resources;
+mod rootfs;
 mod selector;
 mod server;
 mod state;
 mod status;
 mod util;
 mod volumes;
+mod websocket;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -31,6 +34,8 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
 pub use pods::PodState;
+#[allow(unused_imports)]
+pub use rootfs::busybox_image;
 pub use state::{RequestRecord, Timing};
 pub use status::ApiError;
 
@@ -334,13 +339,46 @@ impl FakeApiServer {
     }
 
     /// Attaches a TCP server to `port` of pod `pod`: port-forwards to that pod port reach `upstream` while the pod
-    /// runs (the fake runs no containers). Unattached ports answer with the kubelet's "connection refused" text.
+    /// runs (no container process of the fake listens: a test can serve a [`Self::container_root`] there).
+    /// Unattached ports answer with the kubelet's "connection refused" text.
     pub fn serve_pod_port(&self, namespace: &str, pod: &str, port: u16, upstream: SocketAddr) {
         self.shared
             .pod_ports
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert((namespace.to_string(), pod.to_string(), port), upstream);
+    }
+
+    /// Registers what images whose reference contains `image_part` hold: the directory tree `template`. Each start
+    /// of such a container gets its own copy (a replaced pod or a restarted container starts from the image
+    /// again); containers of other images get an empty root, where every command fails as on a distroless image.
+    pub fn set_image_root(&self, image_part: &str, template: &Path) {
+        self.with_state(|st| st.rootfs.add_template(image_part, template));
+    }
+
+    /// The host directory that is `/` of the current start of `container` in pod `pod` (`None` before it started
+    /// or once the pod is gone).
+    pub fn container_root(&self, namespace: &str, pod: &str, container: &str) -> Option<PathBuf> {
+        let st = self.shared.lock();
+        let uid = pod_uid(&st, namespace, pod)?;
+        st.rootfs.root(&uid, container)
+    }
+
+    /// The content and permission bits (e.g. `0o644`) of the regular file at `path` as the container sees it
+    /// (symlinks followed inside its root); `None` when there is no such file.
+    pub fn container_file(
+        &self,
+        namespace: &str,
+        pod: &str,
+        container: &str,
+        path: &str,
+    ) -> Option<(Vec<u8>, u32)> {
+        use std::os::unix::fs::PermissionsExt;
+        let root = self.container_root(namespace, pod, container)?;
+        let host = rootfs::resolve(&root, path).ok()?;
+        let meta = std::fs::metadata(&host).ok().filter(|m| m.is_file())?;
+        let bytes = std::fs::read(&host).ok()?;
+        Some((bytes, meta.permissions().mode() & 0o7777))
     }
 
     /// Creates or replaces an object directly (as manager `test-setup`, operation Update), bypassing RBAC.
@@ -447,6 +485,7 @@ async fn accept_loop(
 impl Drop for FakeApiServer {
     fn drop(&mut self) {
         let _ = self.shutdown.send(true);
+        self.shared.lock().rootfs.clear();
         for t in &self.tasks {
             t.abort();
         }

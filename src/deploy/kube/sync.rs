@@ -63,11 +63,13 @@ struct Job {
     delete: Vec<String>,
 }
 
-/// A shell script for [`Transport::TarShell`]: `$1` is the number of renames, then pairs `tmp dest`, then the
-/// paths to delete. The archive names the temporary paths (relative to `/`).
+/// A shell script for [`Transport::TarShell`]: `$1` is the archive's size, `$2` the number of renames, then pairs
+/// `tmp dest`, then the paths to delete. The archive names the temporary paths (relative to `/`). `head -c` hands
+/// tar exactly the archive: stdin stays open (protocol v4 cannot close it alone), and busybox's tar reads on to
+/// the end of its input.
 const TAR_SCRIPT: &str = r#"set -e
-n=$1; shift
-if [ "$n" -gt 0 ]; then tar -xmof - -C /; fi
+size=$1; n=$2; shift 2
+if [ "$n" -gt 0 ]; then head -c "$size" | tar -xmof - -C /; fi
 while [ "$n" -gt 0 ]; do mv -f "$1" "$2"; shift 2; n=$((n-1)); done
 if [ $# -gt 0 ]; then rm -f -- "$@"; fi
 "#;
@@ -79,9 +81,6 @@ const SHELL_FILE_SCRIPT: &str =
 
 /// A shell script deleting its arguments.
 const SHELL_DELETE_SCRIPT: &str = r#"rm -f -- "$@""#;
-
-/// The exit code of a shell whose command was not found.
-const NOT_FOUND: i32 = 127;
 
 impl KubeTarget {
     /// `sync`: see the module doc. Returns how many containers were brought up to date (0: none runs the image).
@@ -205,11 +204,11 @@ impl KubeTarget {
                 Transport::Unavailable => {
                     return Err(DeployError::Api {
                         message: format!(
-                            "pod/{} -n {}, container `{}`: it has neither `tar` nor a shell to receive files",
+                            "pod/{} -n {}, container `{}`: it has no `sh` and `head` to receive files with (a distroless or single-binary image)",
                             job.pod, job.ns, job.key.container
                         ),
                         hint: Some(
-                            "devloop rebuilds this image on each change; add busybox (or tar and sh) to the image to sync instead"
+                            "devloop rebuilds this image on each change instead; to sync, add a shell to the dev image (busybox's `sh`, `head`, `tar`)"
                                 .into(),
                         ),
                     });
@@ -246,6 +245,7 @@ impl KubeTarget {
                 hint: None,
             })??;
         let mut argv: Vec<String> = ["sh", "-c", TAR_SCRIPT, "sh"].map(String::from).to_vec();
+        argv.push(archive.len().to_string());
         argv.push(job.copy.len().to_string());
         for f in &job.copy {
             argv.push(temporary(&f.dest));
@@ -258,7 +258,8 @@ impl KubeTarget {
             .await?;
         match &out.outcome {
             ExecOutcome::ProgramMissing(_) => Ok(Attempt::NoShell),
-            ExecOutcome::Exited(NOT_FOUND) if mentions_missing(&out, "tar") => Ok(Attempt::NoTar),
+            ExecOutcome::Exited(_) if mentions_missing(&out, "head") => Ok(Attempt::NoShell),
+            ExecOutcome::Exited(_) if mentions_missing(&out, "tar") => Ok(Attempt::NoTar),
             ExecOutcome::Exited(0) => Ok(Attempt::Done),
             ExecOutcome::Exited(_) => Err(self.failed(job, "writing the files", &out)),
         }
@@ -408,12 +409,8 @@ fn mode_of(m: &std::fs::Metadata) -> u32 {
     }
 }
 
-/// The tar record size: GNU tar reads whole records from a pipe, and stdin stays open (protocol v4 cannot close
-/// it), so the archive is padded to a whole record.
-const RECORD: usize = 10240;
-
 /// A tar archive of `files` under their temporary names (relative to `/`), modes kept, owned by root (extracted
-/// with `-o`, the container's user owns them), padded to a whole record.
+/// with `-o`, the container's user owns them).
 fn archive(files: &[SyncFile]) -> Result<Vec<u8>, DeployError> {
     let mut builder = tar::Builder::new(Vec::new());
     for f in files {
@@ -436,13 +433,10 @@ fn archive(files: &[SyncFile]) -> Result<Vec<u8>, DeployError> {
                 hint: None,
             })?;
     }
-    let mut bytes = builder.into_inner().map_err(|e| DeployError::Api {
+    builder.into_inner().map_err(|e| DeployError::Api {
         message: format!("sync: {e}"),
         hint: None,
-    })?;
-    let padded = bytes.len().div_ceil(RECORD) * RECORD;
-    bytes.resize(padded, 0);
-    Ok(bytes)
+    })
 }
 
 #[cfg(test)]
@@ -462,7 +456,7 @@ mod tests {
     }
 
     #[test]
-    fn the_archive_holds_temporary_names_and_modes_in_whole_records() {
+    fn the_archive_holds_temporary_names_and_modes() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("run.sh");
         std::fs::write(&f, "echo hi\n").unwrap();
@@ -476,7 +470,6 @@ mod tests {
             dest: "/app/bin/run.sh".into(),
         }])
         .unwrap();
-        assert_eq!(bytes.len() % RECORD, 0);
         let mut a = tar::Archive::new(&bytes[..]);
         let entries: Vec<_> = a
             .entries()
@@ -513,7 +506,7 @@ mod tests {
         let out = |stderr: &str| ExecOutput {
             stdout: Vec::new(),
             stderr: stderr.as_bytes().to_vec(),
-            outcome: ExecOutcome::Exited(NOT_FOUND),
+            outcome: ExecOutcome::Exited(127),
         };
         assert!(mentions_missing(&out("sh: tar: not found\n"), "tar"));
         assert!(mentions_missing(

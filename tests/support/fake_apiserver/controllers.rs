@@ -1178,6 +1178,8 @@ pub fn reconcile(state: &mut State) {
             break;
         }
     }
+    // Containers that started get their filesystem; pods that went lose theirs.
+    state.rootfs.sync(&state.pods);
 }
 
 /// Runs every controller over every object: after changes the resourceVersions do not show (pod simulations,

@@ -57,6 +57,8 @@ pub struct ContainerSim {
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
     pub container_id: String,
+    /// How often this container started running (its filesystem is fresh from the image at each start).
+    pub starts: u32,
 }
 
 /// The simulated runtime of one pod (keyed by uid in the store).
@@ -97,6 +99,7 @@ impl PodSim {
                     started_at: None,
                     finished_at: None,
                     container_id: format!("containerd://{}", hex_digest(&format!("{now}{name}"))),
+                    starts: 0,
                     name,
                 });
             }
@@ -162,6 +165,7 @@ impl PodSim {
                     if !matches!(c.state, PodState::Running | PodState::NotReady) =>
                 {
                     c.started_at = Some(ts.clone());
+                    c.starts += 1;
                 }
                 PodState::Completed | PodState::Failed { .. } => {
                     c.started_at.get_or_insert_with(|| ts.clone());

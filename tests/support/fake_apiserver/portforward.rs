@@ -11,27 +11,24 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use hyper::HeaderMap;
+use hyper::Response;
 use hyper::upgrade::OnUpgrade;
-use hyper::{Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
-use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
 use super::pods::{PodSim, PodState};
 use super::server::{Body, Shared};
 use super::state::State;
 use super::status::ApiError;
-use super::util::{base64_decode, base64_encode, fnv32a};
+use super::util::fnv32a;
+use super::websocket::{self, Framing, Ws, text_response};
 
 /// Pod ports a test attached to a real TCP server: `(namespace, pod, port)` → address.
 pub type PodPorts = Mutex<HashMap<(String, String, u16), SocketAddr>>;
@@ -43,24 +40,6 @@ const CLOSE_AFTER_UPSTREAM_EOF: Duration = Duration::from_secs(1);
 const V4_BINARY: &str = "v4.channel.k8s.io";
 const V4_BASE64: &str = "v4.base64.channel.k8s.io";
 const SPDY_TUNNEL: &str = "SPDY/3.1+portforward.k8s.io";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Framing {
-    /// Binary frames `[channel] + bytes` (`v4.channel.k8s.io`, or no subprotocol at all).
-    Binary,
-    /// Text frames `'0'+channel` + base64 (`v4.base64.channel.k8s.io`).
-    Base64,
-    /// The SPDY tunnel: nothing is sent until the client speaks SPDY, which the fake does not.
-    Spdy,
-}
-
-fn text_response(code: u16, text: &str) -> Response<Body> {
-    Response::builder()
-        .status(StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
-        .header("Content-Type", "text/plain; charset=utf-8")
-        .body(Body::Full(Some(Bytes::from(text.to_string()))))
-        .unwrap_or_else(|_| Response::new(Body::Full(None)))
-}
 
 /// The kubelet's parse of the port list (`ports=8080,9999` and repeated `ports=`), with its 400 texts.
 fn parse_ports(query: &[(String, String)]) -> Result<Vec<u16>, String> {
@@ -87,42 +66,6 @@ fn parse_ports(query: &[(String, String)]) -> Result<Vec<u16>, String> {
         }
     }
     Ok(ports)
-}
-
-/// The first offered subprotocol the server speaks; `Ok(None)` when none was offered (the empty header answer).
-fn negotiate(headers: &HeaderMap) -> Result<Option<&'static str>, ()> {
-    let offered: Vec<String> = headers
-        .get_all("sec-websocket-protocol")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|p| p.trim().to_string())
-        .filter(|p| !p.is_empty())
-        .collect();
-    if offered.is_empty() {
-        return Ok(None);
-    }
-    offered
-        .iter()
-        .find_map(|p| {
-            [V4_BINARY, V4_BASE64, SPDY_TUNNEL]
-                .into_iter()
-                .find(|s| s == p)
-        })
-        .map(Some)
-        .ok_or(())
-}
-
-fn is_websocket(headers: &HeaderMap) -> bool {
-    let has = |name: &str, token: &str| {
-        headers
-            .get_all(name)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .any(|t| t.trim().eq_ignore_ascii_case(token))
-    };
-    has("upgrade", "websocket") && has("connection", "upgrade")
 }
 
 /// 64 hex digits standing in for the pod's sandbox id (containerd names the sandbox, not the pod, in its errors).
@@ -203,38 +146,21 @@ pub fn serve(
         ));
     }
     drop(st);
-    let (Some(key), Some(upgrade), true) = (
-        headers
-            .get("sec-websocket-key")
-            .and_then(|v| v.to_str().ok()),
-        upgrade,
-        is_websocket(headers),
-    ) else {
+    let (Some(key), Some(upgrade)) = (websocket::upgrade_key(headers, upgrade.as_ref()), upgrade)
+    else {
         return Ok(text_response(
             400,
             "unable to upgrade: missing upgrade headers in request",
         ));
     };
-    let Ok(protocol) = negotiate(headers) else {
-        return Ok(Response::builder()
-            .status(403)
-            .header("Connection", "close")
-            .body(Body::Full(None))
-            .unwrap_or_else(|_| Response::new(Body::Full(None))));
+    let Ok(protocol) = websocket::negotiate(headers, &[V4_BINARY, V4_BASE64, SPDY_TUNNEL]) else {
+        return Ok(websocket::no_protocol_response());
     };
     let framing = match protocol {
         Some(V4_BASE64) => Framing::Base64,
-        Some(SPDY_TUNNEL) => Framing::Spdy,
         _ => Framing::Binary,
     };
-    let response = Response::builder()
-        .status(101)
-        .header("Upgrade", "websocket")
-        .header("Connection", "Upgrade")
-        .header("Sec-WebSocket-Accept", derive_accept_key(key.as_bytes()))
-        .header("Sec-WebSocket-Protocol", protocol.unwrap_or_default())
-        .body(Body::Full(None))
-        .unwrap_or_else(|_| Response::new(Body::Full(None)));
+    let response = websocket::switching_protocols(&key, protocol);
     let session = Session {
         shared: Arc::clone(shared),
         namespace: namespace.to_string(),
@@ -242,18 +168,12 @@ pub fn serve(
         uid,
         ports,
         framing,
+        spdy: protocol == Some(SPDY_TUNNEL),
     };
     tokio::spawn(async move {
-        let Ok(upgraded) = upgrade.await else {
-            return;
-        };
-        let ws = WebSocketStream::from_raw_socket(
-            TokioIo::new(upgraded),
-            Role::Server,
-            Some(WebSocketConfig::default()),
-        )
-        .await;
-        session.run(ws, shutdown).await;
+        if let Some(ws) = websocket::accept(upgrade).await {
+            session.run(ws, shutdown).await;
+        }
     });
     Ok(response)
 }
@@ -266,9 +186,9 @@ struct Session {
     uid: String,
     ports: Vec<u16>,
     framing: Framing,
+    /// The WebSocket→SPDY tunnel: nothing is sent until the client speaks SPDY, which the fake does not.
+    spdy: bool,
 }
-
-type Ws = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
 
 /// What an upstream reader reports: bytes from the pod side of port `k`, or its end.
 enum Upstream {
@@ -278,34 +198,15 @@ enum Upstream {
 
 impl Session {
     fn frame(&self, channel: usize, data: &[u8]) -> Message {
-        let ch = u8::try_from(channel).unwrap_or(u8::MAX);
-        match self.framing {
-            Framing::Base64 => {
-                let mut text = String::from(char::from(b'0'.saturating_add(ch)));
-                text.push_str(&base64_encode(data, true));
-                Message::text(text)
-            }
-            _ => {
-                let mut bin = Vec::with_capacity(data.len() + 1);
-                bin.push(ch);
-                bin.extend_from_slice(data);
-                Message::binary(bin)
-            }
-        }
+        self.framing
+            .frame(u8::try_from(channel).unwrap_or(u8::MAX), data)
     }
 
     /// Splits a client message into channel and payload; `None` for anything that carries no data.
     fn unframe(&self, msg: Message) -> Option<(usize, Vec<u8>)> {
-        match (self.framing, msg) {
-            (Framing::Binary, Message::Binary(b)) if b.len() > 1 => {
-                Some((usize::from(b[0]), b[1..].to_vec()))
-            }
-            (Framing::Base64, Message::Text(t)) if t.len() > 1 => {
-                let ch = t.as_bytes()[0].checked_sub(b'0')?;
-                Some((usize::from(ch), base64_decode(&t.as_str()[1..])?))
-            }
-            _ => None,
-        }
+        self.framing
+            .unframe(msg, false)
+            .map(|(ch, data)| (usize::from(ch), data))
     }
 
     /// Dials the address attached to `port` when a process of the pod runs; `None` = connection refused.
@@ -324,7 +225,7 @@ impl Session {
     }
 
     async fn run(self, mut ws: Ws, mut shutdown: watch::Receiver<bool>) {
-        if self.framing == Framing::Spdy {
+        if self.spdy {
             // Nothing arrives until the client speaks SPDY; hold the connection until it goes away.
             while let Some(Ok(msg)) = ws.next().await {
                 if msg.is_close() {

@@ -20,6 +20,7 @@ use tokio::time::Instant;
 
 use super::apply;
 use super::controllers::{self, Deleted};
+use super::exec;
 use super::pods::{self, LogOptions};
 use super::portforward;
 use super::resources::{self, ResourceDef};
@@ -223,7 +224,7 @@ pub async fn handle(
     mut req: Request<Incoming>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<Response<Body>, Infallible> {
-    // A WebSocket upgrade (port-forward) must be claimed before the request is consumed.
+    // A WebSocket upgrade (port-forward, exec) must be claimed before the request is consumed.
     let upgrade = req
         .headers()
         .contains_key(hyper::header::UPGRADE)
@@ -380,6 +381,29 @@ fn dispatch(
                 ("GET", Some(n), Some("portforward")) => {
                     let n = n.to_string();
                     return portforward::serve(
+                        shared,
+                        st,
+                        &namespace,
+                        &n,
+                        q,
+                        &call.headers,
+                        call.upgrade,
+                        shutdown,
+                    );
+                }
+                ("GET" | "POST", Some(n), Some("exec")) => {
+                    // kube-apiserver 1.35 also requires `create` for a GET that upgrades (kubernetes#133515).
+                    authorize(
+                        &st,
+                        &call.user,
+                        "create",
+                        res,
+                        &namespace,
+                        Some(n),
+                        Some("exec"),
+                    )?;
+                    let n = n.to_string();
+                    return exec::serve(
                         shared,
                         st,
                         &namespace,

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use super::fieldset::{self, Scope, Writer};
 use super::pods::{PodSim, PodState};
 use super::resources::{ResourceDef, Served};
+use super::rootfs::RootFs;
 use super::util::{now_nanos, rfc3339, uuid};
 
 /// Identifies a stored object.
@@ -181,6 +182,8 @@ pub struct State {
     pub claim_synced: HashMap<String, u128>,
     /// Pods (by uid) the scheduler could not place for their claims, with what it saw at its last attempt.
     pub volume_attempts: HashMap<String, u64>,
+    /// The filesystems of started containers.
+    pub rootfs: RootFs,
 }
 
 /// The resourceVersion the fake cluster's history starts at (older ones are "too old").
@@ -213,6 +216,7 @@ impl State {
             volume_seen: HashMap::new(),
             claim_synced: HashMap::new(),
             volume_attempts: HashMap::new(),
+            rootfs: RootFs::default(),
         };
         let ns = super::resources::find_kind("Namespace").expect("namespaces are in the table");
         for name in ["default", "kube-node-lease", "kube-public", "kube-system"] {
