@@ -1,7 +1,9 @@
 //! Lifecycle hooks end to end: `devloop run` and `devloop dev` run `build.artifacts[].hooks` around real builds
 //! (the Docker daemon) and `deploy.hooks` around the deploy, against the fake API server in `tests/support`, or a
 //! real cluster when `DEVLOOP_TEST_KUBECONFIG` names its kubeconfig (same scenarios, same assertions). Host hooks
-//! append to a log outside the project (inside it, the dev loop would watch it).
+//! append to a log outside the project (inside it, the dev loop would watch it). Container hooks need an image
+//! with `sh`: on the fake a busybox root, on a real cluster `DEVLOOP_TEST_SHELL_IMAGE` (e.g. `busybox:1.36`; the
+//! scenario is skipped without it).
 #![allow(clippy::unwrap_used, clippy::print_stderr)]
 
 mod support;
@@ -13,6 +15,7 @@ use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use support::cluster::{Cluster, assert_exit, configmap, deployment, project};
+use support::fake_apiserver::busybox_image;
 use support::{Project, events, stderr};
 
 /// A host hook that appends `words` (shell-expanded) to `log`.
@@ -307,5 +310,76 @@ async fn dev_runs_the_build_hooks_again_after_a_save() {
     })
     .await;
     let _ = tokio::time::timeout(Duration::from_secs(30), child.wait()).await;
+    c.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_runs_a_container_deploy_hook_in_the_matching_pods_and_fails_with_it() {
+    let c = Cluster::start().await;
+    let image = match (&c.fake, std::env::var("DEVLOOP_TEST_SHELL_IMAGE")) {
+        (Some(_), _) => "registry.local/hooktest-shell:1".to_string(),
+        (None, Ok(image)) => image,
+        (None, Err(_)) => {
+            eprintln!(
+                "skipped on a real cluster without DEVLOOP_TEST_SHELL_IMAGE: the hook needs `sh` in the pod"
+            );
+            return;
+        }
+    };
+    let root = tempfile::tempdir().unwrap();
+    c.set_image_root(
+        "hooktest-shell",
+        &busybox_image(root.path(), &["sh", "echo"]),
+    );
+    let p = project(&[
+        ("web.yaml", deployment("web", &image)),
+        ("other.yaml", deployment("other", &image)),
+    ]);
+    let config = |after: &str| {
+        format!(
+            "apiVersion: devloop/v1alpha1\nkind: Config\nmetadata:\n  name: shop\nmanifests:\n  rawYaml: [\"k8s/*.yaml\"]\ndeploy:\n  hooks:\n    before:\n      - container: {{command: [sh, -c, 'echo early > /early'], podName: 'web-*'}}\n    after:\n      - container: {{command: [sh, -c, '{after}'], podName: 'web-*', containerName: main}}\n"
+        )
+    };
+    p.write("devloop.yaml", &config("echo hooked > /hooked; echo done"));
+    let out = c.devloop(&p, &["run", "-o", "json"]).await;
+    assert_exit(&out, 0);
+    let all = events(&out);
+    let started: Vec<&Value> = all.iter().filter(|e| e["type"] == "hookStarted").collect();
+    assert_eq!(
+        started.len(),
+        1,
+        "before: no pod ran yet; after: web only: {started:#?}"
+    );
+    assert_eq!(started[0]["data"]["phase"], "after-deploy");
+    let container = started[0]["data"]["container"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (pod, name) = container.split_once('/').unwrap();
+    assert!(pod.starts_with("web-") && name == "main", "{container}");
+    assert!(
+        all.iter()
+            .any(|e| e["type"] == "hookOutput" && e["data"]["line"] == "done"),
+        "{all:#?}"
+    );
+    assert_eq!(
+        c.read_file(pod, "main", "/hooked").await.as_deref(),
+        Some(&b"hooked\n"[..])
+    );
+
+    // The pod is running now: the before hook runs in it; a failing after hook fails the run (exit 1).
+    p.write("devloop.yaml", &config("echo broken >&2; exit 4"));
+    let out = c.devloop(&p, &["run"]).await;
+    assert_exit(&out, 1);
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("after-deploy hook 1 in {pod}/main `sh -c echo broken >&2; exit 4` exited with code 4: the deploy was applied, but counts as failed")),
+        "{err}"
+    );
+    assert!(err.contains("│ broken"), "{err}");
+    assert_eq!(
+        c.read_file(pod, "main", "/early").await.as_deref(),
+        Some(&b"early\n"[..])
+    );
     c.cleanup().await;
 }
