@@ -23,7 +23,8 @@
 //!   tar) → [`cache`] (content digests, keys, build records) → [`build`] (the `Builder` seam, Docker backend,
 //!   loading into local clusters) → [`render`] (manifests → objects) → [`deploy`] (the `Deployer` seam: Kubernetes,
 //!   Docker) → [`hook`] (lifecycle hooks' host commands, their output and failures) → [`connectivity`] (one view of the API server for the long-lived streams) → [`status`] (readiness and
-//!   diagnosis), [`logs`], [`port_forward`] → [`watch`] (file events → change sets). A stage may take an earlier
+//!   diagnosis), [`logs`], [`port_forward`] → [`sync`] (changed files → what to copy and delete in running
+//!   containers, or why to rebuild) → [`watch`] (file events → change sets). A stage may take an earlier
 //!   stage's output types (status reads what deploy applied); it never calls another stage.
 //! - Wiring: [`output`] (the only printing) → [`error`] (the aggregate error: messages and exit codes; used only by
 //!   `runner`, `commands` and this file) → [`runner`] (the build run and the dev loop: concurrency, cancellation,
@@ -70,6 +71,7 @@ pub mod render;
 pub mod runner;
 pub mod settings;
 pub mod status;
+pub mod sync;
 pub mod tag;
 pub mod template;
 pub mod time;

@@ -906,6 +906,8 @@ async fn container_hooks_run_in_the_projects_running_containers() {
         copy: vec![SyncFile {
             local: s.files.path().join("new.txt"),
             dest: "/www/new.txt".into(),
+            mode: 0o644,
+            owner: None,
         }],
         delete: Vec::new(),
         hooks: &hooks,

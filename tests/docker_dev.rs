@@ -342,12 +342,126 @@ async fn synced_files_reach_the_running_container_without_a_rebuild() {
     assert_eq!(builds(&seen), builds_before, "{seen:#?}");
     assert_eq!(id(), first_id, "the container was not replaced");
 
-    // A deleted file cannot be synced: the image is rebuilt and the container replaced.
+    // A deleted file is deleted with `rm` in the container; this image has none: the sync fails, says why, and
+    // the image is rebuilt and the container replaced.
     std::fs::remove_file(p.path().join("web/www/other.html")).unwrap();
     next_event(&mut lines, &mut seen, "iteration").await;
+    assert!(
+        seen.iter().any(|e| e["type"] == "warning"
+            && e["data"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("file sync failed, rebuilding instead")),
+        "{seen:#?}"
+    );
     assert_eq!(builds(&seen), builds_before + 1, "{seen:#?}");
     assert!(serves(port, "v2\n"));
     assert_ne!(id(), first_id);
+
+    cleanup_built(&mut p, &seen);
+    stop_dev(&mut child, &mut lines, &mut seen).await;
+    assert!(docker_ps(&format!("dev.devloop.project={name}")).is_empty());
+}
+
+/// `cmd` run with busybox in `container`: its stdout, or `None` when it fails.
+fn busybox_in(container: &str, cmd: &[&str]) -> Option<String> {
+    let out = Command::new("docker")
+        .args(["exec", container, "/bin/busybox"])
+        .args(cmd)
+        .output()
+        .unwrap();
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inferred_files_and_deletes_reach_the_container_where_the_dockerfile_put_them() {
+    support::require_docker();
+    let name = unique("dl-docker-infer");
+    let image = unique("devloop-test-dinfer");
+    let port = support::free_port();
+    let mut p = Project::new();
+    p.with_busybox("web/bin/busybox");
+    p.write(
+        "web/Dockerfile",
+        "FROM scratch\nCOPY bin/busybox /bin/busybox\nCOPY bin/busybox /bin/rm\nWORKDIR /srv\nCOPY www/ ./www/\nENTRYPOINT [\"/bin/busybox\", \"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/srv/www\"]\n",
+    );
+    p.write("web/www/index.html", "v1\n");
+    p.write("web/www/other.html", "other\n");
+    p.write(
+        "devloop.yaml",
+        &config(&name, &image, &[("web", port)]).replace(
+            "      context: web\n",
+            "      context: web\n      sync:\n        infer: ['www/**']\n",
+        ),
+    );
+    let (mut child, mut lines) = spawn_dev(&p);
+    let mut seen = Vec::new();
+    next_event(&mut lines, &mut seen, "iteration").await;
+    assert!(serves(port, "v1\n"));
+    let container = format!("{name}-web");
+    let id = || {
+        let out = Command::new("docker")
+            .args(["inspect", "-f", "{{.Id}}", &container])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let first_id = id();
+    let builds = |seen: &[Value]| seen.iter().filter(|e| e["type"] == "buildStarted").count();
+    let builds_before = builds(&seen);
+
+    // An edit and a new file with its mode: where `COPY www/ ./www/` under `WORKDIR /srv` put them, owned by root.
+    p.write("web/www/index.html", "v2\n");
+    assert!(serves(port, "v2\n"), "{seen:#?}");
+    p.write("web/www/tool.sh", "#!/bin/sh\n");
+    std::fs::set_permissions(
+        p.path().join("web/www/tool.sh"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o751),
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while busybox_in(&container, &["stat", "-c", "%a %u:%g", "/srv/www/tool.sh"]).is_none() {
+        assert!(Instant::now() < deadline, "{seen:#?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        busybox_in(&container, &["stat", "-c", "%a %u:%g", "/srv/www/tool.sh"]).as_deref(),
+        Some("751 0:0")
+    );
+
+    // A delete: gone from the container, no build.
+    std::fs::remove_file(p.path().join("web/www/other.html")).unwrap();
+    let synced = loop {
+        let e = next_event(&mut lines, &mut seen, "synced").await;
+        if e["data"]["deleted"]
+            .as_array()
+            .is_some_and(|d| !d.is_empty())
+        {
+            break e;
+        }
+    };
+    assert_eq!(
+        synced["data"]["deleted"][0], "web/www/other.html",
+        "{synced}"
+    );
+    assert_eq!(
+        busybox_in(&container, &["test", "-e", "/srv/www/other.html"]),
+        None
+    );
+    assert_eq!(builds(&seen), builds_before, "{seen:#?}");
+    assert_eq!(id(), first_id, "the container was not replaced");
+
+    // A file no rule takes: one line saying why, then a rebuild.
+    p.write("web/notes.txt", "notes\n");
+    let skipped = next_event(&mut lines, &mut seen, "syncSkipped").await;
+    assert_eq!(
+        skipped["data"]["reason"], "`notes.txt` is not taken by a sync rule",
+        "{skipped}"
+    );
+    next_event(&mut lines, &mut seen, "iteration").await;
+    assert_eq!(builds(&seen), builds_before + 1, "{seen:#?}");
 
     cleanup_built(&mut p, &seen);
     stop_dev(&mut child, &mut lines, &mut seen).await;

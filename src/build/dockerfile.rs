@@ -165,7 +165,8 @@ fn parse(text: &str) -> Result<Dockerfile<'_>, DockerfileError> {
     })
 }
 
-fn line_of(text: &str, offset: usize) -> usize {
+/// The 1-based line of byte `offset` in `text`.
+pub fn line_of(text: &str, offset: usize) -> usize {
     text.as_bytes()[..offset.min(text.len())]
         .iter()
         .filter(|&&b| b == b'\n')
@@ -175,7 +176,7 @@ fn line_of(text: &str, offset: usize) -> usize {
 
 /// BuildKit's `parseWords`: splits `ARG` arguments on unquoted whitespace, keeping quotes and escapes in the
 /// words (they are removed later, when a value is expanded).
-fn split_words(rest: &str, escape: char) -> Vec<String> {
+pub fn split_words(rest: &str, escape: char) -> Vec<String> {
     #[derive(PartialEq)]
     enum Phase {
         Spaces,
@@ -251,13 +252,25 @@ fn split_words(rest: &str, escape: char) -> Vec<String> {
 /// quote removal, the escape character, `$VAR`, `${VAR}`, `${VAR:-w}`, `${VAR-w}`, `${VAR:+w}`, `${VAR+w}`,
 /// `${VAR:?msg}` and `${VAR?msg}`. Unknown variables expand to nothing.
 fn expand(word: &str, env: &HashMap<String, String>, escape: char) -> Result<String, String> {
+    expand_word(word, env, escape).map(|(value, _)| value)
+}
+
+/// [`expand`] that also names the variables the word used that `env` does not set (they expanded to nothing, or
+/// to their default), for callers that must know whether a value came from somewhere they cannot see.
+pub fn expand_word(
+    word: &str,
+    env: &HashMap<String, String>,
+    escape: char,
+) -> Result<(String, Vec<String>), String> {
     let mut lexer = Lexer {
         chars: word.chars().collect(),
         pos: 0,
         env,
         escape,
+        unset: Vec::new(),
     };
-    lexer.until(None)
+    let value = lexer.until(None)?;
+    Ok((value, lexer.unset))
 }
 
 struct Lexer<'a> {
@@ -265,6 +278,8 @@ struct Lexer<'a> {
     pos: usize,
     env: &'a HashMap<String, String>,
     escape: char,
+    /// Variables looked up and not found.
+    unset: Vec<String>,
 }
 
 impl Lexer<'_> {
@@ -390,6 +405,9 @@ impl Lexer<'_> {
             if name.is_empty() {
                 return Ok("$".to_owned());
             }
+            if !self.env.contains_key(&name) {
+                self.unset.push(name.clone());
+            }
             return Ok(self.env.get(&name).cloned().unwrap_or_default());
         }
         self.pos += 1;
@@ -400,6 +418,9 @@ impl Lexer<'_> {
         }
         let name = self.name();
         let value = self.env.get(&name);
+        if value.is_none() {
+            self.unset.push(name.clone());
+        }
         let unset = |word: &str| {
             if word.is_empty() {
                 format!("{name}: is not allowed to be unset")

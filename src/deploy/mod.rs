@@ -229,12 +229,39 @@ pub struct SyncRequest<'a> {
     pub hooks: &'a crate::config::hooks::Hooks,
 }
 
-/// A changed file and where it goes in the container.
+/// A changed file and where it goes in the container, with the attributes the image gives it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyncFile {
     pub local: std::path::PathBuf,
     /// Absolute path in the container.
     pub dest: String,
+    /// Permission bits: the local file's, or the Dockerfile's `--chmod`.
+    pub mode: u32,
+    /// The Dockerfile's `--chown` (`user[:group]`, names or IDs) when it has one; `None`: root, as `COPY` does.
+    pub owner: Option<String>,
+}
+
+impl SyncFile {
+    /// The numeric owner: root, or the `--chown` IDs (`uid[:gid]`; the group defaults to the uid). A name would
+    /// need the container's user database: the sync fails and the caller rebuilds.
+    pub fn owner_ids(&self) -> Result<(u64, u64), DeployError> {
+        let Some(owner) = &self.owner else {
+            return Ok((0, 0));
+        };
+        let (user, group) = owner.split_once(':').unwrap_or((owner, owner));
+        match (user.parse(), group.parse()) {
+            (Ok(u), Ok(g)) => Ok((u, g)),
+            _ => Err(DeployError::Api {
+                message: format!(
+                    "sync: `{}` is owned by `{owner}` in the image, and devloop sets the owners of synced files by ID only",
+                    self.dest
+                ),
+                hint: Some(
+                    "write `--chown` with numeric IDs (`--chown=33:33`) to sync such files".into(),
+                ),
+            }),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -202,13 +202,18 @@ pub enum Event {
         applied_ms: u64,
         ready_ms: u64,
     },
-    /// File sync: changed files of artifact `image` copied into its running containers, no rebuild.
+    /// File sync: changed files of artifact `image` copied into (and deleted files removed from) its running
+    /// containers, no rebuild.
     Synced {
         image: String,
         files: Vec<String>,
+        /// Deleted files removed from the containers.
+        deleted: Vec<String>,
         containers: usize,
         duration_ms: u64,
     },
+    /// Artifact `image` has sync rules but this iteration rebuilds it: `reason` says why, in one line.
+    SyncSkipped { image: String, reason: String },
     /// An iteration failed (build, render, deploy or rollout); the loop keeps watching.
     IterationFailed { message: String },
     /// An iteration was abandoned because newer changes arrived; a new one starts with all changes merged.

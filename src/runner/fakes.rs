@@ -14,7 +14,6 @@ use crate::cache::Store;
 use crate::config::{self, Config, LoadOptions};
 use crate::deploy::{
     AppliedObject, Change, DeleteOptions, DeployError, DeployedSet, Deployer, ObjectRef,
-    SyncRequest,
 };
 use crate::error::Error;
 use crate::event::{Event, EventSink};
@@ -201,10 +200,18 @@ pub struct FakeDeployer {
     pub execs: Mutex<Vec<(String, Vec<String>)>>,
     /// The exit code every exec returns.
     pub exec_code: Mutex<i64>,
-    /// Whether it syncs files (each sync updates one container).
-    pub syncing: bool,
-    /// The artifacts synced, in order.
-    pub syncs: Mutex<Vec<String>>,
+    /// Every sync asked for: the image, the files copied (local path, container path, mode), the paths deleted.
+    pub syncs: Mutex<Vec<FakeSync>>,
+    /// Syncs fail with this message.
+    pub sync_fails: Mutex<Option<String>>,
+}
+
+/// One sync the fake deployer was asked for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FakeSync {
+    pub image: String,
+    pub copy: Vec<crate::deploy::SyncFile>,
+    pub delete: Vec<String>,
 }
 
 impl Deployer for FakeDeployer {
@@ -259,12 +266,33 @@ impl Deployer for FakeDeployer {
     }
 
     fn can_sync(&self) -> bool {
-        self.syncing
+        true
     }
 
-    async fn sync(&self, _: &Vec<String>, req: &SyncRequest<'_>) -> Result<usize, DeployError> {
-        self.syncs.lock().unwrap().push(req.image.to_string());
-        Ok(1)
+    /// One container runs each deployed image.
+    async fn sync(
+        &self,
+        plan: &Vec<String>,
+        req: &crate::deploy::SyncRequest<'_>,
+    ) -> Result<usize, DeployError> {
+        if let Some(message) = self.sync_fails.lock().unwrap().clone() {
+            return Err(DeployError::Api {
+                message,
+                hint: None,
+            });
+        }
+        self.syncs.lock().unwrap().push(FakeSync {
+            image: req.image.to_owned(),
+            copy: req.copy.clone(),
+            delete: req.delete.clone(),
+        });
+        let wanted = tag::normalize_repository(req.image);
+        Ok(plan
+            .iter()
+            .filter(|r| {
+                tag::parse(r).is_ok_and(|p| tag::normalize_repository(&p.repository) == wanted)
+            })
+            .count())
     }
 }
 

@@ -61,6 +61,9 @@ pub struct ArtifactResult {
     pub content_tag: bool,
     /// The nodes of a local cluster have the image: it is deployed under their name for it (see `deploy_reference`).
     pub loaded: bool,
+    /// The build args the image was built with (a required artifact's reference included): where a sync places
+    /// files depends on them.
+    pub build_args: BTreeMap<String, String>,
 }
 
 impl ArtifactResult {
@@ -386,6 +389,7 @@ impl<B: Builder> BuildRun<'_, B> {
     ) -> Result<ArtifactResult, Error> {
         let planned = self.plan(a, done).await?;
         let key = planned.key.clone();
+        let build_args = planned.build_args.clone();
         let repository = tag::apply_default_repo(&a.image, opts.default_repo.as_deref());
         let tag = match &opts.tag {
             Some(t) => t.clone(),
@@ -410,6 +414,7 @@ impl<B: Builder> BuildRun<'_, B> {
             cached,
             content_tag,
             loaded: false,
+            build_args: build_args.clone(),
         };
         if !opts.no_cache
             && let Some((image_id, digest)) = self.reuse(&planned, &repository, &tag, push).await?

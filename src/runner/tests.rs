@@ -213,6 +213,7 @@ fn deploy_references_are_immutable() {
         cached: false,
         content_tag: false,
         loaded: false,
+        build_args: Default::default(),
     };
     assert_eq!(r.deploy_reference(), "api:v1-0123456789ab");
     r.loaded = true;

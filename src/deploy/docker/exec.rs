@@ -77,12 +77,19 @@ impl DockerTarget {
                 }
             }
         }
-        let inspected = self
-            .docker
-            .inspect_exec(&id)
-            .await
-            .map_err(|e| api_error(&object, "inspect exec in", &e))?;
-        result.exit_code = inspected.exit_code;
+        // The output ends a moment before the daemon records the exit code: ask until it has (bounded).
+        for _ in 0..100 {
+            let inspected = self
+                .docker
+                .inspect_exec(&id)
+                .await
+                .map_err(|e| api_error(&object, "inspect exec in", &e))?;
+            if inspected.running != Some(true) {
+                result.exit_code = inspected.exit_code;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
         Ok(result)
     }
 }

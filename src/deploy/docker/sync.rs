@@ -1,11 +1,14 @@
 //! Deploy, Docker backend, file sync: changed files of an artifact → copied into the running containers of this
-//! project that run its image (one tar archive per distinct set of files), instead of a rebuild. Files under a
-//! bind mount are skipped (they are live already); the artifact's container sync hooks run in each container before and
-//! after its files. Never touches a container without this project's labels.
+//! project that run its image (one tar archive per distinct set of files, modes and owners as the image has them),
+//! and deleted files removed (`rm` in the container), instead of a rebuild, between the artifact's container sync
+//! hooks (run in each container). Files under a bind mount are skipped (they are live already); never touches a
+//! container without this project's labels.
 
 use std::path::Path;
 
+use bollard::exec::{CreateExecOptions, StartExecResults};
 use bollard::query_parameters::UploadToContainerOptions;
+use futures_util::StreamExt;
 
 use super::daemon_error::api_error;
 use super::{DockerPlan, DockerTarget};
@@ -14,20 +17,15 @@ use crate::config::hooks::Hook;
 use crate::deploy::{DeployError, SyncFile, SyncRequest};
 
 impl DockerTarget {
-    /// `sync`: copies `req.copy` into the running containers of `plan` that run `req.image`, between the container
-    /// hooks of `req.hooks` (run in each of them); returns how many were updated. Deleting files is not done on
-    /// this target: such a request is refused, and the caller rebuilds.
+    /// `sync`: copies `req.copy` into, and deletes `req.delete` from, the running containers of `plan` that run
+    /// `req.image`, between the container hooks of `req.hooks` (run in each of them); returns how many were
+    /// updated. Deleting runs `rm -f --` in the container: a container without `rm` fails the sync (the caller
+    /// rebuilds).
     pub(super) async fn copy_files(
         &self,
         plan: &DockerPlan,
         req: &SyncRequest<'_>,
     ) -> Result<usize, DeployError> {
-        if !req.delete.is_empty() {
-            return Err(DeployError::Api {
-                message: "deleting files from containers is not done on the Docker target".into(),
-                hint: None,
-            });
-        }
         let files = &req.copy;
         let wanted = crate::tag::normalize_repository(req.image);
         let containers: Vec<&Container> = plan
@@ -48,8 +46,8 @@ impl DockerTarget {
             let Some(id) = current.id.as_deref().filter(|_| running && ours) else {
                 continue;
             };
-            // A file under a bind mount is already live in the container; writing it through the daemon would
-            // rewrite the host file and trigger the watcher again.
+            // A file under a bind mount is already live in the container; writing (or deleting) it through the
+            // daemon would change the host file and trigger the watcher again.
             self.run_sync_hooks(&c.name, &req.hooks.before, "before")
                 .await?;
             let wanted: Vec<SyncFile> = files
@@ -86,6 +84,10 @@ impl DockerTarget {
                     )
                     .await
                     .map_err(|e| api_error(&object, "sync files into", &e))?;
+            }
+            let gone: Vec<&String> = req.delete.iter().filter(|d| !bind_mounted(c, d)).collect();
+            if !gone.is_empty() {
+                self.remove_files(&object, id, &gone).await?;
             }
             self.run_sync_hooks(&c.name, &req.hooks.after, "after")
                 .await?;
@@ -135,6 +137,66 @@ impl DockerTarget {
         }
         Ok(())
     }
+
+    /// `rm -f -- paths` in the container; an error when it cannot run or fails.
+    async fn remove_files(
+        &self,
+        object: &str,
+        id: &str,
+        paths: &[&String],
+    ) -> Result<(), DeployError> {
+        let mut cmd = vec!["rm".to_owned(), "-f".to_owned(), "--".to_owned()];
+        cmd.extend(paths.iter().map(|p| (*p).clone()));
+        let created = self
+            .docker
+            .create_exec(
+                id,
+                CreateExecOptions {
+                    cmd: Some(cmd),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| api_error(object, "delete synced files in", &e))?;
+        let mut text = String::new();
+        let started = self
+            .docker
+            .start_exec(&created.id, None)
+            .await
+            .map_err(|e| api_error(object, "delete synced files in", &e))?;
+        if let StartExecResults::Attached { mut output, .. } = started {
+            while let Some(out) = output.next().await {
+                match out {
+                    Ok(o) => text.push_str(&o.to_string()),
+                    Err(e) => return Err(api_error(object, "delete synced files in", &e)),
+                }
+            }
+        }
+        // The output ends a moment before the daemon records the exit code.
+        let mut code = None;
+        for _ in 0..100 {
+            let inspected = self
+                .docker
+                .inspect_exec(&created.id)
+                .await
+                .map_err(|e| api_error(object, "delete synced files in", &e))?;
+            if inspected.running != Some(true) {
+                code = inspected.exit_code;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        match code {
+            Some(0) => Ok(()),
+            _ => Err(DeployError::Apply {
+                object: object.to_owned(),
+                message: format!("cannot delete synced files: `rm` failed: {}", text.trim()),
+                hint: None,
+            }),
+        }
+    }
 }
 
 /// Whether `dest` (a path in the container) lies under one of `c`'s bind mounts.
@@ -145,15 +207,36 @@ pub(super) fn bind_mounted(c: &Container, dest: &str) -> bool {
     })
 }
 
-/// One tar archive of `files` at their container paths (relative to `/`), for the daemon to extract.
+/// One tar archive of `files` at their container paths (relative to `/`), for the daemon to extract: each with its
+/// mode, owned by root (as `COPY` makes it) or by the numeric `--chown` owner.
 fn sync_archive(files: &[SyncFile]) -> Result<Vec<u8>, DeployError> {
     let mut archive = tar::Builder::new(Vec::new());
-    archive.follow_symlinks(false);
     for f in files {
+        let (uid, gid) = f.owner_ids()?;
+        let content = std::fs::read(&f.local).map_err(|e| DeployError::Api {
+            message: format!("sync: cannot read `{}`: {e}", f.local.display()),
+            hint: None,
+        })?;
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Regular);
+        header.set_size(content.len() as u64);
+        header.set_mode(f.mode);
+        header.set_uid(uid);
+        header.set_gid(gid);
+        header.set_mtime(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+        );
         archive
-            .append_path_with_name(&f.local, f.dest.trim_start_matches('/'))
+            .append_data(
+                &mut header,
+                f.dest.trim_start_matches('/'),
+                content.as_slice(),
+            )
             .map_err(|e| DeployError::Api {
-                message: format!("sync: cannot read `{}`: {e}", f.local.display()),
+                message: format!("sync: `{}`: {e}", f.local.display()),
                 hint: None,
             })?;
     }
@@ -161,4 +244,69 @@ fn sync_archive(files: &[SyncFile]) -> Result<Vec<u8>, DeployError> {
         message: format!("sync: {e}"),
         hint: None,
     })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn file(dir: &Path, name: &str, mode: u32, owner: Option<&str>) -> SyncFile {
+        let local = dir.join(name);
+        std::fs::write(&local, name).unwrap();
+        SyncFile {
+            local,
+            dest: format!("/srv/{name}"),
+            mode,
+            owner: owner.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn the_archive_carries_each_file_with_its_mode_and_owner() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = [
+            file(dir.path(), "a.sh", 0o751, None),
+            file(dir.path(), "b.php", 0o640, Some("33:34")),
+            file(dir.path(), "c.txt", 0o600, Some("1000")),
+        ];
+        let bytes = sync_archive(&files).unwrap();
+        let mut archive = tar::Archive::new(bytes.as_slice());
+        let got: Vec<(String, u32, u64, u64, String)> = archive
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let mut e = e.unwrap();
+                let h = e.header().clone();
+                let mut body = String::new();
+                std::io::Read::read_to_string(&mut e, &mut body).unwrap();
+                let path = h.path().unwrap().display().to_string();
+                (
+                    path,
+                    h.mode().unwrap(),
+                    h.uid().unwrap(),
+                    h.gid().unwrap(),
+                    body,
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("srv/a.sh".into(), 0o751, 0, 0, "a.sh".into()),
+                ("srv/b.php".into(), 0o640, 33, 34, "b.php".into()),
+                ("srv/c.txt".into(), 0o600, 1000, 1000, "c.txt".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn an_owner_by_name_fails_the_sync_with_a_hint() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = sync_archive(&[file(dir.path(), "x.php", 0o644, Some("www-data"))]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "sync: `/srv/x.php` is owned by `www-data` in the image, and devloop sets the owners of synced files by ID only\n\nhint: write `--chown` with numeric IDs (`--chown=33:33`) to sync such files"
+        );
+    }
 }

@@ -7,7 +7,6 @@
 //! is brought up to date at the next sync. Touches no container of another image or project.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::PathBuf;
 
 use futures_util::future::join_all;
 
@@ -40,8 +39,8 @@ pub(super) struct ContainerKey {
 pub(super) struct SyncedImage {
     /// The deployed reference the files were synced into.
     reference: String,
-    /// Container path → the local file now there (`None`: deleted).
-    files: BTreeMap<String, Option<PathBuf>>,
+    /// Container path → the file now there (`None`: deleted).
+    files: BTreeMap<String, Option<SyncFile>>,
     /// The containers that have every file of `files`.
     up_to_date: HashSet<ContainerKey>,
 }
@@ -63,21 +62,21 @@ struct Job {
     delete: Vec<String>,
 }
 
-/// A shell script for [`Transport::TarShell`]: `$1` is the archive's size, `$2` the number of renames, then pairs
+/// A shell script for [`Transport::TarShell`] (`TAR_OWNER` is `o` unless a file has a `--chown` owner, carried in
+/// the archive by ID): `$1` is the archive's size, `$2` the number of renames, then pairs
 /// `tmp dest`, then the paths to delete. The archive names the temporary paths (relative to `/`). `head -c` hands
 /// tar exactly the archive: stdin stays open (protocol v4 cannot close it alone), and busybox's tar reads on to
 /// the end of its input.
 const TAR_SCRIPT: &str = r#"set -e
 size=$1; n=$2; shift 2
-if [ "$n" -gt 0 ]; then head -c "$size" | tar -xmof - -C /; fi
+if [ "$n" -gt 0 ]; then head -c "$size" | tar -xm$TAR_OWNER -f - -C /; fi
 while [ "$n" -gt 0 ]; do mv -f "$1" "$2"; shift 2; n=$((n-1)); done
 if [ $# -gt 0 ]; then rm -f -- "$@"; fi
 "#;
 
 /// A shell script for [`Transport::Shell`], one file: `$1` dir, `$2` size, `$3` temporary path, `$4` mode, `$5`
-/// destination; the content on stdin.
-const SHELL_FILE_SCRIPT: &str =
-    r#"set -e; mkdir -p "$1"; head -c "$2" > "$3"; chmod "$4" "$3"; mv -f "$3" "$5""#;
+/// destination, `$6` the `uid:gid` owner or empty; the content on stdin.
+const SHELL_FILE_SCRIPT: &str = r#"set -e; mkdir -p "$1"; head -c "$2" > "$3"; chmod "$4" "$3"; if [ -n "$6" ]; then chown "$6" "$3"; fi; mv -f "$3" "$5""#;
 
 /// A shell script deleting its arguments.
 const SHELL_DELETE_SCRIPT: &str = r#"rm -f -- "$@""#;
@@ -122,7 +121,7 @@ impl KubeTarget {
             };
         }
         for f in &req.copy {
-            synced.files.insert(f.dest.clone(), Some(f.local.clone()));
+            synced.files.insert(f.dest.clone(), Some(f.clone()));
         }
         for d in &req.delete {
             synced.files.insert(d.clone(), None);
@@ -244,7 +243,9 @@ impl KubeTarget {
                 message: format!("sync: {e}"),
                 hint: None,
             })??;
-        let mut argv: Vec<String> = ["sh", "-c", TAR_SCRIPT, "sh"].map(String::from).to_vec();
+        let owned = job.copy.iter().any(|f| f.owner.is_some());
+        let script = format!("TAR_OWNER={}\n{TAR_SCRIPT}", if owned { "" } else { "o" });
+        let mut argv: Vec<String> = vec!["sh".into(), "-c".into(), script, "sh".into()];
         argv.push(archive.len().to_string());
         argv.push(job.copy.len().to_string());
         for f in &job.copy {
@@ -268,7 +269,14 @@ impl KubeTarget {
     async fn write_with_shell(&self, job: &Job) -> Result<Attempt, DeployError> {
         for f in &job.copy {
             let local = f.local.clone();
-            let (content, mode) = tokio::task::spawn_blocking(move || read_file(&local))
+            let owner = match &f.owner {
+                Some(_) => {
+                    let (u, g) = f.owner_ids()?;
+                    format!("{u}:{g}")
+                }
+                None => String::new(),
+            };
+            let content = tokio::task::spawn_blocking(move || read_file(&local))
                 .await
                 .map_err(|e| DeployError::Api {
                     message: format!("sync: {e}"),
@@ -283,8 +291,9 @@ impl KubeTarget {
                 dir,
                 content.len().to_string(),
                 temporary(&f.dest),
-                format!("{:o}", mode & 0o7777),
+                format!("{:o}", f.mode & 0o7777),
                 f.dest.clone(),
+                owner,
             ];
             let out = self
                 .exec(
@@ -356,15 +365,12 @@ fn mentions_missing(out: &ExecOutput, program: &str) -> bool {
 }
 
 /// Every file synced since the build: the ones still there to copy, the deleted ones to delete.
-fn everything(files: &BTreeMap<String, Option<PathBuf>>) -> (Vec<SyncFile>, Vec<String>) {
+fn everything(files: &BTreeMap<String, Option<SyncFile>>) -> (Vec<SyncFile>, Vec<String>) {
     let mut copy = Vec::new();
     let mut delete = Vec::new();
-    for (dest, local) in files {
-        match local {
-            Some(local) => copy.push(SyncFile {
-                local: local.clone(),
-                dest: dest.clone(),
-            }),
+    for (dest, file) in files {
+        match file {
+            Some(f) => copy.push(f.clone()),
             None => delete.push(dest.clone()),
         }
     }
@@ -384,42 +390,25 @@ fn parent_dir(dest: &str) -> String {
     }
 }
 
-fn read_file(path: &std::path::Path) -> Result<(Vec<u8>, u32), DeployError> {
-    let cannot = |e: std::io::Error| DeployError::Api {
+fn read_file(path: &std::path::Path) -> Result<Vec<u8>, DeployError> {
+    std::fs::read(path).map_err(|e| DeployError::Api {
         message: format!("sync: cannot read `{}`: {e}", path.display()),
         hint: None,
-    };
-    let content = std::fs::read(path).map_err(cannot)?;
-    let mode = mode_of(&std::fs::metadata(path).map_err(cannot)?);
-    Ok((content, mode))
+    })
 }
 
-#[cfg(unix)]
-fn mode_of(m: &std::fs::Metadata) -> u32 {
-    use std::os::unix::fs::PermissionsExt;
-    m.permissions().mode()
-}
-
-#[cfg(not(unix))]
-fn mode_of(m: &std::fs::Metadata) -> u32 {
-    if m.permissions().readonly() {
-        0o444
-    } else {
-        0o644
-    }
-}
-
-/// A tar archive of `files` under their temporary names (relative to `/`), modes kept, owned by root (extracted
-/// with `-o`, the container's user owns them).
+/// A tar archive of `files` under their temporary names (relative to `/`), with their modes, owned by root (as
+/// `COPY` makes them) or by their numeric `--chown` owner.
 fn archive(files: &[SyncFile]) -> Result<Vec<u8>, DeployError> {
     let mut builder = tar::Builder::new(Vec::new());
     for f in files {
-        let (content, mode) = read_file(&f.local)?;
+        let content = read_file(&f.local)?;
+        let (uid, gid) = f.owner_ids()?;
         let mut header = tar::Header::new_gnu();
         header.set_size(content.len() as u64);
-        header.set_mode(mode & 0o7777);
-        header.set_uid(0);
-        header.set_gid(0);
+        header.set_mode(f.mode & 0o7777);
+        header.set_uid(uid);
+        header.set_gid(gid);
         header.set_mtime(0);
         header.set_entry_type(tar::EntryType::Regular);
         let name = temporary(&f.dest);
@@ -460,15 +449,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("run.sh");
         std::fs::write(&f, "echo hi\n").unwrap();
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o751)).unwrap();
-        }
-        let bytes = archive(&[SyncFile {
-            local: f,
-            dest: "/app/bin/run.sh".into(),
-        }])
+        let bytes = archive(&[
+            SyncFile {
+                local: f.clone(),
+                dest: "/app/bin/run.sh".into(),
+                mode: 0o751,
+                owner: None,
+            },
+            SyncFile {
+                local: f,
+                dest: "/app/own.sh".into(),
+                mode: 0o640,
+                owner: Some("33".into()),
+            },
+        ])
         .unwrap();
         let mut a = tar::Archive::new(&bytes[..]);
         let entries: Vec<_> = a
@@ -483,17 +477,25 @@ mod tests {
                 )
             })
             .collect();
-        #[cfg(unix)]
         assert_eq!(
             entries,
-            [("app/bin/.run.sh.devloop-sync".to_string(), 0o751, 0)]
+            [
+                ("app/bin/.run.sh.devloop-sync".to_string(), 0o751, 0),
+                ("app/.own.sh.devloop-sync".to_string(), 0o640, 33),
+            ]
         );
     }
 
     #[test]
     fn everything_copies_what_is_there_and_deletes_what_is_gone() {
         let mut files = BTreeMap::new();
-        files.insert("/a".to_string(), Some(PathBuf::from("/src/a")));
+        let a = SyncFile {
+            local: "/src/a".into(),
+            dest: "/a".into(),
+            mode: 0o644,
+            owner: None,
+        };
+        files.insert("/a".to_string(), Some(a));
         files.insert("/b".to_string(), None);
         let (copy, delete) = everything(&files);
         assert_eq!(copy.len(), 1);

@@ -1,4 +1,4 @@
-//! Output, human: dev-loop events (files synced, one summary line per iteration, a failed or restarted iteration,
+//! Output, human: dev-loop events (files synced, or why not, one summary line per iteration, a failed or restarted iteration,
 //! the statistics when `dev` stops) → lines on stderr. Never writes stdout.
 
 use super::Printer;
@@ -12,18 +12,30 @@ impl Printer {
             Event::Synced {
                 image,
                 files,
+                deleted,
                 containers,
                 duration_ms,
             } => {
+                let name = |v: &[String]| match v.len() {
+                    1 => v[0].clone(),
+                    n => format!("{n} files"),
+                };
+                let what = match (files.is_empty(), deleted.is_empty()) {
+                    (false, true) => format!("synced {} into", name(files)),
+                    (true, false) => format!("deleted {} in", name(deleted)),
+                    _ => format!("synced {}, deleted {} in", name(files), name(deleted)),
+                };
                 self.line(&format!(
-                    "{} {image}: synced {} into {containers} container{} in {}",
+                    "{} {image}: {what} {containers} container{} in {}",
                     self.paint("32", "⇄"),
-                    match files.len() {
-                        1 => files[0].clone(),
-                        n => format!("{n} files"),
-                    },
                     if *containers == 1 { "" } else { "s" },
                     secs(*duration_ms)
+                ));
+            }
+            Event::SyncSkipped { image, reason } => {
+                self.line(&format!(
+                    "{} {image}: rebuilding, not syncing: {reason}",
+                    self.paint("33", "⇄")
                 ));
             }
             Event::Iteration { .. } => self.iteration(e),

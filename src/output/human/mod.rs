@@ -156,6 +156,7 @@ impl Printer {
                 line,
             } => self.log_line(pod, container, workload, line),
             Event::Synced { .. }
+            | Event::SyncSkipped { .. }
             | Event::Iteration { .. }
             | Event::IterationFailed { .. }
             | Event::IterationCancelled { .. }

@@ -19,13 +19,14 @@ use super::{ArtifactResult, BuildOptions, BuildRun};
 use crate::build::Builder;
 use crate::cache::Store;
 use crate::config::{Artifact, Config};
-use crate::deploy::{Change, DeleteOptions, DeployedSet, SyncFile, SyncRequest};
+use crate::deploy::{Change, DeleteOptions, DeployedSet, SyncRequest};
 use crate::error::Error;
 use crate::event::{Event, EventSink};
 use crate::hint::Hint;
 use crate::hook::{HookRun, Phase};
 use crate::render::ArtifactImage;
 use crate::runner::target::DeployTarget;
+use crate::sync::{Changes, Placements, Planned};
 use crate::tag;
 use crate::template::Vars;
 use crate::time::Timestamp;
@@ -158,6 +159,14 @@ impl Trigger {
         self
     }
 
+    /// Also the changes of a failed iteration (timed from this trigger's save: that one was reported).
+    fn carry(mut self, failed: Trigger) -> Trigger {
+        self.everything |= failed.everything;
+        self.startup |= failed.startup;
+        self.paths.extend(failed.paths);
+        self
+    }
+
     fn from(cs: ChangeSet) -> Trigger {
         Trigger {
             everything: cs.manual && cs.paths.is_empty(),
@@ -187,6 +196,10 @@ impl<B: Builder, D: DeployTarget> DevLoop<'_, B, D> {
         });
         // An iteration whose build was overtaken by newer content, to go again with the change that overtook it.
         let mut superseded: Option<Trigger> = None;
+        // A failed iteration's changes: the next one takes them too, so what it failed to build is not synced over.
+        let mut failed: Option<Trigger> = None;
+        // The artifacts' Dockerfiles as sync reads them, parsed when they change.
+        let placements = Placements::default();
         loop {
             let trigger = match pending.take() {
                 Some(t) => t,
@@ -199,12 +212,18 @@ impl<B: Builder, D: DeployTarget> DevLoop<'_, B, D> {
                 Some(earlier) => earlier.join(trigger),
                 None => trigger,
             };
+            if let Some(earlier) = failed.take() {
+                trigger = trigger.carry(earlier);
+            }
             self.reload_if_edited(&mut cfg, &mut trigger);
             let outcome = self
                 .run_iteration(
                     &cfg,
                     &trigger,
-                    &images,
+                    &Running {
+                        images: &images,
+                        placements: &placements,
+                    },
                     &mut changes,
                     &mut pending,
                     &shutdown,
@@ -225,6 +244,7 @@ impl<B: Builder, D: DeployTarget> DevLoop<'_, B, D> {
                     self.events.emit(Event::IterationFailed {
                         message: e.to_string(),
                     });
+                    failed = Some(trigger);
                 }
                 None if shutdown.is_cancelled() => break,
                 None => {
@@ -282,14 +302,14 @@ impl<B: Builder, D: DeployTarget> DevLoop<'_, B, D> {
         &self,
         cfg: &Config,
         trigger: &Trigger,
-        images: &HashMap<String, ArtifactResult>,
+        running: &Running<'_>,
         changes: &mut mpsc::UnboundedReceiver<ChangeSet>,
         pending: &mut Option<Trigger>,
         shutdown: &CancellationToken,
     ) -> Option<Result<IterationReport, Error>> {
         let phase = AtomicU8::new(PHASE_BUILD);
         let cancel = CancellationToken::new();
-        let mut work = pin!(self.iteration(cfg, trigger, images, &phase, &cancel));
+        let mut work = pin!(self.iteration(cfg, trigger, running, &phase, &cancel));
         loop {
             tokio::select! {
                 r = &mut work => return Some(r),
@@ -335,14 +355,15 @@ impl<B: Builder, D: DeployTarget> DevLoop<'_, B, D> {
         &self,
         cfg: &Config,
         trigger: &Trigger,
-        images: &HashMap<String, ArtifactResult>,
+        running: &Running<'_>,
         phase: &AtomicU8,
         cancel: &CancellationToken,
     ) -> Result<IterationReport, Error> {
         phase.store(PHASE_BUILD, Ordering::SeqCst);
+        let images = running.images;
         let mut only = to_build(cfg, trigger, images);
-        // File sync: artifacts whose only changes are files their `sync` rules take are updated in place.
-        let synced = self.sync_in_place(cfg, trigger, images, &mut only).await?;
+        // File sync: artifacts whose only changes are files their sync rules take are updated in place.
+        let synced = self.sync_in_place(cfg, trigger, running, &mut only).await?;
         let mut results = Vec::new();
         if !only.is_empty() {
             let run = BuildRun {
@@ -414,32 +435,51 @@ impl<B: Builder, D: DeployTarget> DevLoop<'_, B, D> {
         Ok(self.report(cfg, trigger, results, synced, &changed, times))
     }
 
-    /// Syncs the files of artifacts whose every change a `sync` rule takes into their running containers, and takes
-    /// them out of `only` (a failed sync leaves them there: they are rebuilt). Returns the synced artifacts.
+    /// Syncs the changes of artifacts whose every change a sync rule takes into their running containers, and
+    /// takes them out of `only` (a failed sync leaves them there: they are rebuilt). Says once per artifact why
+    /// one with sync rules is rebuilt instead. Returns the synced artifacts.
     async fn sync_in_place(
         &self,
         cfg: &Config,
         trigger: &Trigger,
-        images: &HashMap<String, ArtifactResult>,
+        running: &Running<'_>,
         only: &mut BTreeSet<String>,
     ) -> Result<Vec<String>, Error> {
+        let (images, placements) = (running.images, running.placements);
         let mut synced = Vec::new();
         if trigger.everything || !self.deployer.can_sync() {
             return Ok(synced);
         }
-        let candidates: Vec<(&Artifact, Vec<SyncFile>)> = cfg
+        let mut candidates = Vec::new();
+        let mut not_copied = Vec::new();
+        for a in cfg
             .build
             .artifacts
             .iter()
             .filter(|a| only.contains(&a.image))
-            .filter(|a| images.contains_key(&tag::normalize_repository(&a.image)))
-            .filter_map(|a| sync_files(cfg, a, &trigger.paths).map(|f| (a, f)))
-            .collect();
+        {
+            let Some(current) = images.get(&tag::normalize_repository(&a.image)) else {
+                continue;
+            };
+            if a.sync.is_empty() && a.sync_infer.is_empty() {
+                continue;
+            }
+            match plan_sync(cfg, a, &trigger.paths, current, placements) {
+                Planned::Sync { copy, delete } => candidates.push((a, copy, delete)),
+                Planned::Rebuild(reason) => self.skip_sync(a, reason),
+                // The running image is what a build would make: the next build takes these changes.
+                Planned::NotCopied => not_copied.push(&a.image),
+                Planned::Unchanged => {}
+            }
+        }
+        for image in not_copied {
+            only.remove(image);
+        }
         if candidates.is_empty() {
             return Ok(synced);
         }
         let plan = (self.plan)(cfg, &artifact_images(cfg, images))?;
-        for (a, files) in candidates {
+        for (a, copy, delete) in candidates {
             let started = Instant::now();
             let req = SyncRequest {
                 image: &a.image,
@@ -447,25 +487,30 @@ impl<B: Builder, D: DeployTarget> DevLoop<'_, B, D> {
                     .get(&tag::normalize_repository(&a.image))
                     .map(ArtifactResult::deploy_reference)
                     .unwrap_or_default(),
-                copy: files.clone(),
-                delete: Vec::new(),
+                copy: copy.clone(),
+                delete: delete.iter().map(|d| d.dest.clone()).collect(),
                 hooks: &a.sync_hooks,
             };
-            let hooks = |phase| self.sync_hooks(phase, a, &req, &plan);
+            let gone: Vec<PathBuf> = delete.iter().map(|d| d.local.clone()).collect();
+            let hooks = |phase| self.sync_hooks(phase, a, &req, &gone, &plan);
             hooks(Phase::BeforeSync)
                 .run_host(&a.sync_hooks.before)
                 .await?;
             match self.deployer.sync(&plan, &req).await {
-                Ok(0) => {}
+                Ok(0) => self.skip_sync(a, "no running container uses it".into()),
                 Ok(containers) => {
                     hooks(Phase::AfterSync)
                         .run_host(&a.sync_hooks.after)
                         .await?;
                     self.events.emit(Event::Synced {
                         image: a.image.clone(),
-                        files: files
+                        files: copy
                             .iter()
                             .map(|f| relative(&cfg.base_dir, &f.local))
+                            .collect(),
+                        deleted: delete
+                            .iter()
+                            .map(|d| relative(&cfg.base_dir, &d.local))
                             .collect(),
                         containers,
                         duration_ms: started.elapsed().as_millis() as u64,
@@ -487,10 +532,11 @@ impl<B: Builder, D: DeployTarget> DevLoop<'_, B, D> {
         phase: Phase,
         a: &'h Artifact,
         req: &SyncRequest<'_>,
+        deleted: &[PathBuf],
         plan: &D::Plan,
     ) -> HookRun<'h> {
         let local: Vec<PathBuf> = req.copy.iter().map(|f| f.local.clone()).collect();
-        let mut env = crate::hook::sync_env(&req.reference, &a.context, &local, &[]);
+        let mut env = crate::hook::sync_env(&req.reference, &a.context, &local, deleted);
         env.extend(self.deployer.hook_env(plan));
         HookRun {
             phase,
@@ -500,6 +546,13 @@ impl<B: Builder, D: DeployTarget> DevLoop<'_, B, D> {
             // A newer change drops the sync's future, which kills the hook: no token of its own needed.
             cancel: CancellationToken::new(),
         }
+    }
+
+    fn skip_sync(&self, a: &Artifact, reason: String) {
+        self.events.emit(Event::SyncSkipped {
+            image: a.image.clone(),
+            reason,
+        });
     }
 
     /// What the iteration did: the `iteration` event (when it did something, or checked everything) and the report.
@@ -551,6 +604,12 @@ impl<B: Builder, D: DeployTarget> DevLoop<'_, B, D> {
             synced: synced_any,
         }
     }
+}
+
+/// What runs now, as the loop knows it: each artifact's current image, and its Dockerfile as sync reads it.
+struct Running<'r> {
+    images: &'r HashMap<String, ArtifactResult>,
+    placements: &'r Placements,
 }
 
 /// When an iteration's phases ended.
@@ -629,51 +688,39 @@ struct IterationReport {
     synced: bool,
 }
 
-/// The files to sync into `a`'s containers instead of rebuilding it: every changed path of its context must be an
-/// existing file that a `sync` rule takes (or that `.dockerignore` leaves out of the image), and nothing may
-/// depend on the image (dependents are rebuilt from it). `None`: rebuild.
-fn sync_files(cfg: &Config, a: &Artifact, paths: &BTreeSet<PathBuf>) -> Option<Vec<SyncFile>> {
-    if a.sync.is_empty()
-        || cfg.build.artifacts.iter().any(|b| {
+/// What the sync stage makes of `a`'s changes, against the image that runs (`current`).
+fn plan_sync(
+    cfg: &Config,
+    a: &Artifact,
+    paths: &BTreeSet<PathBuf>,
+    current: &ArtifactResult,
+    placements: &Placements,
+) -> Planned {
+    let ignore = match crate::context::read_ignore_rules(&a.context, &a.dockerfile)
+        .and_then(|rules| crate::context::DockerIgnore::from_rules(&rules))
+    {
+        Ok(i) => i,
+        Err(e) => return Planned::Rebuild(e.to_string()),
+    };
+    let wanted = tag::normalize_repository(&a.image);
+    let required_by = cfg
+        .build
+        .artifacts
+        .iter()
+        .find(|b| {
             b.requires
                 .iter()
-                .any(|r| tag::normalize_repository(&r.image) == tag::normalize_repository(&a.image))
+                .any(|r| tag::normalize_repository(&r.image) == wanted)
         })
-    {
-        return None;
-    }
-    let ignore = crate::context::read_ignore_rules(&a.context, &a.dockerfile)
-        .and_then(|rules| crate::context::DockerIgnore::from_rules(&rules))
-        .ok()?;
-    let mut files = Vec::new();
-    for p in paths {
-        if p == &a.dockerfile {
-            return None;
-        }
-        let Ok(rel) = p.strip_prefix(&a.context) else {
-            if a.context.starts_with(p) {
-                return None;
-            }
-            continue;
-        };
-        let rel = rel.to_string_lossy().replace('\\', "/");
-        if rel.ends_with(".dockerignore") {
-            return None;
-        }
-        if ignore.is_excluded(&rel) {
-            continue;
-        }
-        // A deleted file or a directory: the image is rebuilt.
-        if !p.symlink_metadata().is_ok_and(|m| m.is_file()) {
-            return None;
-        }
-        let dest = a.sync.iter().find_map(|r| r.dest_of(&rel))?;
-        files.push(SyncFile {
-            local: p.clone(),
-            dest,
-        });
-    }
-    (!files.is_empty()).then_some(files)
+        .map(|b| b.image.as_str());
+    crate::sync::plan(&Changes {
+        artifact: a,
+        paths,
+        ignore: &ignore,
+        required_by,
+        build_args: &current.build_args,
+        placements,
+    })
 }
 
 fn relative(base: &Path, p: &Path) -> String {

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::runner::fakes::{FakeBuilder, FakeDeployer, Fixture};
+use std::os::unix::fs::PermissionsExt;
 use std::sync::{Arc, Mutex};
 
 struct Harness {
@@ -391,64 +392,178 @@ fn affected_artifacts_include_dependents() {
     assert!(affected_artifacts(&cfg, &BTreeSet::from([unrelated])).is_empty());
 }
 
-#[test]
-fn sync_takes_only_changes_every_rule_covers() {
-    let fx = Fixture::new();
-    let root = fx.dir.path().canonicalize().unwrap();
-    std::fs::create_dir_all(root.join("other/static/css")).unwrap();
-    std::fs::write(root.join("other/static/css/a.css"), "a").unwrap();
-    std::fs::write(root.join("other/static/b.txt"), "b").unwrap();
-    std::fs::write(root.join("other/.dockerignore"), "**/*.txt\n").unwrap();
+/// Gives artifact `other` these sync settings and Dockerfile, and these files under `other/`.
+fn with_sync(h: &Harness, sync: &str, dockerfile: &str, files: &[&str]) {
+    let root = h.fx.dir.path();
+    for f in files {
+        let p = root.join("other").join(f);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, f).unwrap();
+    }
+    std::fs::write(root.join("other/Dockerfile"), dockerfile).unwrap();
     std::fs::write(
         root.join("devloop.yaml"),
-        "apiVersion: devloop/v1alpha1\nkind: Config\nbuild:\n  artifacts:\n    - image: app\n      context: app\n      requires: [{image: base}]\n    - image: base\n      context: base\n      sync: {manual: [{src: '*', dest: /}]}\n    - image: other\n      context: other\n      sync: {manual: [{src: 'static/**', dest: /srv/www, strip: static/}]}\n",
+        format!("apiVersion: devloop/v1alpha1\nkind: Config\nbuild:\n  artifacts:\n    - image: app\n      context: app\n      requires: [{{image: base}}]\n    - image: base\n      context: base\n    - image: other\n      context: other\n      sync: {sync}\n"),
     )
     .unwrap();
-    let cfg = fx.config();
-    let other = cfg
-        .build
-        .artifacts
-        .iter()
-        .find(|a| a.image == "other")
-        .unwrap();
-    let base = cfg
-        .build
-        .artifacts
-        .iter()
-        .find(|a| a.image == "base")
-        .unwrap();
-    let paths = |ps: &[&str]| -> BTreeSet<PathBuf> { ps.iter().map(|p| root.join(p)).collect() };
+}
 
-    // Taken by the rule, with the prefix stripped; a file .dockerignore leaves out does not count.
-    assert_eq!(
-        sync_files(
-            &cfg,
-            other,
-            &paths(&["other/static/css/a.css", "other/static/b.txt", "app/f"])
-        ),
-        Some(vec![SyncFile {
-            local: root.join("other/static/css/a.css"),
-            dest: "/srv/www/css/a.css".into(),
-        }])
+fn skipped(ev: &[Event]) -> Vec<String> {
+    ev.iter()
+        .filter_map(|e| match e {
+            Event::SyncSkipped { image, reason } => Some(format!("{image}: {reason}")),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn inferred_edits_and_deletes_are_synced_and_a_file_no_rule_takes_says_why_it_rebuilds() {
+    let h = Harness::new();
+    with_sync(
+        &h,
+        "{infer: ['www/**', 'docs/**']}",
+        "FROM scratch\nWORKDIR /www\nCOPY www/ ./\nCOPY f /f\n",
+        &["www/index.html", "www/old.html", "docs/notes.md"],
     );
-    // A file no rule takes, the Dockerfile, the ignore file, a deleted file: rebuild.
-    assert_eq!(sync_files(&cfg, other, &paths(&["other/f"])), None);
-    assert_eq!(sync_files(&cfg, other, &paths(&["other/Dockerfile"])), None);
+    let notes = h.path("other/docs/notes.md");
+    let (deploys, builder) = (&h.deployer.deploys, &h.builder);
+    let (index, old, f) = (
+        h.path("other/www/index.html"),
+        h.path("other/www/old.html"),
+        h.path("other/f"),
+    );
+    std::fs::set_permissions(&index, std::fs::Permissions::from_mode(0o604)).unwrap();
+    let (summary, ev) = h
+        .run(|tx, shutdown, seen| async move {
+            until(&seen, |e| iterations(e) == 1).await;
+            std::fs::write(&index, "v2").unwrap();
+            tx.send(change(std::slice::from_ref(&index))).unwrap();
+            until(&seen, |e| iterations(e) == 2).await;
+            std::fs::remove_file(&old).unwrap();
+            tx.send(change(std::slice::from_ref(&old))).unwrap();
+            until(&seen, |e| iterations(e) == 3).await;
+            // A file the image does not have: nothing to build or sync (the iteration deploys the same plan).
+            let before = deploys.lock().unwrap().len();
+            std::fs::write(&notes, "notes v2").unwrap();
+            tx.send(change(std::slice::from_ref(&notes))).unwrap();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while deploys.lock().unwrap().len() == before {
+                assert!(Instant::now() < deadline, "the iteration did not deploy");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            assert_eq!(builder.builds.lock().unwrap().len(), 3);
+            std::fs::write(&f, "f v2").unwrap();
+            tx.send(change(&[f.clone(), index.clone()])).unwrap();
+            until(&seen, |e| iterations(e) == 4).await;
+            shutdown.cancel();
+        })
+        .await;
+    let syncs = h.deployer.syncs.lock().unwrap().clone();
+    assert_eq!(syncs.len(), 2, "{syncs:#?}");
     assert_eq!(
-        sync_files(&cfg, other, &paths(&["other/.dockerignore"])),
-        None
+        (syncs[0].copy[0].dest.as_str(), syncs[0].copy[0].mode),
+        ("/www/index.html", 0o604)
+    );
+    assert!(syncs[0].delete.is_empty());
+    assert!(syncs[1].copy.is_empty());
+    assert_eq!(syncs[1].delete, ["/www/old.html"]);
+    let deleted: Vec<Vec<String>> = ev
+        .iter()
+        .filter_map(|e| match e {
+            Event::Synced { deleted, .. } => Some(deleted.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(deleted, [vec![], vec!["other/www/old.html".to_string()]]);
+    assert_eq!(
+        h.builder.builds.lock().unwrap().len(),
+        4,
+        "3 at start, then `f` rebuilt other"
     );
     assert_eq!(
-        sync_files(&cfg, other, &paths(&["other/static/gone.css"])),
-        None
+        skipped(&ev),
+        ["other: `f` is not taken by a sync rule"],
+        "one line, once"
     );
-    // Only ignored files changed: nothing to sync (the build path finds the cache unchanged).
+    assert_eq!((summary.synced, summary.rebuilt), (2, 1));
+}
+
+/// Regression: a change whose build failed was forgotten, so the next change, a synced file, was synced over an
+/// image that lacked the first one.
+#[tokio::test]
+async fn a_change_whose_build_failed_is_rebuilt_not_synced_over() {
+    let h = Harness::new();
+    with_sync(
+        &h,
+        "{manual: [{src: 'www/**', dest: /www, strip: www/}]}",
+        "FROM scratch\nCOPY www /www\nCOPY f /f\n",
+        &["www/index.html"],
+    );
+    let (index, f) = (h.path("other/www/index.html"), h.path("other/f"));
+    let fail = &h.builder.fail;
+    let (_, ev) = h
+        .run(|tx, shutdown, seen| async move {
+            until(&seen, |e| iterations(e) == 1).await;
+            fail.lock().unwrap().push("other".into());
+            std::fs::write(&f, "f v2").unwrap();
+            tx.send(change(std::slice::from_ref(&f))).unwrap();
+            until(&seen, |e| {
+                count(e, |x| matches!(x, Event::IterationFailed { .. })) == 1
+            })
+            .await;
+            fail.lock().unwrap().clear();
+            std::fs::write(&index, "v2").unwrap();
+            tx.send(change(std::slice::from_ref(&index))).unwrap();
+            until(&seen, |e| iterations(e) == 2).await;
+            shutdown.cancel();
+        })
+        .await;
+    assert!(
+        h.deployer.syncs.lock().unwrap().is_empty(),
+        "nothing synced"
+    );
+    let builds = h.builder.builds.lock().unwrap().clone();
     assert_eq!(
-        sync_files(&cfg, other, &paths(&["other/static/b.txt"])),
-        None
+        builds[3..],
+        ["other", "other"],
+        "the failed build, then again"
     );
-    // An image other artifacts require is rebuilt: they are built from it.
-    assert_eq!(sync_files(&cfg, base, &paths(&["base/f"])), None);
+    assert_eq!(
+        skipped(&ev),
+        [
+            "other: `f` is not taken by a sync rule",
+            "other: `f` is not taken by a sync rule"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_failed_sync_rebuilds_and_says_why() {
+    let h = Harness::new();
+    with_sync(
+        &h,
+        "{manual: [{src: 'www/**', dest: /www, strip: www/}]}",
+        "FROM scratch\nCOPY www /www\n",
+        &["www/index.html"],
+    );
+    *h.deployer.sync_fails.lock().unwrap() = Some("exec forbidden".into());
+    let index = h.path("other/www/index.html");
+    let (_, ev) = h
+        .run(|tx, shutdown, seen| async move {
+            until(&seen, |e| iterations(e) == 1).await;
+            std::fs::write(&index, "v2").unwrap();
+            tx.send(change(std::slice::from_ref(&index))).unwrap();
+            until(&seen, |e| iterations(e) == 2).await;
+            shutdown.cancel();
+        })
+        .await;
+    assert_eq!(h.builder.builds.lock().unwrap().len(), 4);
+    assert!(
+        ev.iter()
+            .any(|e| matches!(e, Event::Warning { message } if message
+        == "other: file sync failed, rebuilding instead: exec forbidden"))
+    );
 }
 
 fn failures(ev: &[Event]) -> usize {
@@ -457,8 +572,7 @@ fn failures(ev: &[Event]) -> usize {
 
 #[tokio::test]
 async fn a_save_runs_build_and_deploy_hooks_again_and_a_sync_runs_only_sync_hooks() {
-    let mut h = Harness::new();
-    h.deployer.syncing = true;
+    let h = Harness::new();
     let fx = &h.fx;
     std::fs::create_dir_all(fx.dir.path().join("other/static")).unwrap();
     fx.with_hooks(
@@ -505,7 +619,15 @@ async fn a_save_runs_build_and_deploy_hooks_again_and_a_sync_runs_only_sync_hook
             "after-sync",
         ]
     );
-    assert_eq!(*h.deployer.syncs.lock().unwrap(), ["other"]);
+    let synced: Vec<String> = h
+        .deployer
+        .syncs
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|s| s.image.clone())
+        .collect();
+    assert_eq!(synced, ["other"]);
 }
 
 #[tokio::test]

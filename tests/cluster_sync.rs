@@ -1,0 +1,321 @@
+//! File sync into Kubernetes pods during `devloop dev`, against the fake API server (whose containers have a
+//! filesystem and really run the exec'd commands) or a real cluster (`DEVLOOP_TEST_KUBECONFIG`; the image is pushed
+//! to `DEVLOOP_TEST_REGISTRY`, skipped without one). What a user sees: an edit is in every replica without a
+//! build, a new pod or a restart; a deletion too; a file no rule takes rebuilds; an image without `tar` still
+//! syncs through its shell; an image without a shell rebuilds and says why; a pod replaced between syncs gets
+//! everything synced since the build.
+#![allow(clippy::unwrap_used, clippy::print_stderr)]
+
+mod support;
+
+use std::path::Path;
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, DeleteParams, ListParams};
+use serde_json::Value;
+use support::Project;
+use support::cluster::Cluster;
+use support::dev::Dev;
+
+/// The busybox applets of a "full" image.
+const FULL: &[&str] = &[
+    "sh", "tar", "mkdir", "mv", "rm", "head", "chmod", "cat", "httpd",
+];
+/// An image with a shell and coreutils but no tar.
+const NO_TAR: &[&str] = &["sh", "mkdir", "mv", "rm", "head", "chmod", "cat", "httpd"];
+
+/// A project whose image is busybox with `applets` linked, serving `www/`, synced by a `sync.manual` rule, run by
+/// a Deployment of `replicas` pods.
+fn project(image: &str, applets: &[&str], replicas: u32) -> Project {
+    let p = Project::new();
+    p.with_busybox("bin/busybox");
+    link_applets(&p.path().join("bin"), applets);
+    p.write(
+        "devloop.yaml",
+        &format!(
+            "apiVersion: devloop/v1alpha1\nkind: Config\nmetadata:\n  name: {image}\nbuild:\n  artifacts:\n    - image: {image}\n      sync:\n        manual:\n          - {{src: \"www/**\", dest: /www, strip: \"www/\"}}\nmanifests:\n  rawYaml: [\"k8s/*.yaml\"]\n"
+        ),
+    );
+    p.write(
+        "Dockerfile",
+        "FROM scratch\nCOPY bin/ /bin/\nCOPY www /www\nCMD [\"/bin/busybox\", \"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n",
+    );
+    p.write(".dockerignore", "k8s\n");
+    p.write("www/index.html", "v1\n");
+    p.write(
+        "k8s/web.yaml",
+        &format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: {replicas}\n  selector:\n    matchLabels: {{app: web}}\n  template:\n    metadata:\n      labels: {{app: web}}\n    spec:\n      containers:\n        - name: web\n          image: {image}\n          ports: [{{containerPort: 8080}}]\n"
+        ),
+    );
+    p
+}
+
+#[cfg(unix)]
+fn link_applets(bin: &Path, applets: &[&str]) {
+    for a in applets {
+        std::os::unix::fs::symlink("busybox", bin.join(a)).unwrap();
+    }
+}
+
+/// What the image contains, for the fake's containers: the same files the Dockerfile copies.
+fn image_root(p: &Project) -> tempfile::TempDir {
+    let root = tempfile::tempdir().unwrap();
+    let copy = |from: &str, to: &str| {
+        let status = std::process::Command::new("cp")
+            .args(["-a", &p.path().join(from).display().to_string()])
+            .arg(root.path().join(to))
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    copy("bin", "bin");
+    copy("www", "www");
+    root
+}
+
+/// Starts `devloop dev` for `p` in the cluster's namespace, pushing to `DEVLOOP_TEST_REGISTRY` when set; `None`
+/// on a real cluster without a registry (the image could not reach the nodes).
+async fn start(c: &Cluster, p: &Project, image: &str) -> Option<(Dev, tempfile::TempDir)> {
+    let registry = std::env::var("DEVLOOP_TEST_REGISTRY").ok();
+    if c.fake.is_none() && registry.is_none() {
+        eprintln!(
+            "skipped on a real cluster without DEVLOOP_TEST_REGISTRY: the built image must reach the nodes"
+        );
+        return None;
+    }
+    let root = image_root(p);
+    c.set_image_root(image, root.path());
+    let mut args: Vec<String> = vec!["--debounce".into(), "50".into()];
+    args.extend(["--kubeconfig".into(), c.kubeconfig.display().to_string()]);
+    args.extend(["-n".into(), c.ns.clone()]);
+    if let Some(r) = registry {
+        args.extend(["--default-repo".into(), r]);
+    }
+    let mut dev = Dev::spawn(p.path(), p.cache.path(), &args, &[("NO_COLOR", "1")]);
+    dev.until("the first deploy to be ready", |e| e["type"] == "iteration")
+        .await;
+    Some((dev, root))
+}
+
+/// The running pods of the Deployment `web`: `(name, restart count of container web)`.
+async fn pods(c: &Cluster) -> Vec<(String, i32)> {
+    let api: Api<Pod> = Api::namespaced(c.client.clone(), &c.ns);
+    let list = api
+        .list(&ListParams::default().labels("app=web"))
+        .await
+        .unwrap();
+    let mut out: Vec<(String, i32)> = list
+        .items
+        .iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+        .map(|p| {
+            let restarts = p
+                .status
+                .as_ref()
+                .and_then(|s| s.container_statuses.as_ref())
+                .and_then(|cs| cs.iter().find(|c| c.name == "web"))
+                .map(|c| c.restart_count)
+                .unwrap_or(0);
+            (p.metadata.name.clone().unwrap(), restarts)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// How a save ended: the `synced` event when files were synced (and nothing rebuilt), else the `iteration` (or
+/// `iterationFailed`) event that ended its iteration.
+async fn next_outcome(dev: &mut Dev) -> Value {
+    let from = dev.seen();
+    let end = dev
+        .until("the iteration of the save", |e| {
+            e["type"] == "iteration" || e["type"] == "iterationFailed"
+        })
+        .await;
+    let synced = dev.events_since(from, "synced");
+    match synced.as_slice() {
+        [one] if end["data"]["rebuilt"] == serde_json::json!([]) => one.clone(),
+        _ => end,
+    }
+}
+
+async fn file(c: &Cluster, pod: &str, path: &str) -> Option<String> {
+    c.read_file(pod, "web", path)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edit_reaches_every_replica_without_a_build_a_new_pod_or_a_restart() {
+    support::require_docker();
+    let c = Cluster::start().await;
+    let image = support::unique("devloop-sync");
+    let p = project(&image, FULL, 2);
+    let Some((mut dev, _root)) = start(&c, &p, &image).await else {
+        return;
+    };
+    let before = pods(&c).await;
+    assert_eq!(before.len(), 2, "{}", dev.transcript());
+    let from = dev.seen();
+
+    p.write("www/index.html", "v2\n");
+    let e = next_outcome(&mut dev).await;
+    assert_eq!(e["type"], "synced", "{}", dev.transcript());
+    assert_eq!(e["data"]["containers"], 2);
+    for (pod, _) in &before {
+        assert_eq!(
+            file(&c, pod, "/www/index.html").await.as_deref(),
+            Some("v2\n")
+        );
+    }
+
+    // A new file in a new directory, its mode kept.
+    p.write("www/app/run.sh", "echo hi\n");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let f = p.path().join("www/app/run.sh");
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o751)).unwrap();
+    }
+    let e = next_outcome(&mut dev).await;
+    assert_eq!(e["type"], "synced", "{}", dev.transcript());
+    for (pod, _) in &before {
+        assert_eq!(
+            file(&c, pod, "/www/app/run.sh").await.as_deref(),
+            Some("echo hi\n")
+        );
+        if let Some(fake) = &c.fake {
+            let (_, mode) = fake
+                .container_file(&c.ns, pod, "web", "/www/app/run.sh")
+                .unwrap();
+            assert_eq!(mode & 0o777, 0o751, "the file's mode is kept");
+            // Nothing half-written is left behind.
+            assert!(
+                fake.container_file(&c.ns, pod, "web", "/www/app/.run.sh.devloop-sync")
+                    .is_none()
+            );
+        }
+    }
+
+    // A deletion is a deletion in the container, not a rebuild.
+    std::fs::remove_file(p.path().join("www/app/run.sh")).unwrap();
+    let e = next_outcome(&mut dev).await;
+    assert_eq!(e["type"], "synced", "{}", dev.transcript());
+    for (pod, _) in &before {
+        assert_eq!(file(&c, pod, "/www/app/run.sh").await, None);
+        assert_eq!(
+            file(&c, pod, "/www/index.html").await.as_deref(),
+            Some("v2\n")
+        );
+    }
+    assert!(
+        dev.events_since(from, "buildStarted").is_empty(),
+        "{}",
+        dev.transcript()
+    );
+    assert_eq!(pods(&c).await, before, "same pods, no restart");
+
+    // A file no rule takes is built into a new image.
+    p.write("bin/motd", "hello\n");
+    let e = next_outcome(&mut dev).await;
+    assert_eq!(e["type"], "iteration", "{}", dev.transcript());
+    assert_eq!(e["data"]["rebuilt"], serde_json::json!([image]));
+    assert_eq!(dev.stop().await, Some(130));
+    c.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_image_without_tar_syncs_through_its_shell() {
+    support::require_docker();
+    let c = Cluster::start().await;
+    let image = support::unique("devloop-sync-notar");
+    let p = project(&image, NO_TAR, 1);
+    let Some((mut dev, _root)) = start(&c, &p, &image).await else {
+        return;
+    };
+    let before = pods(&c).await;
+    for round in ["v2\n", "v3\n"] {
+        p.write("www/index.html", round);
+        let e = next_outcome(&mut dev).await;
+        assert_eq!(e["type"], "synced", "{}", dev.transcript());
+        assert_eq!(
+            file(&c, &before[0].0, "/www/index.html").await.as_deref(),
+            Some(round)
+        );
+    }
+    assert_eq!(pods(&c).await, before);
+    assert_eq!(dev.stop().await, Some(130));
+    c.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_image_without_a_shell_rebuilds_and_says_why() {
+    support::require_docker();
+    let c = Cluster::start().await;
+    let image = support::unique("devloop-sync-bare");
+    let p = project(&image, &["httpd"], 1);
+    let Some((mut dev, _root)) = start(&c, &p, &image).await else {
+        return;
+    };
+    let from = dev.seen();
+    p.write("www/index.html", "v2\n");
+    let e = next_outcome(&mut dev).await;
+    assert_eq!(e["type"], "iteration", "{}", dev.transcript());
+    assert_eq!(e["data"]["rebuilt"], serde_json::json!([image]));
+    let warnings = dev.events_since(from, "warning");
+    assert_eq!(warnings.len(), 1, "{}", dev.transcript());
+    let message = warnings[0]["data"]["message"].as_str().unwrap();
+    assert!(message.contains("no `sh` and `head`"), "{message}");
+    assert_eq!(dev.stop().await, Some(130));
+    c.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_replaced_between_syncs_gets_everything_synced_since_the_build() {
+    support::require_docker();
+    let c = Cluster::start().await;
+    let image = support::unique("devloop-sync-replaced");
+    let p = project(&image, FULL, 1);
+    let Some((mut dev, _root)) = start(&c, &p, &image).await else {
+        return;
+    };
+    p.write("www/a.txt", "a\n");
+    assert_eq!(
+        next_outcome(&mut dev).await["type"],
+        "synced",
+        "{}",
+        dev.transcript()
+    );
+    let old = pods(&c).await;
+    let api: Api<Pod> = Api::namespaced(c.client.clone(), &c.ns);
+    api.delete(&old[0].0, &DeleteParams::default().grace_period(0))
+        .await
+        .unwrap();
+    // The Deployment replaces it with a pod started from the image, without `a.txt`.
+    let mut replacement = None;
+    for _ in 0..1200 {
+        let now = pods(&c).await;
+        replacement = now.into_iter().map(|(n, _)| n).find(|n| *n != old[0].0);
+        if replacement.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let replacement =
+        replacement.expect("the Deployment replaces the deleted pod within 2 minutes");
+    p.write("www/b.txt", "b\n");
+    let e = next_outcome(&mut dev).await;
+    assert_eq!(e["type"], "synced", "{}", dev.transcript());
+    assert_eq!(
+        file(&c, &replacement, "/www/a.txt").await.as_deref(),
+        Some("a\n")
+    );
+    assert_eq!(
+        file(&c, &replacement, "/www/b.txt").await.as_deref(),
+        Some("b\n")
+    );
+    assert_eq!(dev.stop().await, Some(130));
+    c.cleanup().await;
+}
