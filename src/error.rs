@@ -34,6 +34,8 @@ pub enum Error {
     Render(Box<crate::render::RenderError>),
     #[error(transparent)]
     Deploy(#[from] crate::deploy::DeployError),
+    #[error(transparent)]
+    Hook(Box<crate::hook::HookError>),
     #[error("{message}{}", hint_suffix(hint))]
     Usage {
         message: String,
@@ -48,6 +50,12 @@ pub enum Error {
         code: u8,
         cause: Option<Box<Error>>,
     },
+}
+
+impl From<crate::hook::HookError> for Error {
+    fn from(e: crate::hook::HookError) -> Self {
+        Error::Hook(Box::new(e))
+    }
 }
 
 impl From<crate::render::RenderError> for Error {
@@ -74,7 +82,7 @@ impl Error {
             {
                 EXIT_USAGE
             }
-            Error::Build(_) | Error::Render(_) | Error::Deploy(_) => EXIT_FAILURE,
+            Error::Build(_) | Error::Render(_) | Error::Deploy(_) | Error::Hook(_) => EXIT_FAILURE,
             Error::Config(_)
             | Error::Tag(_)
             | Error::Template(_)
@@ -90,6 +98,9 @@ impl Error {
 
     /// The error a stage returns when its cancellation token fired.
     pub fn is_cancelled(&self) -> bool {
+        if let Error::Hook(h) = self {
+            return matches!(**h, crate::hook::HookError::Cancelled { .. });
+        }
         matches!(
             self,
             Error::Build(crate::build::BuildError::Cancelled { .. })

@@ -22,7 +22,7 @@
 //! - Stages, each with typed input and output, none calling another: [`context`] (the exact build context and its
 //!   tar) → [`cache`] (content digests, keys, build records) → [`build`] (the `Builder` seam, Docker backend,
 //!   loading into local clusters) → [`render`] (manifests → objects) → [`deploy`] (the `Deployer` seam: Kubernetes,
-//!   Docker) → [`connectivity`] (one view of the API server for the long-lived streams) → [`status`] (readiness and
+//!   Docker) → [`hook`] (lifecycle hooks' host commands, their output and failures) → [`connectivity`] (one view of the API server for the long-lived streams) → [`status`] (readiness and
 //!   diagnosis), [`logs`], [`port_forward`] → [`sync`] (changed files → what to copy and delete in running
 //!   containers, or why to rebuild) → [`watch`] (file events → change sets). A stage may take an earlier
 //!   stage's output types (status reads what deploy applied); it never calls another stage.
@@ -61,6 +61,7 @@ pub mod deploy;
 pub mod error;
 pub mod event;
 pub mod hint;
+pub mod hook;
 pub mod labels;
 pub mod logs;
 pub mod output;

@@ -26,6 +26,8 @@ fn the_annotated_example_parses() {
     let manifests = raw.manifests.unwrap();
     assert!(manifests.kustomize.is_some() && manifests.helm.is_some());
     assert_eq!(raw.port_forward.unwrap().len(), 1);
+    let hooks = raw.deploy.unwrap().hooks.unwrap();
+    assert_eq!((hooks.before.len(), hooks.after.len()), (1, 1));
 }
 
 #[test]

@@ -841,3 +841,103 @@ async fn disposable_replacements_kill_only_containers_of_built_artifacts() {
     assert_eq!(signals_since(&web2, since), ["9"]);
     assert_eq!(signals_since(&db2, since), ["15", "9"]);
 }
+
+/// Container hooks on the Docker target: the project's running containers by their `deploy.docker` name, a command
+/// run in one through the Engine API's exec (stdout, stderr and exit code apart), and sync hooks around the files.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn container_hooks_run_in_the_projects_running_containers() {
+    use devloop::config::hooks::{ContainerHook, Hook, Hooks};
+    use devloop::deploy::{SyncFile, SyncRequest};
+    use devloop::runner::target::TargetContainer;
+
+    let mut s = Stack::new();
+    let image = s.image("v1\n");
+    let target = s.target().await;
+    let cancel = CancellationToken::new();
+    let (events, _) = collector();
+    let plan = plan(
+        vec![
+            container("app", "app", SLEEP),
+            container("worker", "app", SLEEP),
+        ],
+        &[("app", &image)],
+    );
+    let deployed = target.deploy(&plan, &events, &cancel).await.unwrap();
+    target
+        .wait_ready(&deployed, DEADLINE, &events, &cancel)
+        .await
+        .unwrap();
+    let running = DeployTarget::running_containers(&target, &plan)
+        .await
+        .unwrap();
+    let names: Vec<String> = running.iter().map(TargetContainer::name).collect();
+    assert_eq!(names, ["app/app", "worker/worker"]);
+
+    let sh = |script: &str| -> Vec<String> {
+        ["/bin/busybox", "sh", "-c", script]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    };
+    let out = DeployTarget::exec(&target, &running[0], &sh("echo out; echo err >&2; exit 3"))
+        .await
+        .unwrap();
+    assert_eq!(
+        (out.stdout.as_slice(), out.stderr.as_slice(), out.exit_code),
+        (&b"out\n"[..], &b"err\n"[..], Some(3))
+    );
+
+    // Sync: the container hooks run in each synced container, around the files.
+    let hook = |script: &str| {
+        Hook::Container(Box::new(ContainerHook {
+            command: sh(script),
+            pod_name: None,
+            container_name: None,
+        }))
+    };
+    let hooks = Hooks {
+        before: vec![hook("test ! -e /www/new.txt && echo before > /www/hooked")],
+        after: vec![hook("cat /www/new.txt >> /www/hooked")],
+    };
+    s.files.write("new.txt", "synced\n");
+    let req = SyncRequest {
+        image: "app",
+        reference: image.clone(),
+        copy: vec![SyncFile {
+            local: s.files.path().join("new.txt"),
+            dest: "/www/new.txt".into(),
+            mode: 0o644,
+            owner: None,
+        }],
+        delete: Vec::new(),
+        hooks: &hooks,
+    };
+    assert_eq!(target.sync(&plan, &req).await.unwrap(), 2);
+    for c in &running {
+        let out = DeployTarget::exec(&target, c, &sh("cat /www/hooked"))
+            .await
+            .unwrap();
+        assert_eq!(out.stdout, b"before\nsynced\n", "{}", c.name());
+    }
+
+    // A failing hook fails the sync with the command's words.
+    let failing = Hooks {
+        before: vec![hook("echo no room >&2; exit 1")],
+        after: Vec::new(),
+    };
+    let e = target
+        .sync(
+            &plan,
+            &SyncRequest {
+                hooks: &failing,
+                ..req.clone()
+            },
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("container/app: sync hook (before) `/bin/busybox sh -c echo no room >&2; exit 1` exited with code 1:\nno room"),
+        "{e}"
+    );
+}

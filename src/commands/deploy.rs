@@ -43,7 +43,7 @@ pub async fn apply_and_wait(
     console: &Console,
 ) -> Result<crate::deploy::DeployedSet, Error> {
     let plan = kube_plan(cfg, target, images, console)?;
-    deploy_and_wait(target, &plan, settings, console).await
+    deploy_and_wait(target, &plan, &cfg.deploy_hooks, settings, console).await
 }
 
 /// The objects to apply on `target`: rendered with its namespace as the default for objects that name none
@@ -86,26 +86,32 @@ pub async fn deploy_docker(
 ) -> Result<(), Error> {
     let target = crate::deploy::docker::DockerTarget::connect(&cfg.project).await?;
     let plan = docker_plan(docker, images);
-    deploy_and_wait(&target, &plan, settings, console).await?;
+    deploy_and_wait(&target, &plan, &cfg.deploy_hooks, settings, console).await?;
     Ok(())
 }
 
-/// Deploys `plan` with any target and (unless disabled) waits until it is ready; a signal cancels cleanly.
+/// Deploys `plan` with any target, between the deploy hooks, and (unless disabled) waits until it is ready; a
+/// signal cancels cleanly.
 async fn deploy_and_wait<D: DeployTarget>(
     target: &D,
     plan: &D::Plan,
+    hooks: &crate::config::hooks::Hooks,
     settings: &Settings,
     console: &Console,
 ) -> Result<crate::deploy::DeployedSet, Error> {
-    let cancel = super::signal::token();
-    let events = console.sink();
-    let deployed = target.deploy(plan, &events, &cancel).await?;
-    if settings.apply.status_check {
-        target
-            .wait_ready(&deployed, settings.apply.status_deadline, &events, &cancel)
-            .await?;
-    }
-    Ok(deployed)
+    let deadline = settings
+        .apply
+        .status_check
+        .then_some(settings.apply.status_deadline);
+    crate::runner::hooks::deploy_with_hooks(
+        target,
+        plan,
+        hooks,
+        deadline,
+        &console.sink(),
+        &super::signal::token(),
+    )
+    .await
 }
 
 /// What the Docker target runs: the configured containers, artifact names replaced by built references.

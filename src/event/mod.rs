@@ -230,6 +230,42 @@ pub enum Event {
         synced: usize,
         cached: usize,
     },
+    /// A lifecycle hook starts: its `phase` (`before-build`, `after-build`, `before-sync`, `after-sync`,
+    /// `before-deploy`, `after-deploy`), the artifact it belongs to (build and sync hooks), its position in its
+    /// list (from 1), the command as configured, and the container it runs in (`pod/container`; host hooks: none).
+    HookStarted {
+        phase: String,
+        image: Option<String>,
+        index: usize,
+        command: Vec<String>,
+        container: Option<String>,
+    },
+    /// One line a hook wrote (stdout or stderr): the command's own output, nothing else.
+    HookOutput {
+        phase: String,
+        image: Option<String>,
+        index: usize,
+        container: Option<String>,
+        line: String,
+    },
+    /// A hook exited with code 0.
+    HookFinished {
+        phase: String,
+        image: Option<String>,
+        index: usize,
+        container: Option<String>,
+        duration_ms: u64,
+    },
+    /// A hook failed: its exit code (none when it could not start, or a signal ended it), why, and its last lines.
+    HookFailed {
+        phase: String,
+        image: Option<String>,
+        index: usize,
+        container: Option<String>,
+        exit_code: Option<i64>,
+        message: String,
+        output: Vec<String>,
+    },
     /// Something the user should know that does not stop the command.
     Warning { message: String },
     /// `devloop init --from-compose` wrote a devloop.yaml (`file`, or `-` for stdout): what each compose service

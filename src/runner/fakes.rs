@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::target::DeployTarget;
+use super::target::{DeployTarget, ExecResult, TargetContainer};
 use super::{ArtifactResult, BuildOptions, BuildRun};
 use crate::build::{BuildError, BuildSpec, Builder, BuiltImage};
 use crate::cache::Store;
@@ -194,6 +194,12 @@ pub struct FakeDeployer {
     pub deploys: Mutex<Vec<Vec<String>>>,
     pub deletes: Mutex<usize>,
     last: Mutex<Vec<String>>,
+    /// What runs, for container hooks.
+    pub containers: Mutex<Vec<TargetContainer>>,
+    /// Each exec: `pod/container` and the command.
+    pub execs: Mutex<Vec<(String, Vec<String>)>>,
+    /// The exit code every exec returns.
+    pub exec_code: Mutex<i64>,
     /// Every sync asked for: the image, the files copied (local path, container path, mode), the paths deleted.
     pub syncs: Mutex<Vec<FakeSync>>,
     /// Syncs fail with this message.
@@ -214,7 +220,7 @@ impl Deployer for FakeDeployer {
     async fn deploy(
         &self,
         plan: &Vec<String>,
-        _: &EventSink,
+        events: &EventSink,
         _: &CancellationToken,
     ) -> Result<DeployedSet, DeployError> {
         self.deploys.lock().unwrap().push(plan.clone());
@@ -238,6 +244,12 @@ impl Deployer for FakeDeployer {
             })
             .collect();
         *last = plan.clone();
+        // Marks where the deploy happened among the other events (hook order).
+        events.emit(Event::DeployComplete {
+            applied: plan.len(),
+            pruned: 0,
+            duration_ms: 0,
+        });
         Ok(DeployedSet {
             applied,
             ..Default::default()
@@ -293,5 +305,64 @@ impl DeployTarget for FakeDeployer {
         _: &CancellationToken,
     ) -> Result<(), DeployError> {
         Ok(())
+    }
+
+    fn hook_env(&self, plan: &Vec<String>) -> Vec<(String, String)> {
+        vec![("DEPLOYING".into(), plan.join(","))]
+    }
+
+    async fn running_containers(
+        &self,
+        _: &Vec<String>,
+    ) -> Result<Vec<TargetContainer>, DeployError> {
+        Ok(self.containers.lock().unwrap().clone())
+    }
+
+    async fn exec(
+        &self,
+        container: &TargetContainer,
+        argv: &[String],
+    ) -> Result<ExecResult, DeployError> {
+        self.execs
+            .lock()
+            .unwrap()
+            .push((container.name(), argv.to_vec()));
+        Ok(ExecResult {
+            stdout: format!("ran {}\n", argv.join(" ")).into_bytes(),
+            stderr: Vec::new(),
+            exit_code: Some(*self.exec_code.lock().unwrap()),
+        })
+    }
+}
+
+impl Fixture {
+    /// Rewrites devloop.yaml: the three artifacts of [`Fixture::new`] with `other` carrying `other_extra` (indented
+    /// YAML under it: `hooks:`, `sync:`) and `deploy` (a whole `deploy:` section, or empty).
+    pub fn with_hooks(&self, other_extra: &str, deploy: &str) {
+        std::fs::write(
+            self.dir.path().join("devloop.yaml"),
+            format!(
+                "apiVersion: devloop/v1alpha1\nkind: Config\nbuild:\n  artifacts:\n    - image: app\n      context: app\n      requires: [{{image: base}}]\n    - image: base\n      context: base\n    - image: other\n      context: other\n{other_extra}{deploy}"
+            ),
+        )
+        .unwrap();
+    }
+
+    /// The lines hooks appended to `hooks.log` in the project.
+    pub fn hook_log(&self) -> Vec<String> {
+        std::fs::read_to_string(self.dir.path().join("hooks.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// A host hook entry that appends `words` (shell-expanded) to `hooks.log`, then exits with `code`.
+    pub fn log_hook(&self, words: &str, code: i32) -> String {
+        let log = self.dir.path().join("hooks.log");
+        format!(
+            "{{command: [sh, -c, 'echo \"{words}\" >> {}; exit {code}']}}",
+            log.display()
+        )
     }
 }

@@ -5,6 +5,7 @@
 pub mod dev;
 #[cfg(test)]
 mod fakes;
+pub mod hooks;
 pub mod target;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -366,6 +367,8 @@ impl<B: Builder> BuildRun<'_, B> {
                     output,
                     ..
                 }) => (step.clone(), message.clone(), output.clone()),
+                // The hook's lines are in its `hookFailed` event: not twice.
+                Error::Hook(h) => (None, h.summary(), Vec::new()),
                 other => (None, other.to_string(), Vec::new()),
             };
             self.events.emit(Event::BuildFailed {
@@ -567,6 +570,16 @@ impl<B: Builder> BuildRun<'_, B> {
             reasons,
         });
         let started = Instant::now();
+        let hooks = |phase| crate::hook::HookRun {
+            phase,
+            image: Some(&a.image),
+            env: crate::hook::build_env(repository, tag, push, &a.context),
+            events: &self.events,
+            cancel: self.cancel.clone(),
+        };
+        hooks(crate::hook::Phase::BeforeBuild)
+            .run_host(&a.hooks.before)
+            .await?;
         let spec = BuildSpec {
             image: a.image.clone(),
             tag: tag::with_tag(repository, tag),
@@ -609,6 +622,9 @@ impl<B: Builder> BuildRun<'_, B> {
         } else {
             None
         };
+        hooks(crate::hook::Phase::AfterBuild)
+            .run_host(&a.hooks.after)
+            .await?;
         Ok((built.image_id, digest))
     }
 
@@ -631,5 +647,7 @@ impl<B: Builder> BuildRun<'_, B> {
     }
 }
 
+#[cfg(test)]
+mod hook_tests;
 #[cfg(test)]
 mod tests;

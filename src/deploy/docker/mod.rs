@@ -7,13 +7,15 @@
 //! `daemon_error.rs` (daemon answers → `DeployError`), `reference.rs` (what this backend reports), `labels.rs`
 //! (ownership), `order.rs` (dependency levels), `assessment.rs` (a container's state against what is wanted),
 //! `image.rs`, `network.rs`, `volume.rs`, `plan.rs`, `spec.rs` (the create request), `container.rs`
-//! (create/start/replace, stop, remove), `readiness.rs`, `deployment.rs`, `cleanup.rs`, `logs.rs`, `sync.rs`.
+//! (create/start/replace, stop, remove), `readiness.rs`, `deployment.rs`, `cleanup.rs`, `logs.rs`, `sync.rs`,
+//! `exec.rs` (commands in running containers, for container hooks).
 
 mod assessment;
 mod cleanup;
 mod container;
 mod daemon_error;
 mod deployment;
+mod exec;
 mod image;
 mod labels;
 mod logs;
@@ -40,6 +42,7 @@ use crate::config::deploy::DockerDeploy;
 use crate::deploy::{DeleteOptions, DeployError, DeployedSet, Deployer, ObjectRef, SyncRequest};
 use crate::event::EventSink;
 
+pub use exec::ExecOutput;
 pub use labels::{ARTIFACT_LABEL, CONFIG_LABEL, CONTAINER_LABEL, MANAGED_BY, PROJECT_LABEL};
 pub use reference::API_VERSION;
 

@@ -1,7 +1,8 @@
 //! Deploy, Docker backend, file sync: changed files of an artifact → copied into the running containers of this
 //! project that run its image (one tar archive per distinct set of files, modes and owners as the image has them),
-//! and deleted files removed (`rm` in the container), instead of a rebuild. Files under a bind mount are skipped
-//! (they are live already); never touches a container without this project's labels.
+//! and deleted files removed (`rm` in the container), instead of a rebuild, between the artifact's container sync
+//! hooks (run in each container). Files under a bind mount are skipped (they are live already); never touches a
+//! container without this project's labels.
 
 use std::path::Path;
 
@@ -12,12 +13,14 @@ use futures_util::StreamExt;
 use super::daemon_error::api_error;
 use super::{DockerPlan, DockerTarget};
 use crate::config::deploy::{Container, Volume};
+use crate::config::hooks::Hook;
 use crate::deploy::{DeployError, SyncFile, SyncRequest};
 
 impl DockerTarget {
     /// `sync`: copies `req.copy` into, and deletes `req.delete` from, the running containers of `plan` that run
-    /// `req.image`; returns how many were updated. Deleting runs `rm -f --` in the container: a container without
-    /// `rm` fails the sync (the caller rebuilds). Container hooks are not run on this target.
+    /// `req.image`, between the container hooks of `req.hooks` (run in each of them); returns how many were
+    /// updated. Deleting runs `rm -f --` in the container: a container without `rm` fails the sync (the caller
+    /// rebuilds).
     pub(super) async fn copy_files(
         &self,
         plan: &DockerPlan,
@@ -45,6 +48,8 @@ impl DockerTarget {
             };
             // A file under a bind mount is already live in the container; writing (or deleting) it through the
             // daemon would change the host file and trigger the watcher again.
+            self.run_sync_hooks(&c.name, &req.hooks.before, "before")
+                .await?;
             let wanted: Vec<SyncFile> = files
                 .iter()
                 .filter(|f| !bind_mounted(c, &f.dest))
@@ -84,9 +89,53 @@ impl DockerTarget {
             if !gone.is_empty() {
                 self.remove_files(&object, id, &gone).await?;
             }
+            self.run_sync_hooks(&c.name, &req.hooks.after, "after")
+                .await?;
             updated += 1;
         }
         Ok(updated)
+    }
+
+    /// Runs the container hooks of `hooks` whose `containerName` matches in container `name`; a non-zero exit
+    /// fails the sync with the command's last lines.
+    async fn run_sync_hooks(
+        &self,
+        name: &str,
+        hooks: &[Hook],
+        when: &str,
+    ) -> Result<(), DeployError> {
+        for hook in hooks {
+            let Hook::Container(h) = hook else { continue };
+            if h.container_name.as_ref().is_some_and(|g| !g.matches(name)) {
+                continue;
+            }
+            let out = self.exec(name, &h.command).await?;
+            if out.exit_code != Some(0) {
+                let text = String::from_utf8_lossy(if out.stderr.is_empty() {
+                    &out.stdout
+                } else {
+                    &out.stderr
+                })
+                .to_string();
+                let lines: Vec<&str> = text.lines().collect();
+                let tail = lines[lines.len().saturating_sub(5)..].join("\n");
+                return Err(DeployError::Api {
+                    message: format!(
+                        "container/{name}: sync hook ({when}) `{}` exited with {}{}",
+                        h.command.join(" "),
+                        out.exit_code
+                            .map_or_else(|| "no exit code".to_string(), |c| format!("code {c}")),
+                        if tail.is_empty() {
+                            String::new()
+                        } else {
+                            format!(":\n{tail}")
+                        }
+                    ),
+                    hint: None,
+                });
+            }
+        }
+        Ok(())
     }
 
     /// `rm -f -- paths` in the container; an error when it cannot run or fails.

@@ -10,6 +10,7 @@ mod connectivity;
 mod delivery;
 mod deploy;
 mod dev;
+mod hook;
 mod logs;
 mod quantity;
 mod rollout;
@@ -160,6 +161,10 @@ impl Printer {
             | Event::IterationFailed { .. }
             | Event::IterationCancelled { .. }
             | Event::DevStopped { .. } => self.dev_event(e),
+            Event::HookStarted { .. }
+            | Event::HookOutput { .. }
+            | Event::HookFinished { .. }
+            | Event::HookFailed { .. } => self.hook_event(e),
             Event::Warning { message } => {
                 self.line(&format!("{} {message}", self.paint("1;33", "warning:")));
             }

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::hooks::{Visited, run_all};
 use super::{ArtifactResult, BuildOptions, BuildRun};
 use crate::build::Builder;
 use crate::cache::Store;
@@ -22,6 +23,7 @@ use crate::deploy::{Change, DeleteOptions, DeployedSet, SyncRequest};
 use crate::error::Error;
 use crate::event::{Event, EventSink};
 use crate::hint::Hint;
+use crate::hook::{HookRun, Phase};
 use crate::render::ArtifactImage;
 use crate::runner::target::DeployTarget;
 use crate::sync::{Changes, Placements, Planned};
@@ -64,6 +66,8 @@ pub struct DevLoop<'a, B: Builder, D: DeployTarget> {
     pub opts: DevOptions,
     /// Counts successful iterations, so side streams (port-forwards) can start after the first deploy.
     pub progress: tokio::sync::watch::Sender<usize>,
+    /// The containers deploy hooks already ran in this session (a pod is visited once per phase).
+    pub hooks_ran: Visited,
 }
 
 /// How long a superseded build waits for the watcher to bring the change that overtook it, before it starts
@@ -384,7 +388,22 @@ impl<B: Builder, D: DeployTarget> DevLoop<'_, B, D> {
             current.insert(tag::normalize_repository(&r.image), r.clone());
         }
         let plan = (self.plan)(cfg, &artifact_images(cfg, &current))?;
+        // Hooks are never cut by a newer change (a half-run hook is worse than a late one): the apply phase.
         phase.store(PHASE_APPLY, Ordering::SeqCst);
+        // An iteration that only synced files deploys nothing new: no deploy hooks (Skaffold's rule too).
+        let sync_only = results.is_empty() && !synced.is_empty();
+        let hooks = (!sync_only).then_some(&cfg.deploy_hooks);
+        let run = |phase| HookRun {
+            phase,
+            image: None,
+            env: self.deployer.hook_env(&plan),
+            events: &self.events,
+            cancel: cancel.clone(),
+        };
+        if let Some(h) = hooks.filter(|h| !h.before.is_empty()) {
+            let before = run(Phase::BeforeDeploy);
+            run_all(&before, &h.before, self.deployer, &plan, &self.hooks_ran).await?;
+        }
         let deployed = self.deployer.deploy(&plan, &self.events, cancel).await?;
         let applied_at = Instant::now();
         let changed = DeployedSet {
@@ -402,6 +421,11 @@ impl<B: Builder, D: DeployTarget> DevLoop<'_, B, D> {
             self.deployer
                 .wait_ready(&changed, self.opts.status_deadline, &self.events, cancel)
                 .await?;
+        }
+        if let Some(h) = hooks.filter(|h| !h.after.is_empty()) {
+            phase.store(PHASE_APPLY, Ordering::SeqCst);
+            let after = run(Phase::AfterDeploy);
+            run_all(&after, &h.after, self.deployer, &plan, &self.hooks_ran).await?;
         }
         let times = Times {
             built: built_at,
@@ -467,9 +491,17 @@ impl<B: Builder, D: DeployTarget> DevLoop<'_, B, D> {
                 delete: delete.iter().map(|d| d.dest.clone()).collect(),
                 hooks: &a.sync_hooks,
             };
+            let gone: Vec<PathBuf> = delete.iter().map(|d| d.local.clone()).collect();
+            let hooks = |phase| self.sync_hooks(phase, a, &req, &gone, &plan);
+            hooks(Phase::BeforeSync)
+                .run_host(&a.sync_hooks.before)
+                .await?;
             match self.deployer.sync(&plan, &req).await {
                 Ok(0) => self.skip_sync(a, "no running container uses it".into()),
                 Ok(containers) => {
+                    hooks(Phase::AfterSync)
+                        .run_host(&a.sync_hooks.after)
+                        .await?;
                     self.events.emit(Event::Synced {
                         image: a.image.clone(),
                         files: copy
@@ -492,6 +524,28 @@ impl<B: Builder, D: DeployTarget> DevLoop<'_, B, D> {
             }
         }
         Ok(synced)
+    }
+
+    /// The host sync hooks of `a` for `phase`, with what they are told: the running image, the context, the files.
+    fn sync_hooks<'h>(
+        &'h self,
+        phase: Phase,
+        a: &'h Artifact,
+        req: &SyncRequest<'_>,
+        deleted: &[PathBuf],
+        plan: &D::Plan,
+    ) -> HookRun<'h> {
+        let local: Vec<PathBuf> = req.copy.iter().map(|f| f.local.clone()).collect();
+        let mut env = crate::hook::sync_env(&req.reference, &a.context, &local, deleted);
+        env.extend(self.deployer.hook_env(plan));
+        HookRun {
+            phase,
+            image: Some(&a.image),
+            env,
+            events: &self.events,
+            // A newer change drops the sync's future, which kills the hook: no token of its own needed.
+            cancel: CancellationToken::new(),
+        }
     }
 
     fn skip_sync(&self, a: &Artifact, reason: String) {

@@ -77,6 +77,7 @@ impl Harness {
                 cleanup_timeout: Duration::from_secs(5),
             },
             progress: tokio::sync::watch::channel(0).0,
+            hooks_ran: Default::default(),
         };
         let (tx, rx) = mpsc::unbounded_channel();
         let shutdown = CancellationToken::new();
@@ -563,4 +564,155 @@ async fn a_failed_sync_rebuilds_and_says_why() {
             .any(|e| matches!(e, Event::Warning { message } if message
         == "other: file sync failed, rebuilding instead: exec forbidden"))
     );
+}
+
+fn failures(ev: &[Event]) -> usize {
+    count(ev, |e| matches!(e, Event::IterationFailed { .. }))
+}
+
+#[tokio::test]
+async fn a_save_runs_build_and_deploy_hooks_again_and_a_sync_runs_only_sync_hooks() {
+    let h = Harness::new();
+    let fx = &h.fx;
+    std::fs::create_dir_all(fx.dir.path().join("other/static")).unwrap();
+    fx.with_hooks(
+        &format!(
+            "      hooks:\n        before: [{}]\n        after: [{}]\n      sync:\n        manual: [{{src: 'static/**', dest: /srv}}]\n        hooks:\n          before: [{{host: {}}}]\n          after: [{{host: {}}}]\n",
+            fx.log_hook("before-build", 0),
+            fx.log_hook("after-build", 0),
+            fx.log_hook("before-sync $FILES_ADDED_OR_MODIFIED", 0),
+            fx.log_hook("after-sync", 0),
+        ),
+        &format!(
+            "deploy:\n  hooks:\n    before: [{{host: {}}}]\n    after: [{{host: {}}}]\n",
+            fx.log_hook("before-deploy", 0),
+            fx.log_hook("after-deploy", 0)
+        ),
+    );
+    let (code, css) = (h.path("other/f"), h.path("other/static/a.css"));
+    let (summary, ev) = h
+        .run(|tx, shutdown, seen| async move {
+            until(&seen, |e| iterations(e) == 1).await;
+            std::fs::write(&code, "other v2").unwrap();
+            tx.send(change(std::slice::from_ref(&code))).unwrap();
+            until(&seen, |e| iterations(e) == 2).await;
+            std::fs::write(&css, "body {}").unwrap();
+            tx.send(change(std::slice::from_ref(&css))).unwrap();
+            until(&seen, |e| iterations(e) == 3).await;
+            shutdown.cancel();
+        })
+        .await;
+    assert_eq!(summary.iterations, 3, "{ev:#?}");
+    let css = h.path("other/static/a.css");
+    assert_eq!(
+        h.fx.hook_log(),
+        [
+            "before-build",
+            "after-build",
+            "before-deploy",
+            "after-deploy",
+            "before-build",
+            "after-build",
+            "before-deploy",
+            "after-deploy",
+            &format!("before-sync {}", css.display()),
+            "after-sync",
+        ]
+    );
+    let synced: Vec<String> = h
+        .deployer
+        .syncs
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|s| s.image.clone())
+        .collect();
+    assert_eq!(synced, ["other"]);
+}
+
+#[tokio::test]
+async fn a_failing_before_deploy_hook_fails_the_iteration_and_the_loop_keeps_watching() {
+    let h = Harness::new();
+    let ok = h.fx.dir.path().join("ok");
+    h.fx.with_hooks(
+        "",
+        &format!(
+            "deploy:\n  hooks:\n    before:\n      - host: {{command: [sh, -c, 'echo not yet; test -e {}']}}\n",
+            ok.display()
+        ),
+    );
+    let code = h.path("other/f");
+    let (summary, ev) = h
+        .run(|tx, shutdown, seen| async move {
+            until(&seen, |e| failures(e) == 1).await;
+            std::fs::write(&ok, "").unwrap();
+            std::fs::write(&code, "other v2").unwrap();
+            tx.send(change(std::slice::from_ref(&code))).unwrap();
+            until(&seen, |e| iterations(e) == 1).await;
+            shutdown.cancel();
+        })
+        .await;
+    let message = ev
+        .iter()
+        .find_map(|e| match e {
+            Event::IterationFailed { message } => Some(message.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert!(
+        message.contains("before-deploy hook 1 `sh -c echo not yet; test -e"),
+        "{message}"
+    );
+    assert!(
+        message.contains("exited with code 1: nothing was deployed"),
+        "{message}"
+    );
+    assert!(message.contains("│ not yet"), "{message}");
+    assert_eq!(summary.iterations, 2);
+    assert_eq!(
+        h.deployer.deploys.lock().unwrap().len(),
+        1,
+        "only the second deployed"
+    );
+}
+
+#[tokio::test]
+async fn a_container_deploy_hook_runs_once_in_each_new_pod() {
+    let h = Harness::new();
+    h.fx.with_hooks(
+        "",
+        "deploy:\n  hooks:\n    after:\n      - container: {command: [warm-up], podName: 'api-*'}\n",
+    );
+    let pod = |name: &str| crate::runner::target::TargetContainer {
+        namespace: Some("ns".into()),
+        pod: name.into(),
+        container: "app".into(),
+    };
+    *h.deployer.containers.lock().unwrap() = vec![pod("api-1"), pod("web-1")];
+    let code = h.path("other/f");
+    let (summary, _) = h
+        .run(|tx, shutdown, seen| {
+            let deployer = &h.deployer;
+            let (one, two) = (pod("api-1"), pod("api-2"));
+            async move {
+                until(&seen, |e| iterations(e) == 1).await;
+                // The rollout replaced nothing yet: api-1 still runs, api-2 is new.
+                *deployer.containers.lock().unwrap() = vec![one, two];
+                std::fs::write(&code, "other v2").unwrap();
+                tx.send(change(std::slice::from_ref(&code))).unwrap();
+                until(&seen, |e| iterations(e) == 2).await;
+                shutdown.cancel();
+            }
+        })
+        .await;
+    assert_eq!(summary.iterations, 2);
+    let ran: Vec<String> = h
+        .deployer
+        .execs
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(c, _)| c.clone())
+        .collect();
+    assert_eq!(ran, ["api-1/app", "api-2/app"]);
 }
