@@ -9,12 +9,11 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 use support::cluster::{Cluster, assert_exit, configmap, deployment, project};
+use support::dev::Dev;
 use support::fake_apiserver::busybox_image;
 use support::{Project, events, stderr};
 
@@ -200,31 +199,6 @@ async fn a_failing_before_deploy_hook_stops_run_with_its_output_and_deploys_noth
     c.cleanup().await;
 }
 
-/// Reads JSON events from the child's stdout until `pred` holds for one of them (bounded).
-async fn wait_for(
-    lines: &mut tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
-    seen: &mut Vec<Value>,
-    what: &str,
-    pred: impl Fn(&Value) -> bool,
-) {
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let line = tokio::time::timeout(left, lines.next_line())
-            .await
-            .unwrap_or_else(|_| panic!("timed out waiting for {what}; events: {seen:#?}"))
-            .unwrap()
-            .unwrap_or_else(|| {
-                panic!("devloop exited while waiting for {what}; events: {seen:#?}")
-            });
-        let event: Value = serde_json::from_str(&line).unwrap();
-        seen.push(event.clone());
-        if pred(&event) {
-            return;
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dev_runs_the_build_hooks_again_after_a_save() {
     support::require_docker();
@@ -236,7 +210,7 @@ async fn dev_runs_the_build_hooks_again_after_a_save() {
     let log = logs.path().join("hooks.log");
     let image = support::unique("devloop-test-hooks-dev");
     let mut p = hooked_project(&image, &log);
-    let mut args: Vec<String> = ["dev", "-o", "json", "--debounce", "50", "--kubeconfig"]
+    let mut args: Vec<String> = ["--debounce", "50", "--kubeconfig"]
         .iter()
         .map(|s| s.to_string())
         .collect();
@@ -246,22 +220,9 @@ async fn dev_runs_the_build_hooks_again_after_a_save() {
         c.ns.clone(),
     ]);
     registry_args(&mut args);
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_devloop"))
-        .args(&args)
-        .current_dir(p.path())
-        .env("DEVLOOP_CACHE_DIR", p.cache.path())
-        .env_remove("KUBECONFIG")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut seen = Vec::new();
-    wait_for(&mut lines, &mut seen, "the first iteration", |e| {
-        e["type"] == "iteration"
-    })
-    .await;
+    let mut dev = Dev::spawn(p.path(), p.cache.path(), &args, &[]);
+    dev.until("the first iteration", |e| e["type"] == "iteration")
+        .await;
     let first = log_lines(&log);
     assert_eq!(
         first
@@ -277,11 +238,9 @@ async fn dev_runs_the_build_hooks_again_after_a_save() {
     );
 
     p.write("www/index.html", "v2\n");
-    wait_for(&mut lines, &mut seen, "the iteration after the save", |e| {
-        e["type"] == "iteration"
-    })
-    .await;
-    for e in seen.iter().filter(|e| e["type"] == "buildFinished") {
+    dev.until("the iteration after the save", |e| e["type"] == "iteration")
+        .await;
+    for e in dev.events_since(0, "buildFinished") {
         p.cleanup_image(e["data"]["tag"].as_str().unwrap());
     }
     let all = log_lines(&log);
@@ -300,16 +259,7 @@ async fn dev_runs_the_build_hooks_again_after_a_save() {
     );
     assert_ne!(all[4], all[0], "a new tag for the new content: {all:?}");
 
-    let pid = child.id().unwrap().to_string();
-    std::process::Command::new("kill")
-        .args(["-INT", &pid])
-        .status()
-        .unwrap();
-    wait_for(&mut lines, &mut seen, "the stop summary", |e| {
-        e["type"] == "devStopped"
-    })
-    .await;
-    let _ = tokio::time::timeout(Duration::from_secs(30), child.wait()).await;
+    assert_eq!(dev.stop().await, Some(130));
     c.cleanup().await;
 }
 
