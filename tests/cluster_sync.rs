@@ -354,3 +354,50 @@ async fn sync_hooks_run_in_each_synced_container_around_the_files() {
     assert_eq!(dev.stop().await, Some(130));
     c.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_a_deploy_starts_from_the_same_image_gets_the_synced_files() {
+    support::require_docker();
+    let c = Cluster::start().await;
+    let image = support::unique("devloop-sync-scaled");
+    let p = project(&image, FULL, 1);
+    let Some((mut dev, _root)) = start(&c, &p, &image).await else {
+        return;
+    };
+    p.write("www/a.txt", "a\n");
+    assert_eq!(
+        next_outcome(&mut dev).await["type"],
+        "synced",
+        "{}",
+        dev.transcript()
+    );
+    let before = pods(&c).await;
+    // A manifest edit: one more replica of the same image, no rebuild.
+    let manifest = std::fs::read_to_string(p.path().join("k8s/web.yaml")).unwrap();
+    p.write(
+        "k8s/web.yaml",
+        &manifest.replace("replicas: 1", "replicas: 2"),
+    );
+    let e = next_outcome(&mut dev).await;
+    assert_eq!(e["type"], "iteration", "{}", dev.transcript());
+    assert_eq!(
+        e["data"]["rebuilt"],
+        serde_json::json!([]),
+        "{}",
+        dev.transcript()
+    );
+    let now = pods(&c).await;
+    assert_eq!(now.len(), 2, "{}", dev.transcript());
+    let new = now
+        .iter()
+        .find(|(n, _)| !before.iter().any(|(b, _)| b == n))
+        .unwrap();
+    assert_eq!(
+        file(&c, &new.0, "/www/a.txt").await.as_deref(),
+        Some("a\n"),
+        "{}",
+        dev.transcript()
+    );
+    assert_eq!(dev.stop().await, Some(130));
+    c.cleanup().await;
+}

@@ -421,6 +421,7 @@ impl<B: Builder, D: DeployTarget> DevLoop<'_, B, D> {
             self.deployer
                 .wait_ready(&changed, self.opts.status_deadline, &self.events, cancel)
                 .await?;
+            self.replay_syncs(cfg, &results, &current, &plan).await;
         }
         if let Some(h) = hooks.filter(|h| !h.after.is_empty()) {
             phase.store(PHASE_APPLY, Ordering::SeqCst);
@@ -469,7 +470,9 @@ impl<B: Builder, D: DeployTarget> DevLoop<'_, B, D> {
                 Planned::Rebuild(reason) => self.skip_sync(a, reason),
                 // The running image is what a build would make: the next build takes these changes.
                 Planned::NotCopied => not_copied.push(&a.image),
-                Planned::Unchanged => {}
+                // Only files the image leaves out changed (a manifest in the context): the running image and
+                // what was synced into it are current; a build now would only repeat the syncs.
+                Planned::Unchanged => not_copied.push(&a.image),
             }
         }
         for image in not_copied {
@@ -524,6 +527,49 @@ impl<B: Builder, D: DeployTarget> DevLoop<'_, B, D> {
             }
         }
         Ok(synced)
+    }
+
+    /// After a deploy that started pods from images it did not rebuild (a manifest edit, a scale-up), brings their
+    /// containers up to date with what was synced into that image since it was built (the target remembers it).
+    async fn replay_syncs(
+        &self,
+        cfg: &Config,
+        rebuilt: &[ArtifactResult],
+        current: &HashMap<String, ArtifactResult>,
+        plan: &D::Plan,
+    ) {
+        if !self.deployer.can_sync() {
+            return;
+        }
+        let no_hooks = crate::config::hooks::Hooks::default();
+        for a in &cfg.build.artifacts {
+            let key = tag::normalize_repository(&a.image);
+            if (a.sync.is_empty() && a.sync_infer.is_empty())
+                || rebuilt
+                    .iter()
+                    .any(|r| tag::normalize_repository(&r.image) == key)
+            {
+                continue;
+            }
+            let Some(running) = current.get(&key) else {
+                continue;
+            };
+            let req = SyncRequest {
+                image: &a.image,
+                reference: running.deploy_reference(),
+                copy: Vec::new(),
+                delete: Vec::new(),
+                hooks: &no_hooks,
+            };
+            if let Err(e) = self.deployer.sync(plan, &req).await {
+                self.events.emit(Event::Warning {
+                    message: format!(
+                        "{}: pods started by this deploy lack the files synced since the last build: {e}",
+                        a.image
+                    ),
+                });
+            }
+        }
     }
 
     /// The host sync hooks of `a` for `phase`, with what they are told: the running image, the context, the files.
