@@ -127,6 +127,19 @@ pub fn parse(file: &str, text: &str) -> Result<RawConfig, ConfigError> {
     })
 }
 
+/// What a YAML value is, for messages: `a list`, `the string \`x\``, ….
+fn kind(v: &serde_json::Value) -> String {
+    use serde_json::Value;
+    match v {
+        Value::Null => "nothing".into(),
+        Value::Bool(b) => format!("`{b}`"),
+        Value::Number(n) => format!("`{n}`"),
+        Value::String(s) => format!("the string `{s}`"),
+        Value::Array(_) => "a list".into(),
+        Value::Object(_) => "a mapping".into(),
+    }
+}
+
 fn invalid(
     file: &str,
     field: impl Into<String>,

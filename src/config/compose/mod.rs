@@ -24,9 +24,9 @@ pub use crate::event::{Finding, Interpolated, ServiceOutcome, VariableSource as 
 pub(in crate::config) use syntax::{normalize, relative};
 use variables::{interpolate_value, project_of, read_dotenv, summarize_uses};
 
-use super::ConfigError;
 use super::deploy::RawContainer;
 use super::raw::{RawArtifact, RawConfig};
+use super::{ConfigError, invalid, kind};
 
 /// The reason for a key devloop's Docker target has nothing like.
 const GENERIC: &str = "devloop's Docker target has no equivalent";
@@ -321,27 +321,6 @@ fn parse(file: &str, text: &str) -> Result<Value, ConfigError> {
             message,
         }
     })
-}
-
-fn invalid(file: &str, field: &str, message: impl Into<String>, hint: Option<&str>) -> ConfigError {
-    ConfigError::Invalid {
-        file: file.to_string(),
-        field: field.to_string(),
-        message: message.into(),
-        hint: hint.map(str::to_string),
-    }
-}
-
-/// `a list`, `a string \`x\``, … for messages.
-fn kind(v: &Value) -> String {
-    match v {
-        Value::Null => "nothing".into(),
-        Value::Bool(b) => format!("`{b}`"),
-        Value::Number(n) => format!("`{n}`"),
-        Value::String(s) => format!("the string `{s}`"),
-        Value::Array(_) => "a list".into(),
-        Value::Object(_) => "a mapping".into(),
-    }
 }
 
 /// A scalar as compose reads it into a string field (`8080`, `true`, `1.5` → their text).

@@ -20,11 +20,11 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
-use super::ConfigError;
 use super::compose::{normalize, relative};
 use super::hooks::RawHooks;
 use super::manifests::{Helm, HelmRelease, Kustomize, Manifests};
 use super::raw::{RawArtifact, RawBuild, RawConfig, RawMetadata, RawPortForward, RawTagPolicy};
+use super::{ConfigError, invalid, kind};
 pub use crate::event::Finding;
 use documents::{Doc, Layout};
 
@@ -485,27 +485,6 @@ impl Cx {
         }
         let abs = normalize(&dir.join(path));
         relative(&abs, &self.output_dir).display().to_string()
-    }
-}
-
-fn invalid(file: &str, field: &str, message: impl Into<String>, hint: Option<&str>) -> ConfigError {
-    ConfigError::Invalid {
-        file: file.to_string(),
-        field: field.to_string(),
-        message: message.into(),
-        hint: hint.map(str::to_string),
-    }
-}
-
-/// `a list`, `the string \`x\``, … for messages.
-fn kind(v: &Value) -> String {
-    match v {
-        Value::Null => "nothing".into(),
-        Value::Bool(b) => format!("`{b}`"),
-        Value::Number(n) => format!("`{n}`"),
-        Value::String(s) => format!("the string `{s}`"),
-        Value::Array(_) => "a list".into(),
-        Value::Object(_) => "a mapping".into(),
     }
 }
 
