@@ -63,7 +63,7 @@ impl Cx<'_> {
         if !context_abs.is_dir() {
             return Err(invalid(
                 &self.file,
-                &format!("{field}.context"),
+                format!("{field}.context"),
                 format!("directory `{context}` does not exist"),
                 Some("paths in a compose file are relative to its directory"),
             ));
@@ -73,7 +73,7 @@ impl Cx<'_> {
         if !dockerfile_abs.is_file() {
             return Err(invalid(
                 &self.file,
-                &format!("{field}.dockerfile"),
+                format!("{field}.dockerfile"),
                 format!(
                     "file `{}` does not exist (looked for `{}`)",
                     dockerfile.as_deref().unwrap_or("Dockerfile"),

@@ -64,7 +64,7 @@ impl Cx<'_> {
             other => {
                 return Err(invalid(
                     &self.file,
-                    &format!("services.{name}"),
+                    format!("services.{name}"),
                     format!("expected a mapping, found {}", kind(other)),
                     None,
                 ));
@@ -86,7 +86,7 @@ impl Cx<'_> {
             Some(i) => Some(scalar(i).ok_or_else(|| {
                 invalid(
                     &self.file,
-                    &field("image"),
+                    field("image"),
                     format!("expected an image reference, found {}", kind(i)),
                     None,
                 )
@@ -158,7 +158,7 @@ impl Cx<'_> {
             (None, None) => {
                 return Err(invalid(
                     &self.file,
-                    &format!("services.{name}"),
+                    format!("services.{name}"),
                     "has neither `image` nor `build`",
                     Some(
                         "compose rejects this service too: give it an `image:` to run or a `build:` to build",

@@ -58,7 +58,7 @@ pub(super) fn read_dotenv(
         |(line, message)| {
             invalid(
                 &path.display().to_string(),
-                &format!("line {line}"),
+                format!("line {line}"),
                 message,
                 Some("compose reads this file for `${VAR}` values; fix it like compose would require"),
             )
@@ -113,7 +113,7 @@ pub(super) fn interpolate_value(
             let out = interpolate::interpolate(s, lookup, &mut found).map_err(|message| {
                 invalid(
                     file,
-                    &full_path(path),
+                    full_path(path),
                     message,
                     Some("compose interpolates `${VAR}` from the environment and `.env`; devloop init does the same"),
                 )

@@ -259,7 +259,7 @@ impl Loader {
                 Some(other) => {
                     return Err(invalid(
                         &label,
-                        &format!("{at}.path"),
+                        format!("{at}.path"),
                         format!("expected a path, found {}", kind(other)),
                         None,
                     ));
@@ -288,7 +288,7 @@ impl Loader {
                                 .collect();
                             return Err(invalid(
                                 &label,
-                                &format!("{at}.configs[{j}]"),
+                                format!("{at}.configs[{j}]"),
                                 format!("`{file_label}` has no config named `{name}`"),
                                 Some(&if defined.is_empty() {
                                     "its configs have no `metadata.name`".to_string()
@@ -304,7 +304,7 @@ impl Loader {
                 Some(other) => {
                     return Err(invalid(
                         &label,
-                        &format!("{at}.configs"),
+                        format!("{at}.configs"),
                         format!("expected a list of config names, found {}", kind(other)),
                         None,
                     ));
@@ -331,7 +331,7 @@ fn active_profiles(
     let Value::Array(list) = v else {
         return Err(invalid(
             label,
-            &format!("{at}.activeProfiles"),
+            format!("{at}.activeProfiles"),
             format!("expected a list, found {}", kind(v)),
             None,
         ));
@@ -341,7 +341,7 @@ fn active_profiles(
         let name = p.get("name").and_then(Value::as_str).ok_or_else(|| {
             invalid(
                 label,
-                &format!("{at}.activeProfiles[{j}].name"),
+                format!("{at}.activeProfiles[{j}].name"),
                 "missing",
                 Some("name the profile of the required config to activate"),
             )
@@ -372,7 +372,7 @@ fn check(file: &str, dir: &Path, index: usize, value: Value) -> Result<Doc, Conf
     let Value::Object(value) = value else {
         return Err(invalid(
             file,
-            &at("(document)"),
+            at("(document)"),
             format!(
                 "expected a mapping, found {}: this is not a Skaffold config",
                 kind(&value)
@@ -387,7 +387,7 @@ fn check(file: &str, dir: &Path, index: usize, value: Value) -> Result<Doc, Conf
         Some(other) => {
             return Err(invalid(
                 file,
-                &at("apiVersion"),
+                at("apiVersion"),
                 format!("expected a string, found {}", kind(other)),
                 None,
             ));
@@ -395,7 +395,7 @@ fn check(file: &str, dir: &Path, index: usize, value: Value) -> Result<Doc, Conf
         None => {
             return Err(invalid(
                 file,
-                &at("apiVersion"),
+                at("apiVersion"),
                 "missing: this is not a Skaffold config",
                 Some("a Skaffold config starts with `apiVersion: skaffold/…` and `kind: Config`"),
             ));
@@ -404,7 +404,7 @@ fn check(file: &str, dir: &Path, index: usize, value: Value) -> Result<Doc, Conf
     let layout = layout_of(&version).map_err(|hint| {
         invalid(
             file,
-            &at("apiVersion"),
+            at("apiVersion"),
             format!("unsupported version `{version}`"),
             Some(&hint),
         )
@@ -414,7 +414,7 @@ fn check(file: &str, dir: &Path, index: usize, value: Value) -> Result<Doc, Conf
         other => {
             return Err(invalid(
                 file,
-                &at("kind"),
+                at("kind"),
                 match other {
                     Some(k) => format!("unsupported kind `{k}`"),
                     None => "missing".to_string(),

@@ -93,7 +93,7 @@ pub fn convert(req: &Request<'_>) -> Result<Conversion, ConfigError> {
         let mut p = profiles::difference(name, &base, &with).map_err(|e| {
             invalid(
                 &file,
-                &format!("profiles.{name}"),
+                format!("profiles.{name}"),
                 format!("cannot convert the profile: {e}"),
                 None,
             )
