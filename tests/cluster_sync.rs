@@ -401,3 +401,38 @@ async fn a_pod_a_deploy_starts_from_the_same_image_gets_the_synced_files() {
     assert_eq!(dev.stop().await, Some(130));
     c.cleanup().await;
 }
+
+/// Needs the fake (a test cannot take a real account's permissions away): skipped with `DEVLOOP_TEST_KUBECONFIG`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_forbidden_by_rbac_rebuilds_and_says_which_permission_is_missing() {
+    support::require_docker();
+    let c = Cluster::start().await;
+    let Some(fake) = &c.fake else {
+        eprintln!("skipped on a real cluster: needs the fake to forbid pods/exec");
+        return;
+    };
+    let image = support::unique("devloop-sync-rbac");
+    let p = project(&image, FULL, 1);
+    let Some((mut dev, _root)) = start(&c, &p, &image).await else {
+        return;
+    };
+    fake.deny("create", "pods/exec", Some(&c.ns));
+    let from = dev.seen();
+    p.write("www/index.html", "v2\n");
+    let e = next_outcome(&mut dev).await;
+    assert_eq!(e["type"], "iteration", "{}", dev.transcript());
+    assert_eq!(e["data"]["rebuilt"], serde_json::json!([image]));
+    let warnings = dev.events_since(from, "warning");
+    assert_eq!(warnings.len(), 1, "{}", dev.transcript());
+    let message = warnings[0]["data"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("file sync failed, rebuilding instead"),
+        "{message}"
+    );
+    assert!(
+        message.contains("kubectl auth can-i create pods/exec"),
+        "{message}"
+    );
+    assert_eq!(dev.stop().await, Some(130));
+    c.cleanup().await;
+}
