@@ -112,6 +112,21 @@ impl KubeTarget {
     /// request's files for containers that are up to date, everything synced since the build for the others.
     async fn jobs(&self, pods: &[RunningPod], req: &SyncRequest<'_>) -> Vec<Job> {
         let mut memory = self.sync_memory.lock().await;
+        // Forget containers that no longer run (replaced pods, earlier restarts): a long session stays small.
+        let running: HashSet<ContainerKey> = pods
+            .iter()
+            .flat_map(|p| {
+                p.containers.iter().map(|c| ContainerKey {
+                    pod_uid: p.uid.clone(),
+                    container: c.name.clone(),
+                    restarts: c.restarts,
+                })
+            })
+            .collect();
+        memory.transports.retain(|k, _| running.contains(k));
+        for synced in memory.images.values_mut() {
+            synced.up_to_date.retain(|k| running.contains(k));
+        }
         let synced = memory.images.entry(req.image.to_string()).or_default();
         // A new image (rebuilt, or deployed under another reference) has none of what was synced before.
         if synced.reference != req.reference {
