@@ -465,7 +465,13 @@ impl<B: Builder, D: DeployTarget> DevLoop<'_, B, D> {
             if a.sync.is_empty() && a.sync_infer.is_empty() {
                 continue;
             }
+            // An artifact built from another that is rebuilt now gets a new build arg: it is rebuilt too.
+            let base_rebuilt = a.requires.iter().any(|r| {
+                only.iter()
+                    .any(|o| tag::normalize_repository(o) == tag::normalize_repository(&r.image))
+            });
             match plan_sync(cfg, a, &trigger.paths, current, placements) {
+                _ if base_rebuilt => {}
                 Planned::Sync { copy, delete } => candidates.push((a, copy, delete)),
                 Planned::Rebuild(reason) => self.skip_sync(a, reason),
                 // The running image is what a build would make: the next build takes these changes.

@@ -716,3 +716,41 @@ async fn a_container_deploy_hook_runs_once_in_each_new_pod() {
         .collect();
     assert_eq!(ran, ["api-1/app", "api-2/app"]);
 }
+
+/// An artifact with sync rules built from another (`requires`) is rebuilt when only the other one changed: none of
+/// its own files changed, but its build arg did. (A first version of "a change of files the image leaves out
+/// rebuilds nothing" took it as up to date; this test failed on it.)
+#[tokio::test]
+async fn an_artifact_whose_required_image_is_rebuilt_is_rebuilt_not_synced() {
+    let h = Harness::new();
+    with_sync(
+        &h,
+        "{manual: [{src: 'www/**', dest: /www, strip: www/}]}",
+        "FROM scratch\nCOPY www /www\n",
+        &["www/index.html"],
+    );
+    let root = h.fx.dir.path();
+    std::fs::write(
+        root.join("devloop.yaml"),
+        "apiVersion: devloop/v1alpha1\nkind: Config\nbuild:\n  artifacts:\n    - image: base\n      context: base\n    - image: other\n      context: other\n      requires: [{image: base}]\n      sync: {manual: [{src: 'www/**', dest: /www, strip: www/}]}\n",
+    )
+    .unwrap();
+    let base_file = h.path("base/Dockerfile");
+    let builds = &h.builder.builds;
+    let (_, _) = h
+        .run(|tx, shutdown, seen| async move {
+            until(&seen, |e| iterations(e) == 1).await;
+            let before = builds.lock().unwrap().len();
+            std::fs::write(&base_file, "FROM scratch\nLABEL v=2\n").unwrap();
+            tx.send(change(std::slice::from_ref(&base_file))).unwrap();
+            until(&seen, |e| iterations(e) == 2).await;
+            let rebuilt: Vec<String> = builds.lock().unwrap()[before..].to_vec();
+            assert_eq!(
+                rebuilt.len(),
+                2,
+                "base and the artifact built from it: {rebuilt:?}"
+            );
+            shutdown.cancel();
+        })
+        .await;
+}
