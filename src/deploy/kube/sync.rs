@@ -53,6 +53,15 @@ pub(super) struct SyncMemory {
     pub images: HashMap<String, SyncedImage>,
 }
 
+impl SyncMemory {
+    /// Whether files were synced into artifact `image`'s containers since `reference` was deployed.
+    fn has_synced(&self, image: &str, reference: &str) -> bool {
+        self.images
+            .get(image)
+            .is_some_and(|s| s.reference == reference && !s.files.is_empty())
+    }
+}
+
 /// A container to bring up to date, and with what.
 struct Job {
     ns: String,
@@ -88,6 +97,18 @@ impl KubeTarget {
         plan: &KubePlan,
         req: &SyncRequest<'_>,
     ) -> Result<usize, DeployError> {
+        let empty = req.copy.is_empty() && req.delete.is_empty() && req.hooks.is_empty();
+        // An empty request only brings later containers up to date: nothing to do (and no pod list to read after
+        // every deploy) when nothing was synced into this image.
+        if empty
+            && !self
+                .sync_memory
+                .lock()
+                .await
+                .has_synced(req.image, &req.reference)
+        {
+            return Ok(0);
+        }
         let home = self.home_namespace(&plan.objects);
         let namespaces = namespaces_of(&plan.objects, &home);
         let pods = self.running_pods(&namespaces).await?;
@@ -561,6 +582,24 @@ mod tests {
         assert!(!runs("reg:5000/api:old", "reg:5000/api:abc"));
         assert!(!runs("reg:5000/web:abc", "reg:5000/api:abc"));
         assert!(!runs("reg:5000/api", "reg:5000/api:abc"));
+    }
+
+    #[test]
+    fn only_an_image_with_synced_files_has_anything_to_replay() {
+        let mut memory = SyncMemory::default();
+        assert!(!memory.has_synced("api", "reg/api:1"));
+        let mut synced = SyncedImage {
+            reference: "reg/api:1".into(),
+            ..SyncedImage::default()
+        };
+        synced.files.insert("/www/a".into(), None);
+        memory.images.insert("api".into(), synced);
+        assert!(memory.has_synced("api", "reg/api:1"));
+        assert!(
+            !memory.has_synced("api", "reg/api:2"),
+            "a rebuilt image starts over"
+        );
+        assert!(!memory.has_synced("web", "reg/api:1"));
     }
 
     #[test]
