@@ -6,9 +6,7 @@
 
 use std::path::Path;
 
-use bollard::exec::{CreateExecOptions, StartExecResults};
 use bollard::query_parameters::UploadToContainerOptions;
-use futures_util::StreamExt;
 
 use super::daemon_error::api_error;
 use super::{DockerPlan, DockerTarget};
@@ -87,7 +85,7 @@ impl DockerTarget {
             }
             let gone: Vec<&String> = req.delete.iter().filter(|d| !bind_mounted(c, d)).collect();
             if !gone.is_empty() {
-                self.remove_files(&object, id, &gone).await?;
+                self.remove_files(&c.name, &gone).await?;
             }
             self.run_sync_hooks(&c.name, &req.hooks.after, "after")
                 .await?;
@@ -138,63 +136,23 @@ impl DockerTarget {
         Ok(())
     }
 
-    /// `rm -f -- paths` in the container; an error when it cannot run or fails.
-    async fn remove_files(
-        &self,
-        object: &str,
-        id: &str,
-        paths: &[&String],
-    ) -> Result<(), DeployError> {
+    /// Deletes `paths` in container `name` (`rm -f --`, through [`DockerTarget::exec`]): an image without `rm`
+    /// fails the sync, and the caller rebuilds.
+    async fn remove_files(&self, name: &str, paths: &[&String]) -> Result<(), DeployError> {
         let mut cmd = vec!["rm".to_owned(), "-f".to_owned(), "--".to_owned()];
         cmd.extend(paths.iter().map(|p| (*p).clone()));
-        let created = self
-            .docker
-            .create_exec(
-                id,
-                CreateExecOptions {
-                    cmd: Some(cmd),
-                    attach_stdout: Some(true),
-                    attach_stderr: Some(true),
-                    ..Default::default()
-                },
-            )
-            .await
-            .map_err(|e| api_error(object, "delete synced files in", &e))?;
-        let mut text = String::new();
-        let started = self
-            .docker
-            .start_exec(&created.id, None)
-            .await
-            .map_err(|e| api_error(object, "delete synced files in", &e))?;
-        if let StartExecResults::Attached { mut output, .. } = started {
-            while let Some(out) = output.next().await {
-                match out {
-                    Ok(o) => text.push_str(&o.to_string()),
-                    Err(e) => return Err(api_error(object, "delete synced files in", &e)),
-                }
-            }
-        }
-        // The output ends a moment before the daemon records the exit code.
-        let mut code = None;
-        for _ in 0..100 {
-            let inspected = self
-                .docker
-                .inspect_exec(&created.id)
-                .await
-                .map_err(|e| api_error(object, "delete synced files in", &e))?;
-            if inspected.running != Some(true) {
-                code = inspected.exit_code;
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
-        match code {
+        let out = self.exec(name, &cmd).await?;
+        match out.exit_code {
             Some(0) => Ok(()),
-            _ => Err(DeployError::Apply {
-                object: object.to_owned(),
-                message: format!("cannot delete synced files: `rm` failed: {}", text.trim()),
-                hint: None,
-            }),
+            _ => {
+                let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+                text.push_str(&String::from_utf8_lossy(&out.stderr));
+                Err(DeployError::Apply {
+                    object: format!("container/{name}"),
+                    message: format!("cannot delete synced files: `rm` failed: {}", text.trim()),
+                    hint: None,
+                })
+            }
         }
     }
 }
