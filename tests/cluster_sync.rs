@@ -105,7 +105,12 @@ async fn start(c: &Cluster, p: &Project, image: &str) -> Option<(Dev, tempfile::
 
 /// The running pods of the Deployment `web`: `(name, restart count of container web)`.
 async fn pods(c: &Cluster) -> Vec<(String, i32)> {
-    let api: Api<Pod> = Api::namespaced(c.client.clone(), &c.ns);
+    pods_in(c, &c.ns).await
+}
+
+/// [`pods`] in namespace `ns`.
+async fn pods_in(c: &Cluster, ns: &str) -> Vec<(String, i32)> {
+    let api: Api<Pod> = Api::namespaced(c.client.clone(), ns);
     let list = api
         .list(&ListParams::default().labels("app=web"))
         .await
@@ -434,5 +439,49 @@ async fn exec_forbidden_by_rbac_rebuilds_and_says_which_permission_is_missing() 
         "{message}"
     );
     assert_eq!(dev.stop().await, Some(130));
+    c.cleanup().await;
+}
+
+/// The same project deployed in a second namespace (a colleague's, or `devloop run` of another branch): a sync in
+/// the first never writes into the second's pods.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_never_reaches_the_same_project_in_another_namespace() {
+    support::require_docker();
+    let c = Cluster::start().await;
+    let image = support::unique("devloop-sync-twice");
+    let p = project(&image, FULL, 1);
+    let Some((mut dev, _root)) = start(&c, &p, &image).await else {
+        return;
+    };
+    let other = format!("{}-b", c.ns);
+    let mut args = vec!["run"];
+    let registry = std::env::var("DEVLOOP_TEST_REGISTRY").ok();
+    if let Some(r) = &registry {
+        args.extend(["--default-repo", r.as_str()]);
+    }
+    let out = c.devloop_in(&p, &args, Some(&other)).await;
+    assert_eq!(out.status.code(), Some(0), "{}", support::stderr(&out));
+    let theirs = pods_in(&c, &other).await;
+    assert_eq!(theirs.len(), 1);
+
+    p.write("www/index.html", "v2\n");
+    let e = next_outcome(&mut dev).await;
+    assert_eq!(e["type"], "synced", "{}", dev.transcript());
+    assert_eq!(e["data"]["containers"], 1, "only this namespace's pod");
+    let mine = pods(&c).await;
+    assert_eq!(
+        file(&c, &mine[0].0, "/www/index.html").await.as_deref(),
+        Some("v2\n")
+    );
+    let read = c
+        .read_file_in(&other, &theirs[0].0, "web", "/www/index.html")
+        .await;
+    assert_eq!(
+        read.as_deref(),
+        Some(&b"v1\n"[..]),
+        "the other namespace's pod is untouched"
+    );
+    assert_eq!(dev.stop().await, Some(130));
+    c.delete_namespace(&other).await;
     c.cleanup().await;
 }

@@ -88,12 +88,23 @@ impl Cluster {
     /// The content of `path` in `container` of `pod` (test namespace) as the running container sees it; `None`
     /// when it has no such file. On a real cluster this execs `cat` in the container (its image needs one).
     pub async fn read_file(&self, pod: &str, container: &str, path: &str) -> Option<Vec<u8>> {
+        self.read_file_in(&self.ns, pod, container, path).await
+    }
+
+    /// [`Cluster::read_file`] for a pod in namespace `ns`.
+    pub async fn read_file_in(
+        &self,
+        ns: &str,
+        pod: &str,
+        container: &str,
+        path: &str,
+    ) -> Option<Vec<u8>> {
         if let Some(f) = &self.fake {
             return f
-                .container_file(&self.ns, pod, container, path)
+                .container_file(ns, pod, container, path)
                 .map(|(bytes, _)| bytes);
         }
-        let pods: Api<Pod> = Api::namespaced(self.client.clone(), &self.ns);
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), ns);
         let params = AttachParams::default().container(container).stderr(false);
         let mut attached = pods.exec(pod, ["cat", path], &params).await.ok()?;
         let mut stdout = attached.stdout()?;
