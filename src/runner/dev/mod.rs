@@ -363,7 +363,7 @@ impl<B: Builder, D: DeployTarget> DevLoop<'_, B, D> {
         let images = running.images;
         let mut only = to_build(cfg, trigger, images);
         // File sync: artifacts whose only changes are files their sync rules take are updated in place.
-        let synced = self.sync_in_place(cfg, trigger, running, &mut only).await?;
+        let (synced, sync_plan) = self.sync_in_place(cfg, trigger, running, &mut only).await?;
         let mut results = Vec::new();
         if !only.is_empty() {
             let run = BuildRun {
@@ -387,7 +387,12 @@ impl<B: Builder, D: DeployTarget> DevLoop<'_, B, D> {
         for r in &results {
             current.insert(tag::normalize_repository(&r.image), r.clone());
         }
-        let plan = (self.plan)(cfg, &artifact_images(cfg, &current))?;
+        // Nothing built: the images are those the sync rendered the plan with (no second render, no second
+        // `kustomize build`).
+        let plan = match sync_plan.filter(|_| results.is_empty()) {
+            Some(plan) => plan,
+            None => (self.plan)(cfg, &artifact_images(cfg, &current))?,
+        };
         // Hooks are never cut by a newer change (a half-run hook is worse than a late one): the apply phase.
         phase.store(PHASE_APPLY, Ordering::SeqCst);
         // An iteration that only synced files deploys nothing new: no deploy hooks (Skaffold's rule too).
@@ -438,18 +443,19 @@ impl<B: Builder, D: DeployTarget> DevLoop<'_, B, D> {
 
     /// Syncs the changes of artifacts whose every change a sync rule takes into their running containers, and
     /// takes them out of `only` (a failed sync leaves them there: they are rebuilt). Says once per artifact why
-    /// one with sync rules is rebuilt instead. Returns the synced artifacts.
+    /// one with sync rules is rebuilt instead. Returns the synced artifacts and the plan rendered for them (the
+    /// iteration deploys it when it builds nothing).
     async fn sync_in_place(
         &self,
         cfg: &Config,
         trigger: &Trigger,
         running: &Running<'_>,
         only: &mut BTreeSet<String>,
-    ) -> Result<Vec<String>, Error> {
+    ) -> Result<(Vec<String>, Option<D::Plan>), Error> {
         let (images, placements) = (running.images, running.placements);
         let mut synced = Vec::new();
         if trigger.everything || !self.deployer.can_sync() {
-            return Ok(synced);
+            return Ok((synced, None));
         }
         let mut candidates = Vec::new();
         let mut not_copied = Vec::new();
@@ -485,7 +491,7 @@ impl<B: Builder, D: DeployTarget> DevLoop<'_, B, D> {
             only.remove(image);
         }
         if candidates.is_empty() {
-            return Ok(synced);
+            return Ok((synced, None));
         }
         let plan = (self.plan)(cfg, &artifact_images(cfg, images))?;
         for (a, copy, delete) in candidates {
@@ -532,7 +538,7 @@ impl<B: Builder, D: DeployTarget> DevLoop<'_, B, D> {
                 }),
             }
         }
-        Ok(synced)
+        Ok((synced, Some(plan)))
     }
 
     /// After a deploy that started pods from images it did not rebuild (a manifest edit, a scale-up), brings their

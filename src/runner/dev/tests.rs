@@ -10,6 +10,8 @@ struct Harness {
     fx: Fixture,
     builder: FakeBuilder,
     deployer: FakeDeployer,
+    /// How many times the loop rendered a plan.
+    renders: std::sync::atomic::AtomicUsize,
 }
 
 fn change(paths: &[PathBuf]) -> ChangeSet {
@@ -27,6 +29,7 @@ impl Harness {
             fx: Fixture::new(),
             builder: FakeBuilder::default(),
             deployer: FakeDeployer::default(),
+            renders: Default::default(),
         }
     }
 
@@ -59,7 +62,9 @@ impl Harness {
         let (events, seen) = EventSink::collector();
         let reload_cfg = cfg.clone();
         let reload = move || -> Result<Config, Error> { Ok(reload_cfg.clone()) };
+        let renders = &self.renders;
         let plan = |_: &Config, images: &[ArtifactImage]| -> Result<Vec<String>, Error> {
+            renders.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             Ok(images.iter().map(|i| i.reference.clone()).collect())
         };
         let dev = DevLoop {
@@ -753,4 +758,34 @@ async fn an_artifact_whose_required_image_is_rebuilt_is_rebuilt_not_synced() {
             shutdown.cancel();
         })
         .await;
+}
+
+/// A save that only syncs renders the plan once: the deploy after the sync uses the plan the sync rendered (a
+/// second render is a second `kustomize build` on every save).
+#[tokio::test]
+async fn a_synced_save_renders_the_plan_once() {
+    let h = Harness::new();
+    with_sync(
+        &h,
+        "{manual: [{src: 'www/**', dest: /www, strip: www/}]}",
+        "FROM scratch\nCOPY www /www\n",
+        &["www/index.html"],
+    );
+    let index = h.path("other/www/index.html");
+    let renders = &h.renders;
+    let (summary, _) = h
+        .run(|tx, shutdown, seen| async move {
+            until(&seen, |e| iterations(e) == 1).await;
+            let before = renders.load(std::sync::atomic::Ordering::SeqCst);
+            std::fs::write(&index, "v2").unwrap();
+            tx.send(change(std::slice::from_ref(&index))).unwrap();
+            until(&seen, |e| iterations(e) == 2).await;
+            assert_eq!(
+                renders.load(std::sync::atomic::Ordering::SeqCst) - before,
+                1
+            );
+            shutdown.cancel();
+        })
+        .await;
+    assert_eq!(summary.synced, 1);
 }
