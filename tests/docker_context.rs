@@ -148,10 +148,12 @@ fn conform(context: &Path, dockerfile: &Path) -> Listing {
     docker_available();
     let mut images = Images(Vec::new());
 
+    // `--no-cache`: tests of this file running at once may build the same files; a cache hit on an image that
+    // another test's drop is removing fails with "unable to find image".
     let cli_tag = images.tag();
     run(
         Command::new("docker")
-            .args(["build", "-q", "-t", &cli_tag, "-f"])
+            .args(["build", "--no-cache", "-q", "-t", &cli_tag, "-f"])
             .arg(dockerfile)
             .arg(context),
         None,
@@ -162,7 +164,16 @@ fn conform(context: &Path, dockerfile: &Path) -> Listing {
     let name = write_tar(&files, dockerfile, &mut stream).unwrap();
     let ours_tag = images.tag();
     run(
-        Command::new("docker").args(["build", "-q", "-t", &ours_tag, "-f", &name, "-"]),
+        Command::new("docker").args([
+            "build",
+            "--no-cache",
+            "-q",
+            "-t",
+            &ours_tag,
+            "-f",
+            &name,
+            "-",
+        ]),
         Some(stream),
     );
 
