@@ -9,6 +9,29 @@ pub const KUBE_PROJECT: &str = "devloop.dev/project";
 /// The field manager devloop applies with; its `managedFields` entry dates the apply and proves an object is ours.
 pub const FIELD_MANAGER: &str = "devloop";
 
+/// Blue/green releases: the label naming a copy's colour (`blue`, `green`) on a copied Deployment, its selector and
+/// pod template, and in the selector of the Service that sends traffic to it.
+pub const KUBE_COLOR: &str = "devloop.dev/color";
+/// The field manager of what a blue/green switch owns: the colour key of a Service's selector, the Service's
+/// release annotations, and the replicas of a copy it scaled down. Separate from [`FIELD_MANAGER`], so a deploy's
+/// apply of the rendered Service never takes the switch back.
+pub const BLUE_GREEN_MANAGER: &str = "devloop-blue-green";
+/// On a blue/green Service: the colour that receives traffic.
+pub const ANNOTATION_LIVE_COLOR: &str = "devloop.dev/live-color";
+/// On a blue/green Service: when traffic moved to the live colour (RFC 3339, UTC).
+pub const ANNOTATION_LIVE_SINCE: &str = "devloop.dev/live-since";
+/// On a blue/green Service: the colour that was live before (what `devloop rollback` returns to).
+pub const ANNOTATION_PREVIOUS_COLOR: &str = "devloop.dev/previous-color";
+/// On a blue/green copy (Deployment) and on its Service for the live one: the commit it was deployed from
+/// (`GIT_COMMIT`, else `git rev-parse HEAD`, else `unknown`).
+pub const ANNOTATION_COMMIT: &str = "devloop.dev/commit";
+/// On a blue/green copy and on its Service for the live one: the images it runs, comma-separated references.
+pub const ANNOTATION_IMAGES: &str = "devloop.dev/images";
+/// On a blue/green copy: the Deployment of the manifests it is a copy of.
+pub const ANNOTATION_COPY_OF: &str = "devloop.dev/copy-of";
+/// On a blue/green copy scaled to zero: the replicas it had (what `devloop rollback` scales it back to).
+pub const ANNOTATION_REPLICAS: &str = "devloop.dev/replicas";
+
 /// The label every container, network and volume devloop creates on the Docker daemon carries.
 pub const DOCKER_MANAGED_BY: (&str, &str) = ("dev.devloop.managed-by", "devloop");
 /// The label naming the project on Docker objects.

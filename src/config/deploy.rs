@@ -17,6 +17,9 @@ pub struct RawDeploy {
     /// Commands run before and after each deploy (on the host, or in containers of this project's pods).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hooks: Option<super::hooks::RawHooks>,
+    /// How `run` and `deploy` release to Kubernetes: blue/green switches of Services.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubernetes: Option<super::blue_green::RawKubernetesDeploy>,
 }
 
 /// `deploy.docker`.

@@ -2,6 +2,7 @@
 //! config file and checks that the paths it names exist, nothing else (`compose/` reads a compose file, its
 //! `.env` and env files, for `devloop init`).
 
+pub mod blue_green;
 pub mod build;
 pub mod compose;
 pub mod deploy;
@@ -71,6 +72,8 @@ pub struct Config {
     pub docker: Option<deploy::DockerDeploy>,
     /// `deploy.hooks`: commands run before and after each deploy.
     pub deploy_hooks: hooks::Hooks,
+    /// `deploy.kubernetes.blueGreen`: Services `run` and `deploy` release blue/green (never `dev`).
+    pub blue_green: Vec<blue_green::BlueGreen>,
     /// `portForward`: local ports `devloop dev` forwards to cluster resources.
     pub port_forwards: Vec<PortForward>,
     pub active_profiles: Vec<ActiveProfile>,
@@ -217,6 +220,18 @@ fn validate(
         hooks::Step::Deploy,
         raw.deploy.as_ref().and_then(|d| d.hooks.as_ref()),
     )?;
+    let blue_green = blue_green::validate(
+        file,
+        raw.deploy.as_ref().and_then(|d| d.kubernetes.as_ref()),
+    )?;
+    if !blue_green.is_empty() && raw.deploy.as_ref().is_some_and(|d| d.docker.is_some()) {
+        return Err(invalid(
+            file,
+            "deploy.kubernetes.blueGreen",
+            "blue/green releases need Kubernetes, and `deploy.docker` runs the project on the Docker daemon",
+            Some("turn one of them on in a profile, e.g. blue/green in `prod`"),
+        ));
+    }
     Ok(Config {
         file: file.to_string(),
         base_dir: base_dir.to_path_buf(),
@@ -239,6 +254,7 @@ fn validate(
             None => None,
         },
         deploy_hooks,
+        blue_green,
         active_profiles,
     })
 }

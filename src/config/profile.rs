@@ -23,6 +23,7 @@ const KEYED_LISTS: &[(&str, &str)] = &[
     ("build.artifacts", "image"),
     ("manifests.helm.releases", "name"),
     ("deploy.docker.containers", "name"),
+    ("deploy.kubernetes.blueGreen", "service"),
 ];
 
 /// What a profile activation can be matched against.

@@ -63,7 +63,7 @@ pub struct RawPortForward {
 }
 
 /// A port as written: a number or a name.
-#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(untagged)]
 pub enum RawPort {
     Number(u16),

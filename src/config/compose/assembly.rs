@@ -70,6 +70,7 @@ impl Cx<'_> {
             }),
             manifests: None,
             deploy: Some(RawDeploy {
+                kubernetes: None,
                 docker: Some(RawDockerDeploy {
                     containers: base_containers,
                     stop_grace_period: grace,
@@ -286,6 +287,7 @@ fn profiles(
                     ..Default::default()
                 }),
                 deploy: Some(RawDeploy {
+                    kubernetes: None,
                     docker: Some(RawDockerDeploy {
                         containers: containers.clone(),
                         stop_grace_period: None,

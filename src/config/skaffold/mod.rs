@@ -360,6 +360,7 @@ fn assemble(cx: &mut Cx, parts: Vec<Part>) -> RawConfig {
         .then_some(build),
         manifests: (manifests != Manifests::default()).then_some(manifests),
         deploy: hooks.map(|h| super::deploy::RawDeploy {
+            kubernetes: None,
             docker: None,
             hooks: Some(h),
         }),
