@@ -680,3 +680,33 @@ async fn a_signal_stops_the_http_check() {
     assert!(matches!(result, Err(VerifyError::Cancelled)), "{result:?}");
     s.c.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_whose_image_cannot_be_pulled_says_so_at_the_timeout() {
+    let s = Scenario::start().await;
+    let image = "registry.invalid/devloop-verify-missing:1";
+    s.c.fail_image(
+        "devloop-verify-missing",
+        support::fake_apiserver::PodState::ImagePullBackOff,
+    );
+    let timeout = Duration::from_secs(if s.c.fake.is_some() { 3 } else { 30 });
+    let check = job_check(image, "true", timeout);
+    let err = verify(
+        &s.c.client,
+        &check,
+        &s.context(Some(image.to_string())),
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, VerifyError::JobTimeout { .. }), "{text}");
+    assert!(text.contains("; pod `api-verify-green-"), "{text}");
+    assert!(
+        text.contains("` is waiting: ErrImagePull")
+            || text.contains("` is waiting: ImagePullBackOff"),
+        "{text}"
+    );
+    assert!(s.job().await.is_none(), "the job was not deleted");
+    s.c.cleanup().await;
+}
