@@ -84,7 +84,7 @@ pub async fn release(
     };
     for s in &release.switches {
         if let Some(check) = &s.entry.verify
-            && let Err(e) = verify(target, &plan, s, check, opts, cancel).await
+            && let Err(e) = verify(target, &plan, s, check, opts, events, cancel).await
         {
             return Err(fail(target, &plan, &release, "verify", e, opts, events).await);
         }
@@ -300,9 +300,42 @@ async fn verify(
     s: &Switch,
     check: &crate::config::blue_green::Verify,
     opts: &ReleaseOptions<'_>,
+    events: &EventSink,
     cancel: &CancellationToken,
 ) -> Result<(), Error> {
-    let _ = (target, plan, s, check, opts, cancel);
+    let job_image = match &check.check {
+        crate::config::blue_green::Check::Job { image, .. } => Some(
+            opts.images
+                .iter()
+                .find(|(name, _)| name == image)
+                .map(|(_, reference)| reference.clone())
+                .unwrap_or_else(|| image.clone()),
+        ),
+        crate::config::blue_green::Check::Http { .. } => None,
+    };
+    let ctx = crate::verify::VerifyContext {
+        namespace: s.namespace.clone(),
+        service: s.service.clone(),
+        color: s.color.to_string(),
+        copies: s
+            .copies
+            .iter()
+            .map(|c| crate::verify::Copy {
+                deployment: c.name.clone(),
+                labels: c.pod_labels.clone(),
+            })
+            .collect(),
+        preview_url: s.preview_url.clone(),
+        job_image,
+        labels: target.member_labels(plan).await,
+    };
+    let verified = crate::verify::verify(target.client(), check, &ctx, cancel)
+        .await
+        .map_err(|e| match e {
+            crate::verify::VerifyError::Cancelled => Error::Deploy(DeployError::Cancelled),
+            e => DeployError::Status(e.to_string()).into(),
+        })?;
+    emit(events, s, "verified", s.color, verified.summary);
     Ok(())
 }
 

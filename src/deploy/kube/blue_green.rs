@@ -237,6 +237,18 @@ impl KubeTarget {
         )
     }
 
+    /// The labels of a member of `plan`'s deployment (devloop's, the project's, the set's part-of label), for
+    /// objects a release creates outside the plan (a verify Job), so `devloop delete` finds them.
+    pub async fn member_labels(
+        &self,
+        plan: &KubePlan,
+    ) -> std::collections::BTreeMap<String, String> {
+        let set = self.set_of(plan).await;
+        let mut labels = crate::labels::kube_labels(&self.project);
+        labels.insert(crate::deploy::applyset::PART_OF.to_string(), set.id);
+        labels
+    }
+
     /// `plan`'s deployment (set), made this target's when it has none yet.
     async fn set_of(&self, plan: &KubePlan) -> ApplySet {
         let home = self.home_namespace(&plan.objects);
