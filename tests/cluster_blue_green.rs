@@ -583,6 +583,53 @@ async fn a_plain_deploy_never_prunes_the_colours_and_delete_removes_both() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_release_after_plain_deploys_takes_over_without_a_gap_and_deletes_the_plain_deployment()
+ {
+    let c = Cluster::start().await;
+    let p = bg_project(&Release {
+        keep_previous: "0s",
+        extra: "",
+        in_profile: true,
+    });
+    let (v1, v2) = (version(0), version(1));
+    assert_exit(&deploy(&c, &p, &v1, &[]).await, 0);
+    assert!(deployment(&c, &c.ns, "api").await.is_some());
+
+    let sampler = Sampler::start(&c, &c.ns, "api");
+    sampler.wait_samples(2).await;
+    assert_exit(&deploy(&c, &p, &v2, &["-p", "prod"]).await, 0);
+    let report = sampler.report().await;
+    eprintln!("{report}");
+    assert_eq!(report.empty, 0, "{report}");
+    // Until the switch the colourless selector reaches the plain pods and the new copy alike (the documented
+    // limit): traffic may meet both, then only the new one.
+    let images: Vec<&BTreeSet<String>> = report
+        .runs
+        .iter()
+        .filter_map(|(s, _)| s.images.as_ref())
+        .collect();
+    assert_eq!(images.first(), Some(&&set(&[&v1])), "{report}");
+    assert_eq!(images.last(), Some(&&set(&[&v2])), "{report}");
+    assert!(
+        images.iter().all(|i| i.is_subset(&set(&[&v1, &v2]))),
+        "{report}"
+    );
+    assert!(
+        deployment(&c, &c.ns, "api").await.is_none(),
+        "the plain Deployment is deleted after the switch"
+    );
+    let svc = service(&c, &c.ns).await;
+    assert_eq!(selector_color(&svc), Some("blue"));
+    assert_copy(
+        &deployment(&c, &c.ns, "api-blue").await.unwrap(),
+        "blue",
+        &v2,
+        2,
+    );
+    c.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_release_while_the_previous_copy_is_kept_replaces_that_copy() {
     let c = Cluster::start().await;
     let p = bg_project(&Release::keep("untilNextDeploy"));
