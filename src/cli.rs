@@ -80,6 +80,9 @@ pub enum Command {
     Deploy(DeployArgs),
     /// Delete everything devloop deployed for this project.
     Delete(DeleteArgs),
+    /// Blue/green: send each released Service's traffic back to its previous colour (scaled back up first when it
+    /// was scaled down).
+    Rollback(RollbackArgs),
     /// Watch, rebuild and redeploy on every change; stream logs; clean up on exit.
     Dev(DevArgs),
     /// Write a devloop.yaml from a docker-compose file (its services become containers on the local Docker
@@ -228,6 +231,9 @@ pub struct RunArgs {
     /// Follow the logs of the project's pods after the deploy, until Ctrl-C.
     #[arg(long)]
     pub tail: bool,
+    /// Blue/green: keep a failed release's new copies for inspection instead of removing them.
+    #[arg(long = "keep-failed")]
+    pub keep_failed: bool,
 }
 
 /// Options of `devloop deploy`.
@@ -240,6 +246,20 @@ pub struct DeployArgs {
     /// Push images when they have to be built (implied by `--default-repo`).
     #[arg(long)]
     pub push: bool,
+    /// Blue/green: keep a failed release's new copies for inspection instead of removing them.
+    #[arg(long = "keep-failed")]
+    pub keep_failed: bool,
+}
+
+/// Options of `devloop rollback`.
+#[derive(Debug, Clone, Args)]
+pub struct RollbackArgs {
+    /// Roll back only this Service (one of `deploy.kubernetes.blueGreen`); default: all of them.
+    #[arg(long, value_name = "NAME")]
+    pub service: Option<String>,
+    /// How long the previous copies may take to become ready again: `90s`, `10m`.
+    #[arg(long = "status-check-deadline", value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
+    pub status_check_deadline: std::time::Duration,
 }
 
 /// Options of `devloop delete`.

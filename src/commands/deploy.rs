@@ -30,20 +30,66 @@ pub async fn run(global: &GlobalArgs, args: DeployArgs, console: Console) -> Res
         super::load_into(&mut settings, &target, &console);
     }
     let images = super::resolve_images(&cfg, &args.source, &settings, &console).await?;
-    apply_and_wait(&cfg, &target, &images, &settings, &console).await?;
+    apply_and_wait(
+        &cfg,
+        &target,
+        &images,
+        &settings,
+        args.keep_failed,
+        &console,
+    )
+    .await?;
     Ok(())
 }
 
-/// Renders with `images`, applies, prunes, and (unless disabled) waits until everything is ready.
+/// Renders with `images`, applies, prunes, and (unless disabled) waits until everything is ready; with
+/// `deploy.kubernetes.blueGreen`, releases those Services blue/green (`keep_failed`: a failed release's copies stay).
 pub async fn apply_and_wait(
     cfg: &Config,
     target: &KubeTarget,
     images: &[ArtifactImage],
     settings: &Settings,
+    keep_failed: bool,
     console: &Console,
 ) -> Result<crate::deploy::DeployedSet, Error> {
     let plan = kube_plan(cfg, target, images, console)?;
-    deploy_and_wait(target, &plan, &cfg.deploy_hooks, settings, console).await
+    if cfg.blue_green.is_empty() {
+        return deploy_and_wait(target, &plan, &cfg.deploy_hooks, settings, console).await;
+    }
+    let opts = crate::runner::blue_green::ReleaseOptions {
+        hooks: &cfg.deploy_hooks,
+        // A release waits for its copies whatever `--no-status-check` says: traffic moves only to ready pods.
+        deadline: settings.apply.status_deadline,
+        keep_failed,
+        provenance: provenance(cfg, settings),
+        images: images
+            .iter()
+            .map(|i| (i.name.clone(), i.reference.clone()))
+            .collect(),
+    };
+    crate::runner::blue_green::release(
+        target,
+        plan.objects,
+        &cfg.blue_green,
+        &opts,
+        &console.sink(),
+        &super::signal::token(),
+    )
+    .await
+}
+
+/// What a release records as its origin: `GIT_COMMIT` from the environment (CI), else the project's git HEAD,
+/// else `unknown`.
+fn provenance(cfg: &Config, settings: &Settings) -> crate::deploy::blue_green::Provenance {
+    let commit = (settings.env)("GIT_COMMIT")
+        .filter(|c| !c.trim().is_empty())
+        .or_else(|| {
+            crate::template::Vars::new(&cfg.base_dir, String::new(), settings.env.clone())
+                .field("GIT_COMMIT")
+                .ok()
+        })
+        .unwrap_or_else(|| "unknown".to_string());
+    crate::deploy::blue_green::Provenance { commit }
 }
 
 /// The objects to apply on `target`: rendered with its namespace as the default for objects that name none

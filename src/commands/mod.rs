@@ -7,6 +7,7 @@ pub mod deploy;
 pub mod dev;
 pub mod init;
 pub mod render;
+pub mod rollback;
 pub mod run;
 pub mod schema;
 pub mod signal;
@@ -37,6 +38,7 @@ pub async fn run(cli: Cli, console: Console) -> Result<(), Error> {
             Command::Run(args) => run::run(&cli.global, args, console).await,
             Command::Deploy(args) => deploy::run(&cli.global, args, console).await,
             Command::Delete(args) => delete::run(&cli.global, args, console).await,
+            Command::Rollback(args) => rollback::run(&cli.global, args, console).await,
             Command::Dev(args) => dev::run(&cli.global, args, console).await,
             Command::Init(args) => init::run(&cli.global, args, console),
             Command::Completion(args) => completion::completion(&args, &console),

@@ -40,7 +40,15 @@ pub async fn run(global: &GlobalArgs, args: RunArgs, console: Console) -> Result
     let target = super::connect(&settings, &cfg).await?;
     super::load_into(&mut settings, &target, &console);
     let images = super::resolve_images(&cfg, &source, &settings, &console).await?;
-    let deployed = super::deploy::apply_and_wait(&cfg, &target, &images, &settings, &console).await;
+    let deployed = super::deploy::apply_and_wait(
+        &cfg,
+        &target,
+        &images,
+        &settings,
+        args.keep_failed,
+        &console,
+    )
+    .await;
     if deployed.is_err() && super::signal::received().is_some() {
         clean_up(&target, &console).await;
     }

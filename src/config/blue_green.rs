@@ -63,7 +63,7 @@ pub struct RawVerify {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawHttpVerify {
     /// The container port: a number or a port name.
-    pub port: super::raw::RawPort,
+    pub port: super::scalar::RawPort,
     /// The path requested (default `/`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
@@ -86,7 +86,7 @@ pub struct RawJobVerify {
 /// A validated blue/green release.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BlueGreen {
-    /// Where it came from in devloop.yaml (`deploy.kubernetes.blueGreen[0]`), for messages.
+    /// Where it came from (`devloop.yaml: deploy.kubernetes.blueGreen[0]`), for messages.
     pub field: String,
     pub service: String,
     pub namespace: Option<String>,
@@ -164,14 +164,17 @@ pub(super) fn validate(
                 ));
             }
         }
-        if let Some(dup) = out
+        if let Some(j) = raw.blue_green[..i]
             .iter()
-            .find(|b| b.service == r.service && b.namespace == r.namespace)
+            .position(|b| b.service == r.service && b.namespace == r.namespace)
         {
             return Err(invalid(
                 file,
                 at("service"),
-                format!("Service `{}` is already listed in {}", r.service, dup.field),
+                format!(
+                    "Service `{}` is already listed in blueGreen[{j}]",
+                    r.service
+                ),
                 Some("list each Service once"),
             ));
         }
@@ -192,7 +195,7 @@ pub(super) fn validate(
             Some(v) => Some(validate_verify(file, &at("verify"), v)?),
         };
         out.push(BlueGreen {
-            field,
+            field: format!("{file}: {field}"),
             service: r.service.clone(),
             namespace: r.namespace.clone(),
             deployments: r.deployments.clone(),
@@ -218,7 +221,7 @@ fn validate_verify(file: &str, field: &str, v: &RawVerify) -> Result<Verify, Con
     let check = match (&v.http, &v.job) {
         (Some(h), None) => {
             let port = match &h.port {
-                super::raw::RawPort::Number(0) => {
+                super::scalar::RawPort::Number(0) => {
                     return Err(invalid(
                         file,
                         format!("{field}.http.port"),
@@ -226,9 +229,9 @@ fn validate_verify(file: &str, field: &str, v: &RawVerify) -> Result<Verify, Con
                         Some("name the container port the new pods serve on"),
                     ));
                 }
-                super::raw::RawPort::Number(n) => n.to_string(),
-                super::raw::RawPort::Name(n) if !n.is_empty() => n.clone(),
-                super::raw::RawPort::Name(_) => {
+                super::scalar::RawPort::Number(n) => n.to_string(),
+                super::scalar::RawPort::Name(n) if !n.is_empty() => n.clone(),
+                super::scalar::RawPort::Name(_) => {
                     return Err(invalid(
                         file,
                         format!("{field}.http.port"),
@@ -276,7 +279,9 @@ fn validate_verify(file: &str, field: &str, v: &RawVerify) -> Result<Verify, Con
                     file,
                     format!("{field}.job.command"),
                     "empty",
-                    Some("give the argv of the check, e.g. `[sh, -c, 'wget -q -O- $PREVIEW_URL/healthz']`"),
+                    Some(
+                        "give the argv of the check, e.g. `[sh, -c, 'wget -q -O- $PREVIEW_URL/healthz']`",
+                    ),
                 ));
             }
             Check::Job {
@@ -309,7 +314,7 @@ fn duration(s: &str) -> Option<Duration> {
     if s == "0" {
         return Some(Duration::ZERO);
     }
-    super::deploy::parse_duration_ns(s)
+    super::scalar::parse_duration_ns(s)
         .filter(|ns| *ns >= 0)
         .map(|ns| Duration::from_nanos(ns as u64))
 }
@@ -340,7 +345,10 @@ mod tests {
     #[test]
     fn defaults_and_shapes() {
         let bg = one("blueGreen: [{service: api}]").unwrap();
-        assert_eq!(bg[0].keep_previous, KeepPrevious::For(DEFAULT_KEEP_PREVIOUS));
+        assert_eq!(
+            bg[0].keep_previous,
+            KeepPrevious::For(DEFAULT_KEEP_PREVIOUS)
+        );
         assert!(bg[0].verify.is_none());
         let bg = one(
             "blueGreen: [{service: api, keepPrevious: untilNextDeploy, verify: {http: {port: http, path: /healthz}, timeout: 5s}}]",
@@ -370,19 +378,33 @@ mod tests {
             e.contains("deploy.kubernetes.blueGreen[0].keepPrevious") && e.contains("`soon`"),
             "{e}"
         );
-        let e = one("blueGreen: [{service: Api_1}]").unwrap_err().to_string();
-        assert!(e.contains("blueGreen[0].service") && e.contains("`Api_1`"), "{e}");
+        let e = one("blueGreen: [{service: Api_1}]")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("blueGreen[0].service") && e.contains("`Api_1`"),
+            "{e}"
+        );
         let e = one("blueGreen: [{service: api, verify: {timeout: 5s}}]")
             .unwrap_err()
             .to_string();
-        assert!(e.contains("blueGreen[0].verify") && e.contains("neither"), "{e}");
+        assert!(
+            e.contains("blueGreen[0].verify") && e.contains("neither"),
+            "{e}"
+        );
         let e = one("blueGreen: [{service: api}, {service: api}]")
             .unwrap_err()
             .to_string();
-        assert!(e.contains("blueGreen[1].service") && e.contains("blueGreen[0]"), "{e}");
+        assert!(
+            e.contains("blueGreen[1].service") && e.contains("blueGreen[0]"),
+            "{e}"
+        );
         let e = one("blueGreen: [{service: api, verify: {http: {port: 80, path: health}}}]")
             .unwrap_err()
             .to_string();
-        assert!(e.contains("verify.http.path") && e.contains("`health`"), "{e}");
+        assert!(
+            e.contains("verify.http.path") && e.contains("`health`"),
+            "{e}"
+        );
     }
 }

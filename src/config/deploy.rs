@@ -208,32 +208,7 @@ fn invalid(field: String, message: String, hint: Option<&str>) -> Invalid {
     }
 }
 
-/// Parses `5s`, `1m30s`, `250ms` into nanoseconds.
-pub fn parse_duration_ns(s: &str) -> Option<i64> {
-    let mut total: i64 = 0;
-    let mut number = String::new();
-    let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c.is_ascii_digit() {
-            number.push(c);
-            continue;
-        }
-        let n: i64 = number.parse().ok()?;
-        number.clear();
-        let unit = match (c, chars.peek()) {
-            ('m', Some('s')) => {
-                chars.next();
-                1_000_000
-            }
-            ('h', _) => 3_600_000_000_000,
-            ('m', _) => 60_000_000_000,
-            ('s', _) => 1_000_000_000,
-            _ => return None,
-        };
-        total = total.checked_add(n.checked_mul(unit)?)?;
-    }
-    (number.is_empty() && !s.is_empty()).then_some(total)
-}
+pub use super::scalar::parse_duration_ns;
 
 /// Validates `deploy.docker` against the project directory.
 pub fn validate(raw: &RawDockerDeploy, base_dir: &Path) -> Result<DockerDeploy, Invalid> {

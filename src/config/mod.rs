@@ -11,6 +11,7 @@ pub mod manifests;
 pub mod port_forward;
 pub mod profile;
 pub mod raw;
+pub mod scalar;
 pub mod schema;
 pub mod skaffold;
 

@@ -62,19 +62,7 @@ pub struct RawPortForward {
     pub address: Option<String>,
 }
 
-/// A port as written: a number or a name.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
-#[serde(untagged)]
-pub enum RawPort {
-    Number(u16),
-    Name(String),
-}
-
-impl Default for RawPort {
-    fn default() -> Self {
-        RawPort::Number(0)
-    }
-}
+pub use super::scalar::RawPort;
 
 /// `metadata:`: the project's identity.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]

@@ -4,6 +4,7 @@
 //! did not create.
 
 pub mod applyset;
+pub mod blue_green;
 pub mod docker;
 pub mod kube;
 

@@ -266,6 +266,16 @@ pub enum Event {
         message: String,
         output: Vec<String>,
     },
+    /// A step of a blue/green release of `service` (`run`, `deploy`, `rollback`): `step` is `started`, `verified`,
+    /// `switched`, `keeping`, `scaledDown`, `removed`, `failed` or `rolledBack`; `color` the colour the step is about
+    /// (the new copy's, or the one traffic went back to); `message` says it in one line.
+    Release {
+        service: String,
+        namespace: String,
+        step: String,
+        color: String,
+        message: String,
+    },
     /// Something the user should know that does not stop the command.
     Warning { message: String },
     /// `devloop init --from-compose` wrote a devloop.yaml (`file`, or `-` for stdout): what each compose service

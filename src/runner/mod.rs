@@ -2,6 +2,7 @@
 //! dependency order, concurrently up to `build.concurrency`. Owns concurrency and cancellation; stages never call
 //! each other. Emits events; prints nothing. `dev.rs` is the watch → rebuild → redeploy loop.
 
+pub mod blue_green;
 pub mod dev;
 #[cfg(test)]
 mod fakes;

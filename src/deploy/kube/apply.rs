@@ -26,7 +26,7 @@ impl KubeTarget {
     async fn apply_one(&self, item: &PlannedObject) -> Result<AppliedObject, DeployError> {
         let api = self.api(&item.ar, &item.caps, item.reference.namespace.as_deref());
         let mut pp = PatchParams::apply(FIELD_MANAGER);
-        pp.force = self.force_conflicts;
+        pp.force = self.force_conflicts || item.force;
         match self.patch(&api, item, &pp).await {
             Ok(applied) => Ok(applied),
             Err(ApplyFailure::Status(status)) if is_immutable(&status) => {

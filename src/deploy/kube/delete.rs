@@ -96,7 +96,7 @@ impl KubeTarget {
         let Some(contents) = self.read_parent(&set).await? else {
             return Ok(Vec::new());
         };
-        let mut targets = self.members(&set, &contents).await?;
+        let mut targets = self.members(&set, &contents, true).await?;
         // The record goes last, once its members are gone: an interrupted delete can be run again.
         let parent = ObjectRef {
             api_version: "v1".into(),

@@ -57,10 +57,13 @@ impl KubeTarget {
         applied.extend(self.apply_all(&ordered.rest, events, cancel).await?);
 
         let stale = self
-            .prune(&set, &recorded, &applied, ordered.all(), events)
+            .prune(&set, &recorded, &applied, ordered.all(), plan, events)
             .await?;
         // Exactly what is deployed now, so the next prune lists no more than it must.
-        let exact = contents_of(applied.iter().map(|a| &a.reference), &set.namespace);
+        let exact = contents_of(
+            applied.iter().map(|a| &a.reference).chain(&plan.keep),
+            &set.namespace,
+        );
         self.write_parent(&set, &exact).await?;
         events.emit(Event::DeployComplete {
             applied: applied.len(),

@@ -11,14 +11,17 @@ use super::failure::api_error;
 use super::{APPLY_CONCURRENCY, KubeTarget};
 use crate::deploy::applyset::{self, ApplySet, Contents};
 use crate::deploy::{DeployError, ObjectRef};
+use crate::labels::KUBE_COLOR;
 
 impl KubeTarget {
     /// Every member of `set` in the cluster that devloop applied, over the group-kinds and namespaces `contents`
-    /// names: a label-selected list per group-kind and namespace (cluster-wide for cluster-scoped kinds).
+    /// names: a label-selected list per group-kind and namespace (cluster-wide for cluster-scoped kinds); blue/green
+    /// copies only with `copies`.
     pub(super) async fn members(
         &self,
         set: &ApplySet,
         contents: &Contents,
+        copies: bool,
     ) -> Result<Vec<Found>, DeployError> {
         let mut lists = Vec::new();
         for gk in &contents.group_kinds {
@@ -43,6 +46,14 @@ impl KubeTarget {
                         Ok(list) => Ok(list
                             .items
                             .iter()
+                            .filter(|o| {
+                                copies
+                                    || !o
+                                        .metadata
+                                        .labels
+                                        .as_ref()
+                                        .is_some_and(|l| l.contains_key(KUBE_COLOR))
+                            })
                             .filter_map(|o| self.member(o, &ar, set))
                             .map(|r| (r, ar.clone(), caps.clone()))
                             .collect()),

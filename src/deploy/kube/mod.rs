@@ -12,6 +12,7 @@
 //! apply, re-creation), `members.rs`, `delete.rs`, `prune.rs`, `deployment.rs` (one deploy, step by step).
 
 mod apply;
+mod blue_green;
 mod connection;
 mod delete;
 mod deployment;
@@ -46,6 +47,7 @@ use crate::event::EventSink;
 use discovery::Resolved;
 use session::{ObjectKey, Remembered};
 
+pub use blue_green::CopyState;
 pub use exec::{ExecOutcome, ExecOutput, RunningContainer, RunningPod};
 pub use ownership::{FIELD_MANAGER, MANAGED_BY, PROJECT_LABEL};
 
@@ -63,16 +65,27 @@ pub struct ClusterOptions {
     pub namespace: Option<String>,
 }
 
-/// The objects to apply: the output of the render stage.
+/// The objects to apply: the output of the render stage (a blue/green release adds what its prune must leave and
+/// what it applies with force).
 #[derive(Debug, Clone, Default)]
 pub struct KubePlan {
     pub objects: Vec<Value>,
+    /// Members prune leaves alone in this deploy although the plan no longer has them (a release's live copies).
+    pub keep: Vec<ObjectRef>,
+    /// Objects applied with `force` (a release's copies: devloop's own, the switch may own their replicas).
+    pub force: Vec<ObjectRef>,
+    /// Whether prune may delete blue/green copies (label `devloop.dev/color`): only a release knows which of
+    /// them are live; any other deploy keeps them.
+    pub prune_copies: bool,
 }
 
 impl KubePlan {
     /// The rendered objects, in render order.
     pub fn new(objects: Vec<Value>) -> KubePlan {
-        KubePlan { objects }
+        KubePlan {
+            objects,
+            ..Default::default()
+        }
     }
 }
 

@@ -19,6 +19,8 @@ pub(super) struct PlannedObject {
     pub(super) object: Value,
     pub(super) ar: ApiResource,
     pub(super) caps: ApiCapabilities,
+    /// Apply with `force` whatever `--force-conflicts` says (a blue/green copy).
+    pub(super) force: bool,
 }
 
 /// Custom resources whose CRD the plan creates, resolved once it exists: their kind and object.
@@ -49,7 +51,11 @@ impl KubeTarget {
         for o in &plan.objects {
             let gvk = gvk_of(o)?;
             match self.resource(&gvk).await? {
-                Some((ar, caps)) => planned.push(self.planned(o, ar, caps, set)?),
+                Some((ar, caps)) => {
+                    let mut p = self.planned(o, ar, caps, set)?;
+                    p.force = plan.force.contains(&p.reference);
+                    planned.push(p)
+                }
                 None if crd_kinds.contains(&(gvk.group.clone(), gvk.kind.clone())) => {
                     deferred.push((gvk, o.clone()))
                 }
@@ -124,6 +130,7 @@ impl KubeTarget {
             object,
             ar,
             caps,
+            force: false,
         })
     }
 }

@@ -4,40 +4,48 @@
 
 use std::collections::BTreeSet;
 
-use super::KubeTarget;
 use super::discovery::Found;
 use super::plan::PlannedObject;
 use super::session::{ObjectKey, object_key};
+use super::{KubePlan, KubeTarget};
 use crate::deploy::applyset::{ApplySet, Contents};
 use crate::deploy::{AppliedObject, DeployError};
 use crate::event::EventSink;
+use crate::labels::KUBE_COLOR;
 
 impl KubeTarget {
-    /// Prunes what this deployment applied before and `applied` no longer has; `recorded` is what the set's
-    /// parent records (the members to look for on a first deploy). Returns what was pruned.
+    /// Prunes what this deployment applied before and `applied` no longer has, but what `plan` keeps (and, unless
+    /// it is a blue/green release, blue/green copies); `recorded` is what the set's parent records (the members to
+    /// look for on a first deploy). Returns what was pruned.
     pub(super) async fn prune<'a>(
         &self,
         set: &ApplySet,
         recorded: &Contents,
         applied: &[AppliedObject],
         planned: impl Iterator<Item = &'a PlannedObject>,
+        plan: &KubePlan,
         events: &EventSink,
     ) -> Result<Vec<Found>, DeployError> {
         // Prune what this deployment applied before and the plan no longer has: within a session, what this
         // process applied; on the first deploy, the members of the set the cluster holds.
         let keep: BTreeSet<ObjectKey> = applied.iter().map(|a| object_key(&a.reference)).collect();
+        let spared: BTreeSet<ObjectKey> = plan.keep.iter().map(object_key).collect();
         let previous = self.session.lock().await.take();
         let stale: Vec<Found> = match &previous {
             Some(m) => m
                 .iter()
-                .filter(|(k, _)| !keep.contains(*k))
+                .filter(|(k, _)| !keep.contains(*k) && !spared.contains(*k))
+                .filter(|(_, r)| plan.prune_copies || !is_copy(&r.applied.object))
                 .map(|(_, r)| (r.applied.reference.clone(), r.ar.clone(), r.caps.clone()))
                 .collect(),
             None => self
-                .members(set, recorded)
+                .members(set, recorded, plan.prune_copies)
                 .await?
                 .into_iter()
-                .filter(|(r, _, _)| !keep.contains(&object_key(r)))
+                .filter(|(r, _, _)| {
+                    let k = object_key(r);
+                    !keep.contains(&k) && !spared.contains(&k)
+                })
                 .collect(),
         };
         let deleted = self.delete_objects(&stale, false, true, events).await;
@@ -46,4 +54,12 @@ impl KubeTarget {
         deleted?;
         Ok(stale)
     }
+}
+
+/// Whether `object` is a blue/green copy (only a release prunes those).
+pub(super) fn is_copy(object: &serde_json::Value) -> bool {
+    object
+        .pointer("/metadata/labels")
+        .and_then(|l| l.get(KUBE_COLOR))
+        .is_some()
 }

@@ -47,6 +47,22 @@ impl Printer {
                     .unwrap_or_default();
                 self.line(&format!("  {object}{ns} {change}"));
             }
+            Event::Release {
+                service,
+                namespace,
+                step,
+                message,
+                ..
+            } => {
+                let mark = match step.as_str() {
+                    "failed" => self.paint("31", "✗"),
+                    "switched" | "rolledBack" => self.paint("32", "⇄"),
+                    _ => self.paint("36", "·"),
+                };
+                self.line(&format!(
+                    "{mark} service/{service} -n {namespace}: {message}"
+                ));
+            }
             Event::Pruned { object, namespace } => {
                 let ns = namespace
                     .as_ref()

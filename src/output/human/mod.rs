@@ -138,7 +138,8 @@ impl Printer {
             | Event::Applied { .. }
             | Event::Pruned { .. }
             | Event::DeployComplete { .. }
-            | Event::Deleted { .. } => self.deploy_event(e),
+            | Event::Deleted { .. }
+            | Event::Release { .. } => self.deploy_event(e),
             Event::RolloutProgress { .. }
             | Event::RolloutReady { .. }
             | Event::RolloutFailed { .. }

@@ -1,0 +1,443 @@
+//! Runner, blue/green releases (`run`, `deploy`, `rollback`): the steps in order — each configured Service's live
+//! colour read, the copies in the new colour deployed beside the live ones (deploy hooks around, the status check),
+//! verified, the Services switched, the plain Deployments a first release replaces removed, the previous copies kept
+//! for `keepPrevious` then scaled to zero. A failure before the switch leaves every Service where it was and removes
+//! the new copies (unless kept for inspection). `rollback` scales the previous copies back up and switches back.
+
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use super::target::DeployTarget;
+use crate::config::blue_green::{BlueGreen, KeepPrevious};
+use crate::deploy::blue_green::{self as bg, Color, Provenance, Release, Switch};
+use crate::deploy::kube::{KubePlan, KubeTarget};
+use crate::deploy::{DeployError, DeployedSet};
+use crate::error::Error;
+use crate::event::{Event, EventSink};
+
+/// How a release runs.
+pub struct ReleaseOptions<'a> {
+    pub hooks: &'a crate::config::hooks::Hooks,
+    /// How long the new copies may take to become ready.
+    pub deadline: Duration,
+    /// Keep a failed release's copies for inspection.
+    pub keep_failed: bool,
+    pub provenance: Provenance,
+    /// The images of the project's artifacts by name (for a verify Job's `image`).
+    pub images: Vec<(String, String)>,
+}
+
+/// Releases `objects` (rendered for `target`) blue/green for every entry of `entries`; other objects deploy as
+/// usual in the same apply.
+pub async fn release(
+    target: &KubeTarget,
+    objects: Vec<Value>,
+    entries: &[BlueGreen],
+    opts: &ReleaseOptions<'_>,
+    events: &EventSink,
+    cancel: &CancellationToken,
+) -> Result<DeployedSet, Error> {
+    let mut live = Vec::new();
+    for entry in entries {
+        let (_, namespace) = bg::find_service(&objects, entry)?;
+        live.push(target.live_service(&namespace, &entry.service).await?);
+    }
+    let release = bg::plan(objects, entries, &live, &opts.provenance)?;
+    let plan = KubePlan {
+        objects: release.objects.clone(),
+        keep: release.keep.clone(),
+        force: release.force.clone(),
+        prune_copies: true,
+    };
+    for s in &release.switches {
+        let message = match s.live {
+            Some(live) => format!(
+                "releasing {} beside {live} (traffic stays on {live} until {} is ready{})",
+                s.color,
+                s.color,
+                if s.entry.verify.is_some() {
+                    " and verified"
+                } else {
+                    ""
+                }
+            ),
+            None => format!("first blue/green release: {}", copies_text(s)),
+        };
+        emit(events, s, "started", s.color, message);
+    }
+    let deployed = match super::hooks::deploy_with_hooks(
+        target,
+        &plan,
+        opts.hooks,
+        Some(opts.deadline),
+        events,
+        cancel,
+    )
+    .await
+    {
+        Ok(d) => d,
+        Err(e) => return Err(fail(target, &plan, &release, "deploy", e, opts, events).await),
+    };
+    for s in &release.switches {
+        if let Some(check) = &s.entry.verify
+            && let Err(e) = verify(target, &plan, s, check, opts, cancel).await
+        {
+            return Err(fail(target, &plan, &release, "verify", e, opts, events).await);
+        }
+    }
+    switch(target, &plan, &release, events).await?;
+    retire(target, &plan, &release, events, cancel).await;
+    Ok(deployed)
+}
+
+/// Moves every Service's traffic to its new copies.
+async fn switch(
+    target: &KubeTarget,
+    plan: &KubePlan,
+    release: &Release,
+    events: &EventSink,
+) -> Result<(), Error> {
+    let since = crate::time::Timestamp::now().rfc3339();
+    for (i, s) in release.switches.iter().enumerate() {
+        let switched = bg::at_switch(&s.switched, &since);
+        // Not cancellable: a switch is one apply, and half a release must not be left by a signal.
+        if let Err(e) = target
+            .apply_members(plan, &[switched], events, &CancellationToken::new())
+            .await
+        {
+            let done: Vec<String> = release.switches[..i]
+                .iter()
+                .map(|d| format!("service/{} is on {}", d.service, d.color))
+                .collect();
+            let message = format!(
+                "the switch of service/{} to {} failed: {e}; its traffic stays on {}{}",
+                s.service,
+                s.color,
+                live_text(s.live),
+                if done.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({} already)", done.join(", "))
+                }
+            );
+            emit(events, s, "failed", s.color, message.clone());
+            return Err(DeployError::Status(message).into());
+        }
+        emit(
+            events,
+            s,
+            "switched",
+            s.color,
+            format!("traffic switched to {} ({})", s.color, copies_text(s)),
+        );
+    }
+    Ok(())
+}
+
+/// After the switch: the plain Deployments a first release replaced are removed; previous copies are kept for
+/// `keepPrevious`, then scaled to zero. A signal ends the wait and leaves them running.
+async fn retire(
+    target: &KubeTarget,
+    plan: &KubePlan,
+    release: &Release,
+    events: &EventSink,
+    cancel: &CancellationToken,
+) {
+    for s in &release.switches {
+        let originals: Vec<String> = s.copies.iter().map(|c| c.original.clone()).collect();
+        match target
+            .delete_deployments(plan, &s.namespace, &originals, events)
+            .await
+        {
+            Ok(removed) if !removed.is_empty() => emit(
+                events,
+                s,
+                "removed",
+                s.color,
+                format!(
+                    "removed {} (replaced by its blue/green copies)",
+                    removed
+                        .iter()
+                        .map(|r| r.short())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ),
+            Ok(_) => {}
+            Err(e) => events.emit(Event::Warning {
+                message: format!("could not remove the Deployments the copies replace: {e}"),
+            }),
+        }
+    }
+    let started = tokio::time::Instant::now();
+    let mut waits: Vec<(&Switch, Duration)> = release
+        .switches
+        .iter()
+        .filter_map(|s| match (s.live, s.entry.keep_previous) {
+            (Some(_), KeepPrevious::For(d)) => Some((s, d)),
+            _ => None,
+        })
+        .collect();
+    waits.sort_by_key(|(_, d)| *d);
+    for (s, keep) in waits {
+        let previous = s.live.unwrap_or(s.color.other());
+        if !keep.is_zero() {
+            emit(
+                events,
+                s,
+                "keeping",
+                previous,
+                format!(
+                    "keeping {previous} at full scale for {} (`devloop rollback` is instant until then)",
+                    seconds(keep)
+                ),
+            );
+            tokio::select! {
+                _ = tokio::time::sleep_until(started + keep) => {}
+                _ = cancel.cancelled() => {
+                    emit(events, s, "keeping", previous, format!(
+                        "stopped waiting: {previous} stays at full scale; the next release replaces it"
+                    ));
+                    return;
+                }
+            }
+        }
+        for c in &s.copies {
+            match scale_down(target, plan, &s.namespace, &c.previous).await {
+                Ok(Some(replicas)) => emit(
+                    events,
+                    s,
+                    "scaledDown",
+                    previous,
+                    format!(
+                        "scaled deployment/{} from {replicas} to 0 (`devloop rollback` scales it back up)",
+                        c.previous
+                    ),
+                ),
+                Ok(None) => {}
+                Err(e) => events.emit(Event::Warning {
+                    message: format!("could not scale deployment/{} down: {e}", c.previous),
+                }),
+            }
+        }
+    }
+}
+
+/// Scales a previous copy to zero, recording its replicas; `None` when it is not there, not devloop's, or at zero.
+async fn scale_down(
+    target: &KubeTarget,
+    plan: &KubePlan,
+    namespace: &str,
+    name: &str,
+) -> Result<Option<i64>, DeployError> {
+    match target.copy_state(plan, namespace, name).await? {
+        Some(state) if state.ours && state.replicas > 0 => {
+            target
+                .scale_copy(namespace, name, 0, Some(state.replicas))
+                .await?;
+            Ok(Some(state.replicas))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// A step before the switch failed: every Service stays where it was; the new copies are removed unless kept.
+async fn fail(
+    target: &KubeTarget,
+    plan: &KubePlan,
+    release: &Release,
+    step: &str,
+    cause: Error,
+    opts: &ReleaseOptions<'_>,
+    events: &EventSink,
+) -> Error {
+    if matches!(cause, Error::Interrupted { .. })
+        || matches!(&cause, Error::Deploy(DeployError::Cancelled))
+    {
+        // A signal: the command's own cleanup decides what stays; the Services never switched.
+        return cause;
+    }
+    let mut lines = Vec::new();
+    for s in &release.switches {
+        let names: Vec<String> = s.copies.iter().map(|c| c.name.clone()).collect();
+        let fate = if opts.keep_failed {
+            format!("kept for inspection: {}", names.join(", "))
+        } else {
+            match target
+                .delete_deployments(plan, &s.namespace, &names, events)
+                .await
+            {
+                Ok(_) => format!("removed {} (`--keep-failed` keeps them)", names.join(", ")),
+                Err(e) => format!("could not remove {}: {e}", names.join(", ")),
+            }
+        };
+        let message = format!(
+            "release of {} failed at {step}; traffic stays on {} (the Service never switched); {fate}",
+            s.color,
+            live_text(s.live)
+        );
+        emit(events, s, "failed", s.color, message.clone());
+        lines.push(format!(
+            "service/{} (namespace `{}`): {message}",
+            s.service, s.namespace
+        ));
+    }
+    DeployError::Status(format!("{cause}\n\nblue/green: {}", lines.join("\n"))).into()
+}
+
+/// Runs the entry's check of its new copies.
+async fn verify(
+    target: &KubeTarget,
+    plan: &KubePlan,
+    s: &Switch,
+    check: &crate::config::blue_green::Verify,
+    opts: &ReleaseOptions<'_>,
+    cancel: &CancellationToken,
+) -> Result<(), Error> {
+    let _ = (target, plan, s, check, opts, cancel);
+    Ok(())
+}
+
+/// Sends every configured Service (or only `service`) back to its previous colour: its copies scaled back up and
+/// ready first when they were at zero. `layout` is the project rendered without images (the Services).
+pub async fn rollback(
+    target: &KubeTarget,
+    layout: Vec<Value>,
+    entries: &[BlueGreen],
+    service: Option<&str>,
+    deadline: Duration,
+    events: &EventSink,
+    cancel: &CancellationToken,
+) -> Result<(), Error> {
+    let chosen: Vec<&BlueGreen> = entries
+        .iter()
+        .filter(|e| service.is_none_or(|s| s == e.service))
+        .collect();
+    if chosen.is_empty() {
+        return Err(Error::Usage {
+            message: match service {
+                Some(s) => format!("service `{s}` is not released blue/green in this project's config"),
+                None => "this project's config releases no Service blue/green".to_string(),
+            },
+            hint: Some(
+                "list the Service under `deploy.kubernetes.blueGreen` (with the profile that turns it on: `-p`)"
+                    .into(),
+            ),
+        });
+    }
+    let plan = KubePlan::new(layout.clone());
+    for entry in chosen {
+        let (si, namespace) = bg::find_service(&layout, entry)?;
+        let live = target.live_service(&namespace, &entry.service).await?;
+        let Some(current) = live.color else {
+            return Err(DeployError::Status(format!(
+                "service/{} (namespace `{namespace}`) has not been switched by a blue/green release: nothing to roll back to",
+                entry.service
+            ))
+            .into());
+        };
+        let back = current.other();
+        let originals = bg::originals(&layout, entry)?;
+        let mut scaled = Vec::new();
+        let mut commit = None;
+        let mut images = None;
+        for original in &originals {
+            let name = format!("{original}-{back}");
+            let state = target.copy_state(&plan, &namespace, &name).await?;
+            let Some(state) = state.filter(|s| s.ours) else {
+                return Err(DeployError::Status(format!(
+                    "service/{}: the previous copy deployment/{name} (namespace `{namespace}`) is gone; nothing to roll back to",
+                    entry.service
+                ))
+                .into());
+            };
+            commit = commit.or(state.commit.clone());
+            images = images.or(state.images.clone());
+            if state.replicas == 0 {
+                let replicas = state.recorded_replicas.unwrap_or(1).max(1);
+                scaled.push(target.scale_copy(&namespace, &name, replicas, None).await?);
+            }
+        }
+        let rolling = Switch {
+            entry: entry.clone(),
+            namespace: namespace.clone(),
+            service: entry.service.clone(),
+            color: back,
+            live: Some(current),
+            copies: Vec::new(),
+            switched: Value::Null,
+            preview_url: String::new(),
+        };
+        if !scaled.is_empty() {
+            emit(
+                events,
+                &rolling,
+                "started",
+                back,
+                format!("scaling {back} back up before traffic returns to it"),
+            );
+            let set = DeployedSet {
+                applied: scaled,
+                ..Default::default()
+            };
+            target.wait_ready(&set, deadline, events, cancel).await?;
+        }
+        let service = bg::rolled_back(
+            &layout[si],
+            back,
+            current,
+            commit.as_deref().unwrap_or("unknown"),
+            images.as_deref().unwrap_or_default(),
+            &crate::time::Timestamp::now().rfc3339(),
+        );
+        target
+            .apply_members(&plan, &[service], events, &CancellationToken::new())
+            .await?;
+        emit(
+            events,
+            &rolling,
+            "rolledBack",
+            back,
+            format!(
+                "traffic back on {back} (commit {}); {current} stays at full scale until the next release",
+                commit.as_deref().unwrap_or("unknown")
+            ),
+        );
+    }
+    Ok(())
+}
+
+fn emit(events: &EventSink, s: &Switch, step: &str, color: Color, message: String) {
+    events.emit(Event::Release {
+        service: s.service.clone(),
+        namespace: s.namespace.clone(),
+        step: step.to_string(),
+        color: color.to_string(),
+        message,
+    });
+}
+
+fn copies_text(s: &Switch) -> String {
+    s.copies
+        .iter()
+        .map(|c| format!("deployment/{}", c.name))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn seconds(d: Duration) -> String {
+    match d.as_secs() {
+        s if s >= 120 && s % 60 == 0 => format!("{}m", s / 60),
+        s if s > 0 => format!("{s}s"),
+        _ => format!("{}ms", d.as_millis()),
+    }
+}
+
+fn live_text(live: Option<Color>) -> String {
+    match live {
+        Some(c) => c.to_string(),
+        None => "the Deployments it selected before".to_string(),
+    }
+}
