@@ -236,7 +236,9 @@ async fn green_is_applied_and_ready_before_the_switch_then_blue_is_scaled_down()
     assert_eq!(
         color_owner,
         vec!["devloop-blue-green"],
-        "only the switch manager owns the colour key"
+        "only the switch manager owns the colour key (so a deploy's apply of the rendered Service never takes the \
+         switch back): {}",
+        svc["metadata"]["managedFields"]
     );
     let preview = c
         .get("v1", "Service", Some(&c.ns), "api-preview")
@@ -526,7 +528,7 @@ async fn rollback_without_a_previous_copy_is_a_clear_error() {
     assert_exit(&out, 1);
     let err = stderr(&out);
     assert!(
-        err.contains("`api`") && err.contains("previous"),
+        err.contains("api") && err.contains("previous"),
         "names the Service and what is missing:\n{err}"
     );
     assert!(err.contains("hint:"), "{err}");
@@ -548,8 +550,17 @@ async fn a_plain_deploy_never_prunes_the_colours_and_delete_removes_both() {
     assert!(deployment(&c, &c.ns, "api-blue").await.is_some());
     assert!(deployment(&c, &c.ns, "api-green").await.is_some());
 
-    // Without the profile: a plain deploy of the same project.
+    // Without the profile: a plain deploy of the same project. Its apply of the rendered Service does not take
+    // the switch back: traffic stays on green, the plain pods get none.
+    let sampler = Sampler::start(&c, &c.ns, "api");
+    sampler.wait_samples(2).await;
     assert_exit(&deploy(&c, &p, &version(2), &[]).await, 0);
+    sampler.wait_samples(2).await;
+    let report = sampler.report().await;
+    eprintln!("{report}");
+    assert_eq!(report.empty, 0, "{report}");
+    assert!(report.transitions.is_empty(), "{report}");
+    assert_eq!(selector_color(&service(&c, &c.ns).await), Some("green"));
     let plain = deployment(&c, &c.ns, "api").await.expect("plain api");
     assert_eq!(images_of(&plain), vec![version(2)]);
     let blue = deployment(&c, &c.ns, "api-blue").await;
