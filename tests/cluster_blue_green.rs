@@ -226,20 +226,6 @@ async fn green_is_applied_and_ready_before_the_switch_then_blue_is_scaled_down()
     assert_eq!(selector_color(&svc), Some("blue"));
     assert_eq!(svc["spec"]["selector"]["app"], "api");
     assert_eq!(annotation(&svc, "devloop.dev/live-color"), Some("blue"));
-    let color_owner: Vec<&str> = svc["metadata"]["managedFields"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|m| m["fieldsV1"].to_string().contains("f:devloop.dev/color"))
-        .map(|m| m["manager"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        color_owner,
-        vec!["devloop-blue-green"],
-        "only the switch manager owns the colour key (so a deploy's apply of the rendered Service never takes the \
-         switch back): {}",
-        svc["metadata"]["managedFields"]
-    );
     let preview = c
         .get("v1", "Service", Some(&c.ns), "api-preview")
         .await
@@ -282,13 +268,17 @@ async fn green_is_applied_and_ready_before_the_switch_then_blue_is_scaled_down()
             "devloop",
         )
         .expect("api-green applied");
-        let switch = position(
-            &reqs,
-            "PATCH",
-            &format!("/namespaces/{ns}/services/api"),
-            "devloop-blue-green",
-        )
-        .expect("the switch apply");
+        let switch = reqs
+            .iter()
+            .enumerate()
+            .position(|(i, r)| {
+                i > green
+                    && r.method == "PATCH"
+                    && r.path.ends_with(&format!("/namespaces/{ns}/services/api"))
+                    && r.body.contains("green")
+                    && r.code.is_some_and(|c| c < 300)
+            })
+            .expect("the switch apply");
         let scale_down = position(
             &reqs,
             "PATCH",
@@ -299,6 +289,11 @@ async fn green_is_applied_and_ready_before_the_switch_then_blue_is_scaled_down()
         assert!(
             green < switch && switch < scale_down,
             "green {green}, switch {switch}, scale-down {scale_down}"
+        );
+        assert_eq!(
+            reqs[switch].field_manager.as_deref(),
+            Some("devloop-blue-green"),
+            "the switch is the switch manager's apply"
         );
         let switch_body = &reqs[switch].body;
         assert!(
@@ -334,6 +329,20 @@ async fn green_is_applied_and_ready_before_the_switch_then_blue_is_scaled_down()
     assert!(
         since.ends_with('Z') && since.contains('T'),
         "RFC 3339 UTC: {since}"
+    );
+    let color_owner: Vec<&str> = svc["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["fieldsV1"].to_string().contains("f:devloop.dev/color"))
+        .map(|m| m["manager"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        color_owner,
+        vec!["devloop-blue-green"],
+        "only the switch manager owns the colour key (so a deploy's apply of the rendered Service never takes the \
+         switch back): {}",
+        &svc["metadata"]["managedFields"]
     );
     c.cleanup().await;
 }
@@ -379,14 +388,14 @@ async fn three_releases_and_a_rollback_switch_traffic_once_each_without_a_gap() 
     c.cleanup().await;
 }
 
-/// A failed release: exit 1, the message names `step` and says traffic stayed on blue; the Service never moved and
-/// the new copy is gone (or kept with `--keep-failed`).
+/// A failed release: exit 1, the message says the release failed, why (`cause`, e.g. the pod's reason) and that
+/// traffic stayed on blue; the Service never moved and the new copy is gone (or kept with `--keep-failed`).
 async fn failed_release(
     c: &Cluster,
     p: &Project,
     image: &str,
     more: &[&str],
-    step: &str,
+    cause: &str,
     kept: bool,
 ) {
     let sampler = Sampler::start(c, &c.ns, "api");
@@ -397,8 +406,8 @@ async fn failed_release(
     assert_exit(&out, 1);
     let err = stderr(&out);
     assert!(
-        err.contains(step),
-        "the message names the step `{step}`:\n{err}"
+        err.contains("failed at") && err.contains(cause),
+        "the message names the step and `{cause}`:\n{err}"
     );
     assert!(
         err.contains("traffic") && err.contains("blue"),
@@ -434,7 +443,7 @@ async fn new_pods_that_never_become_ready_leave_traffic_on_blue() {
     assert_exit(&deploy(&c, &p, &version(0), &[]).await, 0);
     let broken = broken_image(&c);
     let deadline = ["--status-check-deadline", "2m"];
-    failed_release(&c, &p, &broken, &deadline, "ready", false).await;
+    failed_release(&c, &p, &broken, &deadline, "ImagePull", false).await;
     c.cleanup().await;
 }
 
@@ -445,7 +454,7 @@ async fn keep_failed_leaves_the_copy_that_never_became_ready() {
     assert_exit(&deploy(&c, &p, &version(0), &[]).await, 0);
     let broken = broken_image(&c);
     let more = ["--status-check-deadline", "2m", "--keep-failed"];
-    failed_release(&c, &p, &broken, &more, "ready", true).await;
+    failed_release(&c, &p, &broken, &more, "ImagePull", true).await;
     let green = deployment(&c, &c.ns, "api-green").await.unwrap();
     assert_eq!(images_of(&green), vec![broken]);
     c.cleanup().await;
@@ -464,7 +473,7 @@ async fn a_failing_http_verify_leaves_traffic_on_blue() {
     let p = bg_project(&Release::keep("0s"));
     assert_exit(&deploy(&c, &p, &version(0), &[]).await, 0);
     p.write("devloop.yaml", &config_yaml(&verified));
-    failed_release(&c, &p, &version(1), &[], "verify", false).await;
+    failed_release(&c, &p, &version(1), &[], "failed at verify", false).await;
     c.cleanup().await;
 }
 
@@ -477,7 +486,7 @@ async fn a_refused_apply_of_the_new_copy_leaves_traffic_on_blue() {
     let p = bg_project(&Release::keep("0s"));
     assert_exit(&deploy(&c, &p, &version(0), &[]).await, 0);
     f.deny("patch", "deployments", Some(&c.ns));
-    failed_release(&c, &p, &version(1), &[], "deployments", false).await;
+    failed_release(&c, &p, &version(1), &[], "forbidden", false).await;
     c.cleanup().await;
 }
 
