@@ -49,7 +49,8 @@ pub async fn run(global: &GlobalArgs, args: RunArgs, console: Console) -> Result
         &console,
     )
     .await;
-    if deployed.is_err() && super::signal::received().is_some() {
+    // A blue/green release removes only its own new copies when stopped: the live ones serve production.
+    if deployed.is_err() && super::signal::received().is_some() && cfg.blue_green.is_empty() {
         clean_up(&target, &console).await;
     }
     let deployed = deployed?;

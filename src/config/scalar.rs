@@ -44,4 +44,3 @@ pub fn parse_duration_ns(s: &str) -> Option<i64> {
     }
     (number.is_empty() && !s.is_empty()).then_some(total)
 }
-

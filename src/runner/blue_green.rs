@@ -253,24 +253,25 @@ async fn fail(
     opts: &ReleaseOptions<'_>,
     events: &EventSink,
 ) -> Error {
-    if matches!(cause, Error::Interrupted { .. })
-        || matches!(&cause, Error::Deploy(DeployError::Cancelled))
-    {
-        // A signal: the command's own cleanup decides what stays; the Services never switched.
-        return cause;
-    }
+    // A signal (a cancelled CI job) is a failure before the switch like any other: the live copies stay, the new
+    // ones go, within the cleanup bound.
+    let interrupted = matches!(cause, Error::Interrupted { .. })
+        || matches!(&cause, Error::Deploy(DeployError::Cancelled));
     let mut lines = Vec::new();
     for s in &release.switches {
         let names: Vec<String> = s.copies.iter().map(|c| c.name.clone()).collect();
         let fate = if opts.keep_failed {
             format!("kept for inspection: {}", names.join(", "))
         } else {
-            match target
-                .delete_deployments(plan, &s.namespace, &names, events)
-                .await
-            {
-                Ok(_) => format!("removed {} (`--keep-failed` keeps them)", names.join(", ")),
-                Err(e) => format!("could not remove {}: {e}", names.join(", ")),
+            let removal = target.delete_deployments(plan, &s.namespace, &names, events);
+            match tokio::time::timeout(crate::settings::CLEANUP_TIMEOUT, removal).await {
+                Ok(Ok(_)) => format!("removed {} (`--keep-failed` keeps them)", names.join(", ")),
+                Ok(Err(e)) => format!("could not remove {}: {e}", names.join(", ")),
+                Err(_) => format!(
+                    "{} not removed within {:?}: run the release again, or `devloop delete`",
+                    names.join(", "),
+                    crate::settings::CLEANUP_TIMEOUT
+                ),
             }
         };
         let message = format!(
@@ -283,6 +284,9 @@ async fn fail(
             "service/{} (namespace `{}`): {message}",
             s.service, s.namespace
         ));
+    }
+    if interrupted {
+        return cause;
     }
     DeployError::Status(format!("{cause}\n\nblue/green: {}", lines.join("\n"))).into()
 }
