@@ -85,6 +85,10 @@ pub enum Command {
     Rollback(RollbackArgs),
     /// Watch, rebuild and redeploy on every change; stream logs; clean up on exit.
     Dev(DevArgs),
+    /// Show what this project has deployed where (Kubernetes): its objects by kind, each Deployment's ready and
+    /// desired replicas and images, and for blue/green Services which colour is live, since when, from which
+    /// commit, and whether the previous colour still runs. Reads only; changes nothing.
+    Status(StatusArgs),
     /// Write a devloop.yaml from a docker-compose file (its services become containers on the local Docker
     /// daemon, its builds artifacts) or from a skaffold.yaml; what cannot be converted is listed. The schema its
     /// first line points editors at is written beside it (`devloop.schema.json`).
@@ -261,6 +265,11 @@ pub struct RollbackArgs {
     #[arg(long = "status-check-deadline", value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
     pub status_check_deadline: std::time::Duration,
 }
+
+/// Options of `devloop status`: the global ones (`-n`, `--kube-context`, `--kubeconfig`, `-o json`, `-p`) say
+/// which deployment to look at.
+#[derive(Debug, Clone, Args)]
+pub struct StatusArgs {}
 
 /// Options of `devloop delete`.
 #[derive(Debug, Clone, Args)]

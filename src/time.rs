@@ -11,6 +11,11 @@ pub fn unix_from_rfc3339(s: &str) -> Option<i64> {
     s.parse::<jiff::Timestamp>().ok().map(|t| t.as_second())
 }
 
+/// The current time in Unix seconds.
+pub fn unix_now() -> i64 {
+    jiff::Timestamp::now().as_second()
+}
+
 /// `Sun, 22 Nov 2026 03:04:05 GMT` (the HTTP `Date` header) → Unix seconds.
 pub fn unix_from_http_date(s: &str) -> Option<i64> {
     rfc2822::parse(s).ok().map(|z| z.timestamp().as_second())

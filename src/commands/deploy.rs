@@ -61,6 +61,7 @@ pub async fn apply_and_wait(
         // A release waits for its copies whatever `--no-status-check` says: traffic moves only to ready pods.
         deadline: settings.apply.status_deadline,
         keep_failed,
+        cleanup: crate::settings::CLEANUP_TIMEOUT,
         provenance: provenance(cfg, settings),
         images: images
             .iter()

@@ -11,6 +11,7 @@ pub mod rollback;
 pub mod run;
 pub mod schema;
 pub mod signal;
+pub mod status;
 pub mod version;
 
 use crate::build::artifacts;
@@ -40,6 +41,7 @@ pub async fn run(cli: Cli, console: Console) -> Result<(), Error> {
             Command::Delete(args) => delete::run(&cli.global, args, console).await,
             Command::Rollback(args) => rollback::run(&cli.global, args, console).await,
             Command::Dev(args) => dev::run(&cli.global, args, console).await,
+            Command::Status(args) => status::run(&cli.global, &args, &console).await,
             Command::Init(args) => init::run(&cli.global, args, console),
             Command::Completion(args) => completion::completion(&args, &console),
             Command::Man(args) => completion::man(&args, &console),

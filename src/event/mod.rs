@@ -7,7 +7,8 @@ mod payload;
 mod sink;
 
 pub use payload::{
-    ActiveProfile, BuiltArtifact, Finding, Interpolated, Reached, ServiceOutcome, VariableSource,
+    ActiveProfile, BuiltArtifact, DeploymentState, Finding, Interpolated, Member, Reached,
+    ServiceOutcome, ServiceRelease, StatusReport, VariableSource,
 };
 pub use sink::EventSink;
 
@@ -314,6 +315,9 @@ pub enum Event {
         docker: Option<Reached>,
         kubernetes: Option<Reached>,
     },
+    /// `devloop status`: what the project has deployed where; blue/green Services' live colour, since when, from
+    /// which commit, and their copies.
+    Status(Box<StatusReport>),
 }
 
 #[cfg(test)]

@@ -106,3 +106,79 @@ pub struct Reached {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
+
+/// `devloop status`: what one deployment of the project holds, where (the `status` event's data).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusReport {
+    pub project: String,
+    /// The kube context.
+    pub context: String,
+    /// The deployment's home namespace: where its record (the ApplySet parent) is.
+    pub namespace: String,
+    /// The record's name (`devloop-<project>`, a ConfigMap); `None` when nothing of the project is deployed there.
+    pub applyset: Option<String>,
+    /// Every namespace the deployment's objects are in.
+    pub namespaces: Vec<String>,
+    /// Every object of the deployment (Secrets by name only), by kind then namespace and name.
+    pub members: Vec<Member>,
+    /// The Deployments that are not a blue/green Service's copies.
+    pub deployments: Vec<DeploymentState>,
+    /// The blue/green Services (those with a `devloop.dev/live-color` annotation) and their copies.
+    pub blue_green: Vec<ServiceRelease>,
+}
+
+/// One object of a deployment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Member {
+    pub kind: String,
+    pub api_version: String,
+    /// `None` for cluster-scoped objects.
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+/// A Deployment as the cluster has it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentState {
+    pub name: String,
+    pub namespace: String,
+    /// Pods ready (`status.readyReplicas`).
+    pub ready: i64,
+    /// Pods wanted (`spec.replicas`).
+    pub desired: i64,
+    /// The images of its containers, in order.
+    pub images: Vec<String>,
+    /// A blue/green copy's colour (label `devloop.dev/color`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub color: Option<String>,
+    /// A blue/green copy's commit (annotation `devloop.dev/commit`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    /// A copy scaled to zero: the replicas it had (annotation `devloop.dev/replicas`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scaled_down_from: Option<i64>,
+}
+
+/// A blue/green Service: which colour receives traffic, since when, from which commit, and its copies.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceRelease {
+    pub service: String,
+    pub namespace: String,
+    pub live_color: String,
+    /// When traffic moved to the live colour (RFC 3339, as annotated).
+    pub live_since: Option<String>,
+    /// How long ago that was, in seconds, when status was read (`None` when `liveSince` is missing or unreadable).
+    pub live_for_seconds: Option<u64>,
+    pub commit: Option<String>,
+    /// The images the live colour runs.
+    pub images: Vec<String>,
+    /// The colour that was live before (what `devloop rollback` returns to).
+    pub previous_color: Option<String>,
+    /// The copies its selector reaches, live colour first: their replicas say whether the previous colour still
+    /// runs or was scaled to zero.
+    pub copies: Vec<DeploymentState>,
+}

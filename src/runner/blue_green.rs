@@ -24,6 +24,8 @@ pub struct ReleaseOptions<'a> {
     pub deadline: Duration,
     /// Keep a failed release's copies for inspection.
     pub keep_failed: bool,
+    /// How long removing a failed release's copies may take.
+    pub cleanup: Duration,
     pub provenance: Provenance,
     /// The images of the project's artifacts by name (for a verify Job's `image`).
     pub images: Vec<(String, String)>,
@@ -264,13 +266,13 @@ async fn fail(
             format!("kept for inspection: {}", names.join(", "))
         } else {
             let removal = target.delete_deployments(plan, &s.namespace, &names, events);
-            match tokio::time::timeout(crate::settings::CLEANUP_TIMEOUT, removal).await {
+            match tokio::time::timeout(opts.cleanup, removal).await {
                 Ok(Ok(_)) => format!("removed {} (`--keep-failed` keeps them)", names.join(", ")),
                 Ok(Err(e)) => format!("could not remove {}: {e}", names.join(", ")),
                 Err(_) => format!(
                     "{} not removed within {:?}: run the release again, or `devloop delete`",
                     names.join(", "),
-                    crate::settings::CLEANUP_TIMEOUT
+                    opts.cleanup
                 ),
             }
         };

@@ -277,3 +277,51 @@ pub fn assert_exit(o: &Output, code: i32) {
         stderr(o)
     );
 }
+
+impl Cluster {
+    /// Creates the test's namespace unless it exists.
+    pub async fn ensure_namespace(&self) {
+        let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(self.client.clone());
+        if api.get_opt(&self.ns).await.unwrap().is_none() {
+            let mut ns = k8s_openapi::api::core::v1::Namespace::default();
+            ns.metadata.name = Some(self.ns.clone());
+            match api.create(&Default::default(), &ns).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(s)) if s.code == 409 => {}
+                Err(e) => panic!("create namespace {}: {e}", self.ns),
+            }
+        }
+    }
+
+    /// Plays the program of the pod the Job `job` (test namespace) starts: on the fake, waits for that pod to
+    /// run, writes `lines` to the log of its container `container` and ends it with `exit_code` (0: Completed).
+    /// On a real cluster the Job's own command does that: nothing to do.
+    pub async fn play_job_pod(&self, job: &str, container: &str, lines: &[String], exit_code: i32) {
+        let Some(fake) = &self.fake else {
+            return;
+        };
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), &self.ns);
+        let lp = kube::api::ListParams::default().labels(&format!("job-name={job}"));
+        for _ in 0..600 {
+            let running = pods.list(&lp).await.unwrap().items.into_iter().find(|p| {
+                p.metadata.deletion_timestamp.is_none()
+                    && p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+            });
+            if let Some(pod) = running {
+                let name = pod.metadata.name.unwrap();
+                for line in lines {
+                    assert!(fake.append_log(&self.ns, &name, container, line));
+                }
+                let state = if exit_code == 0 {
+                    PodState::Completed
+                } else {
+                    PodState::Failed { exit_code }
+                };
+                assert!(fake.set_pod_state(&self.ns, &name, state));
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("no running pod of job {job}");
+    }
+}

@@ -75,6 +75,7 @@ impl FakeApiServer {
             user: USER.to_string(),
             server_address: addr.to_string(),
             pod_ports: Default::default(),
+            image_ports: Default::default(),
         });
         let (shutdown, shutdown_rx) = watch::channel(false);
         let (reachable, reachable_rx) = watch::channel(true);
@@ -346,6 +347,17 @@ impl FakeApiServer {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert((namespace.to_string(), pod.to_string(), port), upstream);
+    }
+
+    /// Attaches a TCP server to `port` of every pod with a running app container whose image contains
+    /// `image_part` (pods a test cannot name in advance, e.g. a Deployment's), as [`Self::serve_pod_port`] does
+    /// for one pod; a port attached to the pod itself wins.
+    pub fn serve_image_port(&self, image_part: &str, port: u16, upstream: SocketAddr) {
+        self.shared
+            .image_ports
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push((image_part.to_string(), port, upstream));
     }
 
     /// Registers what images whose reference contains `image_part` hold: the directory tree `template`. Each start

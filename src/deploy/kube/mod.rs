@@ -9,7 +9,8 @@
 //! file, lowest first: `ownership.rs` (devloop's labels, what devloop applied), `date.rs`, `failure.rs` (API
 //! answers → `DeployError`), `connection.rs` (kubeconfig, probe), `discovery.rs`, `plan.rs`, `session.rs` (what
 //! this process applied), `parent.rs` (the ApplySet parent), `order.rs`, `namespace.rs`, `apply.rs` (server-side
-//! apply, re-creation), `members.rs`, `delete.rs`, `prune.rs`, `deployment.rs` (one deploy, step by step).
+//! apply, re-creation), `members.rs`, `inventory.rs` (what a deployment holds, for `devloop status`),
+//! `delete.rs`, `prune.rs`, `deployment.rs` (one deploy, step by step).
 
 mod apply;
 mod blue_green;
@@ -19,6 +20,7 @@ mod deployment;
 mod discovery;
 mod exec;
 mod failure;
+mod inventory;
 mod members;
 mod namespace;
 mod order;
@@ -49,6 +51,7 @@ use session::{ObjectKey, Remembered};
 
 pub use blue_green::CopyState;
 pub use exec::{ExecOutcome, ExecOutput, RunningContainer, RunningPod};
+pub use inventory::Inventory;
 pub use ownership::{FIELD_MANAGER, MANAGED_BY, PROJECT_LABEL};
 
 /// How many objects are applied at once.

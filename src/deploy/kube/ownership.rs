@@ -55,3 +55,11 @@ fn applied_by_devloop(object: &Value) -> bool {
         .is_some_and(|o| !o.is_empty());
     applied && !owned_by_other
 }
+
+/// Whether `object` is a blue/green copy (only a release prunes those).
+pub(super) fn is_copy(object: &Value) -> bool {
+    object
+        .pointer("/metadata/labels")
+        .and_then(|l| l.get(crate::labels::KUBE_COLOR))
+        .is_some()
+}

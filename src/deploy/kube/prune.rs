@@ -5,13 +5,13 @@
 use std::collections::BTreeSet;
 
 use super::discovery::Found;
+use super::ownership::is_copy;
 use super::plan::PlannedObject;
 use super::session::{ObjectKey, object_key};
 use super::{KubePlan, KubeTarget};
 use crate::deploy::applyset::{ApplySet, Contents};
 use crate::deploy::{AppliedObject, DeployError};
 use crate::event::EventSink;
-use crate::labels::KUBE_COLOR;
 
 impl KubeTarget {
     /// Prunes what this deployment applied before and `applied` no longer has, but what `plan` keeps (and, unless
@@ -54,12 +54,4 @@ impl KubeTarget {
         deleted?;
         Ok(stale)
     }
-}
-
-/// Whether `object` is a blue/green copy (only a release prunes those).
-pub(super) fn is_copy(object: &serde_json::Value) -> bool {
-    object
-        .pointer("/metadata/labels")
-        .and_then(|l| l.get(KUBE_COLOR))
-        .is_some()
 }

@@ -14,6 +14,7 @@ mod hook;
 mod logs;
 mod quantity;
 mod rollout;
+pub mod status;
 
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
@@ -119,8 +120,8 @@ impl Printer {
             Event::ConfigLoaded { .. }
             | Event::InitComplete { .. }
             | Event::InitSkaffold { .. } => self.config_event(e),
-            // Data: `devloop version` prints its lines on stdout itself.
-            Event::Version { .. } => {}
+            // Data: `devloop version` and `devloop status` print their lines on stdout themselves.
+            Event::Version { .. } | Event::Status(_) => {}
             Event::BuildCached { .. }
             | Event::BuildStarted { .. }
             | Event::BuildStep { .. }

@@ -1,7 +1,8 @@
 //! Fake API server, port-forward: `GET pods/NAME/portforward?ports=P` with a WebSocket upgrade → the kubelet's
 //! channel protocol as recorded in 08-portforward-* (subprotocol choice, two 3-byte port frames per port, data on
 //! channel 2k, error text on 2k+1, Close 1000), each data channel proxied to the TCP address a test attached to that
-//! pod port; must not reach a pod whose containers are not running, nor answer what the kubelet would refuse.
+//! pod port (or to that port of every pod of an image); must not reach a pod whose containers are not running, nor
+//! answer what the kubelet would refuse.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -32,6 +33,9 @@ use super::websocket::{self, Framing, Ws, text_response};
 
 /// Pod ports a test attached to a real TCP server: `(namespace, pod, port)` → address.
 pub type PodPorts = Mutex<HashMap<(String, String, u16), SocketAddr>>;
+
+/// Ports of every pod running an image, attached by a test: `(image substring, port, address)`, first match wins.
+pub type ImagePorts = Mutex<Vec<(String, u16, SocketAddr)>>;
 
 /// After the pod side of every port closed, the server sent Close about this long later (08-portforward-ws-ok.txt).
 const CLOSE_AFTER_UPSTREAM_EOF: Duration = Duration::from_secs(1);
@@ -92,6 +96,24 @@ fn process_running(sim: &PodSim) -> bool {
     sim.containers
         .iter()
         .any(|c| !c.init && matches!(c.state, PodState::Running | PodState::NotReady))
+}
+
+/// The address a test attached to `port` of the images a running app container of the pod runs.
+fn image_port(shared: &Shared, sim: &PodSim, port: u16) -> Option<SocketAddr> {
+    let list = shared
+        .image_ports
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    list.iter()
+        .find(|(part, p, _)| {
+            *p == port
+                && sim.containers.iter().any(|c| {
+                    !c.init
+                        && matches!(c.state, PodState::Running | PodState::NotReady)
+                        && c.image.contains(part.as_str())
+                })
+        })
+        .map(|(_, _, addr)| *addr)
 }
 
 /// The pod's sim when the pod object with `uid` still exists and a process of it runs.
@@ -213,13 +235,16 @@ impl Session {
     async fn dial(&self, port: u16) -> Option<TcpStream> {
         let addr = {
             let st = self.shared.lock();
-            running_pod(&st, &self.namespace, &self.name, &self.uid)?;
+            let sim = running_pod(&st, &self.namespace, &self.name, &self.uid)?;
             let map = self
                 .shared
                 .pod_ports
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            *map.get(&(self.namespace.clone(), self.name.clone(), port))?
+            match map.get(&(self.namespace.clone(), self.name.clone(), port)) {
+                Some(addr) => *addr,
+                None => image_port(&self.shared, sim, port)?,
+            }
         };
         TcpStream::connect(addr).await.ok()
     }

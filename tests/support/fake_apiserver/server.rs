@@ -39,6 +39,8 @@ pub struct Shared {
     pub server_address: String,
     /// Pod ports tests attached to real TCP servers (the port-forward upstreams).
     pub pod_ports: portforward::PodPorts,
+    /// Ports of the pods of an image tests attached to real TCP servers.
+    pub image_ports: portforward::ImagePorts,
 }
 
 impl Shared {
