@@ -167,21 +167,20 @@ impl FakeApiServer {
     /// The stored object of `kind` (Kind or plural, e.g. `Deployment`/`deployments`); `namespace` is ignored for
     /// cluster-scoped kinds.
     pub fn object(&self, kind: &str, namespace: &str, name: &str) -> Option<Value> {
-        let r = resources::find_kind(kind)?;
-        self.shared.lock().get(r, namespace, name).cloned()
+        self.reader().object(kind, namespace, name)
     }
 
     /// All stored objects of `kind`, in namespace/name order.
     pub fn objects(&self, kind: &str) -> Vec<Value> {
-        let Some(r) = resources::find_kind(kind) else {
-            return Vec::new();
-        };
-        self.shared
-            .lock()
-            .list(r, None)
-            .into_iter()
-            .map(|(_, v)| v.clone())
-            .collect()
+        self.reader().objects(kind)
+    }
+
+    /// A read-only view of the stored objects that a task of its own can hold (a traffic sampler); it reads the
+    /// state of this server while the server runs.
+    pub fn reader(&self) -> ObjectReader {
+        ObjectReader {
+            shared: Arc::clone(&self.shared),
+        }
     }
 
     /// Every request received so far, in arrival order.
@@ -418,6 +417,41 @@ impl FakeApiServer {
                 apply::create(st, r, &ns, body.as_bytes(), &query).map(|(_, v)| v)
             }
         })
+    }
+}
+
+/// Reads the stored objects of a [`FakeApiServer`] (see [`FakeApiServer::reader`]); never writes.
+#[derive(Clone)]
+pub struct ObjectReader {
+    shared: Arc<Shared>,
+}
+
+impl ObjectReader {
+    /// [`FakeApiServer::object`].
+    pub fn object(&self, kind: &str, namespace: &str, name: &str) -> Option<Value> {
+        let r = resources::find_kind(kind)?;
+        self.shared.lock().get(r, namespace, name).cloned()
+    }
+
+    /// [`FakeApiServer::objects`].
+    pub fn objects(&self, kind: &str) -> Vec<Value> {
+        self.snapshot(&[kind]).pop().unwrap_or_default()
+    }
+
+    /// All stored objects of each of `kinds`, read at one instant (under one lock): no write falls between them.
+    pub fn snapshot(&self, kinds: &[&str]) -> Vec<Vec<Value>> {
+        let st = self.shared.lock();
+        kinds
+            .iter()
+            .map(|kind| match resources::find_kind(kind) {
+                Some(r) => st
+                    .list(r, None)
+                    .into_iter()
+                    .map(|(_, v)| v.clone())
+                    .collect(),
+                None => Vec::new(),
+            })
+            .collect()
     }
 }
 

@@ -5,6 +5,7 @@ pub mod cluster;
 pub mod dev;
 pub mod fake_apiserver;
 pub mod registry;
+pub mod traffic;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
