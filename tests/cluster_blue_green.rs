@@ -290,23 +290,20 @@ async fn green_is_applied_and_ready_before_the_switch_then_blue_is_scaled_down()
             green < switch && switch < scale_down,
             "green {green}, switch {switch}, scale-down {scale_down}"
         );
+        // A Service's selector is one atomic field (`mapType=atomic`): the switch is devloop's apply of the whole
+        // rendered Service with the new colour, and every apply before it keeps the live colour.
         assert_eq!(
             reqs[switch].field_manager.as_deref(),
-            Some("devloop-blue-green"),
-            "the switch is the switch manager's apply"
+            Some("devloop"),
+            "the switch is devloop's apply of the Service"
         );
-        let switch_body = &reqs[switch].body;
-        assert!(
-            switch_body.contains("green") && !switch_body.contains("ports"),
-            "the switch applies the colour and annotations only: {switch_body}"
-        );
-        for r in reqs.iter().filter(|r| {
-            r.path.ends_with(&format!("/namespaces/{ns}/services/api"))
-                && r.field_manager.as_deref() == Some("devloop")
+        for r in reqs[..switch].iter().filter(|r| {
+            r.method == "PATCH" && r.path.ends_with(&format!("/namespaces/{ns}/services/api"))
         }) {
             assert!(
-                !r.body.contains("devloop.dev/color"),
-                "the rendered Service never carries the colour: {}",
+                r.body.contains(r#""devloop.dev/color":"blue""#)
+                    && !r.body.contains(r#""devloop.dev/color":"green""#),
+                "before the switch the Service stays on blue: {}",
                 r.body
             );
         }
@@ -330,18 +327,17 @@ async fn green_is_applied_and_ready_before_the_switch_then_blue_is_scaled_down()
         since.ends_with('Z') && since.contains('T'),
         "RFC 3339 UTC: {since}"
     );
-    let color_owner: Vec<&str> = svc["metadata"]["managedFields"]
+    let selector_owner: Vec<&str> = svc["metadata"]["managedFields"]
         .as_array()
         .unwrap()
         .iter()
-        .filter(|m| m["fieldsV1"].to_string().contains("f:devloop.dev/color"))
+        .filter(|m| m["fieldsV1"].to_string().contains("f:selector"))
         .map(|m| m["manager"].as_str().unwrap())
         .collect();
     assert_eq!(
-        color_owner,
-        vec!["devloop-blue-green"],
-        "only the switch manager owns the colour key (so a deploy's apply of the rendered Service never takes the \
-         switch back): {}",
+        selector_owner,
+        vec!["devloop"],
+        "one manager owns the (atomic) selector, so no other apply can take a part of it: {}",
         &svc["metadata"]["managedFields"]
     );
     c.cleanup().await;

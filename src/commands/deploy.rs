@@ -56,6 +56,12 @@ pub async fn apply_and_wait(
     if cfg.blue_green.is_empty() {
         return deploy_and_wait(target, &plan, &cfg.deploy_hooks, settings, console).await;
     }
+    if !settings.apply.status_check {
+        console.sink().emit(crate::event::Event::Warning {
+            message: "--no-status-check does not apply to a blue/green release: traffic moves only to copies that are ready"
+                .into(),
+        });
+    }
     let opts = crate::runner::blue_green::ReleaseOptions {
         hooks: &cfg.deploy_hooks,
         // A release waits for its copies whatever `--no-status-check` says: traffic moves only to ready pods.

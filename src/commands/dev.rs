@@ -41,6 +41,11 @@ pub async fn run(global: &GlobalArgs, args: DevArgs, console: Console) -> Result
     settings.watching = true;
     let target = super::connect(&settings, &cfg).await?;
     super::load_into(&mut settings, &target, &console);
+    if !cfg.blue_green.is_empty() {
+        console.info(
+            "deploy.kubernetes.blueGreen releases `run` and `deploy`; dev deploys the Deployments as written",
+        );
+    }
     let Prepared {
         store,
         builder,

@@ -80,7 +80,16 @@ pub async fn release(
     .await
     {
         Ok(d) => d,
-        Err(e) => return Err(fail(target, &plan, &release, "deploy", e, opts, events).await),
+        Err(e) => {
+            let step = match &e {
+                Error::Hook(_) => "a deploy hook",
+                Error::Deploy(DeployError::Status(_)) => {
+                    "ready (the new copies did not become ready)"
+                }
+                _ => "apply",
+            };
+            return Err(fail(target, &plan, &release, step, e, opts, events).await);
+        }
     };
     for s in &release.switches {
         if let Some(check) = &s.entry.verify
@@ -267,7 +276,15 @@ async fn fail(
         } else {
             let removal = target.delete_deployments(plan, &s.namespace, &names, events);
             match tokio::time::timeout(opts.cleanup, removal).await {
-                Ok(Ok(_)) => format!("removed {} (`--keep-failed` keeps them)", names.join(", ")),
+                Ok(Ok(removed)) if removed.is_empty() => "no new copy was created".to_string(),
+                Ok(Ok(removed)) => format!(
+                    "removed {} (`--keep-failed` keeps them)",
+                    removed
+                        .iter()
+                        .map(|r| r.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
                 Ok(Err(e)) => format!("could not remove {}: {e}", names.join(", ")),
                 Err(_) => format!(
                     "{} not removed within {:?}: run the release again, or `devloop delete`",
@@ -371,32 +388,24 @@ pub async fn rollback(
         let (si, namespace) = bg::find_service(&layout, entry)?;
         let live = target.live_service(&namespace, &entry.service).await?;
         let Some(current) = live.color else {
-            return Err(DeployError::Status(format!(
-                "service/{} (namespace `{namespace}`) has not been switched by a blue/green release: nothing to roll back to",
-                entry.service
-            ))
+            return Err(DeployError::Api {
+                message: format!(
+                    "service/{} (namespace `{namespace}`) has not been switched by a blue/green release: there is no previous colour to roll back to",
+                    entry.service
+                ),
+                hint: Some("release it first: `devloop deploy` or `devloop run` with `deploy.kubernetes.blueGreen`".into()),
+            }
             .into());
         };
         let back = current.other();
-        let originals = bg::originals(&layout, entry)?;
+        let copies = previous_copies(target, &plan, &layout, entry, &namespace, &live).await?;
+        let commit = copies.iter().find_map(|(_, s)| s.commit.clone());
+        let images = copies.iter().find_map(|(_, s)| s.images.clone());
         let mut scaled = Vec::new();
-        let mut commit = None;
-        let mut images = None;
-        for original in &originals {
-            let name = format!("{original}-{back}");
-            let state = target.copy_state(&plan, &namespace, &name).await?;
-            let Some(state) = state.filter(|s| s.ours) else {
-                return Err(DeployError::Status(format!(
-                    "service/{}: the previous copy deployment/{name} (namespace `{namespace}`) is gone; nothing to roll back to",
-                    entry.service
-                ))
-                .into());
-            };
-            commit = commit.or(state.commit.clone());
-            images = images.or(state.images.clone());
+        for (name, state) in &copies {
             if state.replicas == 0 {
                 let replicas = state.recorded_replicas.unwrap_or(1).max(1);
-                scaled.push(target.scale_copy(&namespace, &name, replicas, None).await?);
+                scaled.push(target.scale_copy(&namespace, name, replicas, None).await?);
             }
         }
         let rolling = Switch {
@@ -446,6 +455,46 @@ pub async fn rollback(
         );
     }
     Ok(())
+}
+
+/// The copies of the entry's Deployments in the colour before `live`'s, each with its state: all of them, or an
+/// error saying which is missing (then nothing was changed).
+async fn previous_copies(
+    target: &KubeTarget,
+    plan: &KubePlan,
+    layout: &[Value],
+    entry: &BlueGreen,
+    namespace: &str,
+    live: &bg::LiveService,
+) -> Result<Vec<(String, crate::deploy::kube::CopyState)>, Error> {
+    let current = live.color.unwrap_or(Color::Blue);
+    let mut copies = Vec::new();
+    for original in bg::originals(layout, entry)? {
+        let name = format!("{original}-{}", current.other());
+        let state = target.copy_state(plan, namespace, &name).await?;
+        let Some(state) = state.filter(|s| s.ours) else {
+            let why = if live
+                .annotations
+                .contains_key(crate::labels::ANNOTATION_PREVIOUS_COLOR)
+            {
+                format!("the previous copy deployment/{name} is gone")
+            } else {
+                format!(
+                    "{current} is its first colour, there is no previous copy (deployment/{name} does not exist)"
+                )
+            };
+            return Err(DeployError::Api {
+                message: format!(
+                    "service/{} (namespace `{namespace}`) cannot roll back: {why}",
+                    entry.service
+                ),
+                hint: Some("rollback returns traffic to the copy the last release switched away from; to run an older version, release its images (`devloop deploy --build-artifacts`, `--images`)".into()),
+            }
+            .into());
+        };
+        copies.push((name, state));
+    }
+    Ok(copies)
 }
 
 fn emit(events: &EventSink, s: &Switch, step: &str, color: Color, message: String) {

@@ -206,6 +206,21 @@ pub fn plan(
     Ok(release)
 }
 
+/// Keeps the traffic of a released Service where a release put it: `objects`' Service `name` in `namespace` gets
+/// the colour and release annotations `live` has (nothing changes when it was never switched).
+pub fn hold(objects: &mut [Value], namespace: &str, name: &str, live: &LiveService) {
+    let Some(color) = live.color else {
+        return;
+    };
+    for o in objects
+        .iter_mut()
+        .filter(|o| o["kind"] == "Service" && name_of(o) == name && namespace_of(o) == namespace)
+    {
+        set_selector_color(o, color);
+        set_annotations(o, &live.annotations);
+    }
+}
+
 /// `switched` with the moment of the switch recorded.
 pub fn at_switch(switched: &Value, since: &str) -> Value {
     let mut v = switched.clone();

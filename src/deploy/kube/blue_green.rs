@@ -91,6 +91,50 @@ impl KubeTarget {
         })
     }
 
+    /// `plan` with every Service a blue/green release switched kept on the colour the cluster has it on (a
+    /// deploy that is not a release never moves their traffic). Asks the cluster about a Service the first time
+    /// this process deploys it, and then only about those it found switched.
+    pub(super) async fn hold_released(&self, plan: &KubePlan) -> Result<KubePlan, DeployError> {
+        let services: Vec<(String, String)> = plan
+            .objects
+            .iter()
+            .filter(|o| o["kind"] == "Service" && o["apiVersion"] == "v1")
+            .filter_map(|o| {
+                Some((
+                    o.pointer("/metadata/namespace")?.as_str()?.to_string(),
+                    o.pointer("/metadata/name")?.as_str()?.to_string(),
+                ))
+            })
+            .collect();
+        let ask: Vec<(String, String)> = {
+            let session = self.session.lock().await;
+            services
+                .into_iter()
+                .filter(|(ns, name)| {
+                    let key = (
+                        String::new(),
+                        "Service".to_string(),
+                        Some(ns.clone()),
+                        name.clone(),
+                    );
+                    session
+                        .as_ref()
+                        .and_then(|m| m.get(&key))
+                        .is_none_or(|r| super::ownership::is_switched(&r.applied.object))
+                })
+                .collect()
+        };
+        let answers = futures_util::future::join_all(
+            ask.iter().map(|(ns, name)| self.live_service(ns, name)),
+        )
+        .await;
+        let mut held = plan.clone();
+        for ((namespace, name), live) in ask.iter().zip(answers) {
+            crate::deploy::blue_green::hold(&mut held.objects, namespace, name, &live?);
+        }
+        Ok(held)
+    }
+
     /// The Deployment `name` in `namespace`, when it exists.
     pub async fn copy_state(
         &self,

@@ -27,6 +27,13 @@ impl KubeTarget {
         cancel: &CancellationToken,
     ) -> Result<DeployedSet, DeployError> {
         let started = Instant::now();
+        let held;
+        let plan = if plan.prune_copies {
+            plan
+        } else {
+            held = self.hold_released(plan).await?;
+            &held
+        };
         let set = self.adopt(plan).await;
         events.emit(Event::DeployStarted {
             context: self.context.clone(),

@@ -77,8 +77,9 @@ pub struct KubePlan {
     pub keep: Vec<ObjectRef>,
     /// Objects applied with `force` (a release's copies: devloop's own, the switch may own their replicas).
     pub force: Vec<ObjectRef>,
-    /// Whether prune may delete blue/green copies (label `devloop.dev/color`): only a release knows which of
-    /// them are live; any other deploy keeps them.
+    /// Whether this is a blue/green release. Only a release prunes blue/green copies (label `devloop.dev/color`)
+    /// and moves a Service's colour; any other deploy keeps the copies and applies each Service a release
+    /// switched with the colour and release annotations the cluster has (it never moves their traffic).
     pub prune_copies: bool,
 }
 

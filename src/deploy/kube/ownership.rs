@@ -63,3 +63,11 @@ pub(super) fn is_copy(object: &Value) -> bool {
         .and_then(|l| l.get(crate::labels::KUBE_COLOR))
         .is_some()
 }
+
+/// Whether `service`'s selector carries a blue/green colour (a release switched it).
+pub(super) fn is_switched(service: &Value) -> bool {
+    service
+        .pointer("/spec/selector")
+        .and_then(|s| s.get(crate::labels::KUBE_COLOR))
+        .is_some()
+}

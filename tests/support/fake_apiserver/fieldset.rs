@@ -73,12 +73,17 @@ pub fn list_type(kind: &str, path: &[Elem]) -> ListType {
     }
 }
 
-/// Whether the struct at `path` is atomic (`LabelSelector` is `structType=atomic`).
-fn atomic_struct(path: &[Elem], value: &Value) -> bool {
-    matches!(path.last(), Some(Elem::Field(f)) if f == "selector")
-        && value
-            .as_object()
-            .is_some_and(|m| m.contains_key("matchLabels") || m.contains_key("matchExpressions"))
+/// Whether the struct or map at `path` is atomic: `LabelSelector` is `structType=atomic`, and a Service's (and a
+/// ReplicationController's) `spec.selector` is a `mapType=atomic` map (k8s.io/api core/v1 types.go): one manager
+/// owns the whole selector, an apply replaces it.
+fn atomic_struct(kind: &str, path: &[Elem], value: &Value) -> bool {
+    let selector = matches!(path.last(), Some(Elem::Field(f)) if f == "selector");
+    let label_selector = value
+        .as_object()
+        .is_some_and(|m| m.contains_key("matchLabels") || m.contains_key("matchExpressions"));
+    let atomic_map = matches!(kind, "Service" | "ReplicationController")
+        && matches!(path, [Elem::Field(spec), Elem::Field(_)] if spec == "spec");
+    selector && (label_selector || atomic_map)
 }
 
 fn key_default(field: &str) -> Option<Value> {
@@ -100,7 +105,7 @@ pub fn item_key(item: &Value, keys: &[&str]) -> Option<String> {
 /// Collects the owned paths of `value` (a fragment at `path`) into `out`.
 pub fn collect(kind: &str, value: &Value, path: &mut Path, out: &mut FieldSet) {
     match value {
-        Value::Object(m) if !m.is_empty() && !atomic_struct(path, value) => {
+        Value::Object(m) if !m.is_empty() && !atomic_struct(kind, path, value) => {
             for (k, v) in m {
                 path.push(Elem::Field(k.clone()));
                 collect(kind, v, path, out);
@@ -282,7 +287,7 @@ fn value_at_mut<'a>(kind: &str, obj: &'a mut Value, path: &[Elem]) -> Option<&'a
 /// atomic lists and structs replaced).
 pub fn merge(kind: &str, live: &Value, applied: &Value, path: &mut Path) -> Value {
     match (live, applied) {
-        (Value::Object(l), Value::Object(a)) if !atomic_struct(path, applied) => {
+        (Value::Object(l), Value::Object(a)) if !atomic_struct(kind, path, applied) => {
             let mut out = l.clone();
             for (k, av) in a {
                 path.push(Elem::Field(k.clone()));
@@ -731,6 +736,34 @@ mod tests {
         let set = object_set("Deployment", &applied, Scope::Main);
         assert_eq!(to_fields_v1(&set), recorded);
         assert_eq!(from_fields_v1(&recorded), set);
+    }
+
+    #[test]
+    fn a_services_selector_is_one_atomic_field() {
+        // ServiceSpec.Selector is `+mapType=atomic`: its field set is `f:selector`, not one entry per key, and an
+        // apply replaces the whole map.
+        let svc =
+            json!({"spec": {"selector": {"app": "api", "tier": "web"}, "ports": [{"port": 80}]}});
+        let set = object_set("Service", &svc, Scope::Main);
+        assert_eq!(
+            to_fields_v1(&set)["f:spec"]["f:selector"],
+            json!({}),
+            "{}",
+            to_fields_v1(&set)
+        );
+        let live = json!({"spec": {"selector": {"app": "api", "devloop.dev/color": "blue"}}});
+        let applied = json!({"spec": {"selector": {"app": "api"}}});
+        let merged = merge("Service", &live, &applied, &mut Vec::new());
+        assert_eq!(merged["spec"]["selector"], json!({"app": "api"}));
+        // A Pod's nodeSelector stays a granular map.
+        let pod = json!({"spec": {"nodeSelector": {"a": "1"}}});
+        let merged = merge(
+            "Pod",
+            &pod,
+            &json!({"spec": {"nodeSelector": {"b": "2"}}}),
+            &mut Vec::new(),
+        );
+        assert_eq!(merged["spec"]["nodeSelector"], json!({"a": "1", "b": "2"}));
     }
 
     #[test]
