@@ -16,7 +16,8 @@ pub struct RawKubernetesDeploy {
     /// Blue/green releases for `devloop run` and `devloop deploy` (never `dev`): each Service's Deployments get a
     /// second copy, the Service switches to it once it is ready (and verified), the previous copy stays for
     /// `devloop rollback`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    // Serialized even when empty: a profile's `blueGreen: []` under `replace:` turns blue/green off.
+    #[serde(default)]
     pub blue_green: Vec<RawBlueGreen>,
 }
 
@@ -367,6 +368,23 @@ mod tests {
         );
         let bg = one("blueGreen: [{service: api, keepPrevious: 0s}]").unwrap();
         assert_eq!(bg[0].keep_previous, KeepPrevious::For(Duration::ZERO));
+    }
+
+    #[test]
+    fn a_profile_can_turn_blue_green_off() {
+        let text = "apiVersion: devloop/v1alpha1\nkind: Config\nmetadata: {name: shop}\nmanifests: {rawYaml: [k8s/*.yaml]}\ndeploy:\n  kubernetes:\n    blueGreen: [{service: api}]\nprofiles:\n  - name: plain\n    replace: [deploy.kubernetes.blueGreen]\n    deploy:\n      kubernetes:\n        blueGreen: []\n";
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("devloop.yaml");
+        std::fs::write(&file, text).unwrap();
+        let load = |profiles: Vec<String>| {
+            let opts = crate::config::LoadOptions {
+                profiles,
+                ..Default::default()
+            };
+            crate::config::load(&file, &opts, &|_: &str| None).unwrap()
+        };
+        assert_eq!(load(Vec::new()).blue_green.len(), 1);
+        assert!(load(vec!["plain".into()]).blue_green.is_empty());
     }
 
     #[test]
