@@ -887,7 +887,7 @@ async fn prepare_replace_kills_only_the_artifacts_containers_and_restore_starts_
     let graceful = s.target().await;
     assert!(
         graceful
-            .prepare_replace(&[image_id.clone()])
+            .prepare_replace(std::slice::from_ref(&image_id))
             .await
             .unwrap()
             .is_empty()
@@ -901,7 +901,10 @@ async fn prepare_replace_kills_only_the_artifacts_containers_and_restore_starts_
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs_f64();
-    let stopped = target.prepare_replace(&[image_id.clone()]).await.unwrap();
+    let stopped = target
+        .prepare_replace(std::slice::from_ref(&image_id))
+        .await
+        .unwrap();
     assert_eq!(stopped.len(), 1, "{stopped:?}");
     assert_eq!(stopped[0].object, "container/web");
     assert_eq!(
