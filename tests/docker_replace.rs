@@ -15,11 +15,21 @@ use serde_json::Value;
 use support::dev::Dev;
 use support::{Project, unique};
 
-/// Removes whatever the session left of project `name` (a failed test kills devloop before its cleanup).
-struct Leftovers(String);
+/// Removes whatever the session left of project `.0` (a failed test kills devloop before its cleanup) and every
+/// image of repository `.1` it built.
+struct Leftovers(String, String);
 
 impl Drop for Leftovers {
     fn drop(&mut self) {
+        let images = Command::new("docker")
+            .args(["images", "-q", "--filter"])
+            .arg(format!("reference={}", self.1))
+            .output()
+            .unwrap();
+        let images: Vec<String> = String::from_utf8_lossy(&images.stdout)
+            .split_whitespace()
+            .map(str::to_string)
+            .collect();
         let ids = Command::new("docker")
             .args(["ps", "-aq", "--filter"])
             .arg(format!("label=dev.devloop.project={}", self.0))
@@ -38,6 +48,12 @@ impl Drop for Leftovers {
         let _ = Command::new("docker")
             .args(["network", "rm", &format!("devloop-{}", self.0)])
             .output();
+        if !images.is_empty() {
+            let _ = Command::new("docker")
+                .args(["rmi", "-f"])
+                .args(&images)
+                .output();
+        }
     }
 }
 
@@ -99,15 +115,6 @@ fn until_stopped(name: &str, dev: &Dev) {
     }
 }
 
-/// Every image the session built, removed with the project.
-fn cleanup_built(p: &mut Project, dev: &Dev) {
-    for e in dev.events_since(0, "buildFinished") {
-        if let Some(tag) = e["data"]["tag"].as_str() {
-            p.cleanup_image(tag);
-        }
-    }
-}
-
 fn hold_file() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let hold = dir.path().join("hold");
@@ -129,11 +136,11 @@ fn spawn(p: &Project) -> Dev {
 async fn a_failing_build_brings_the_old_container_back() {
     support::require_docker();
     let name = unique("dl-replace-fail");
-    let _leftovers = Leftovers(name.clone());
     let image = unique("devloop-test-drepl");
+    let _leftovers = Leftovers(name.clone(), image.clone());
     let port = support::free_port();
     let (_dir, hold) = hold_file();
-    let mut p = project(&name, &image, port, &hold);
+    let p = project(&name, &image, port, &hold);
     let web = format!("{name}-web");
     let mut dev = spawn(&p);
     dev.until_type("iteration").await;
@@ -184,7 +191,6 @@ async fn a_failing_build_brings_the_old_container_back() {
         "{}",
         dev.transcript()
     );
-    cleanup_built(&mut p, &dev);
     assert_eq!(dev.stop().await, Some(130));
 }
 
@@ -194,11 +200,11 @@ async fn a_failing_build_brings_the_old_container_back() {
 async fn a_build_cancelled_by_a_save_back_to_the_running_content_brings_the_old_container_back() {
     support::require_docker();
     let name = unique("dl-replace-cancel");
-    let _leftovers = Leftovers(name.clone());
     let image = unique("devloop-test-drepc");
+    let _leftovers = Leftovers(name.clone(), image.clone());
     let port = support::free_port();
     let (_dir, hold) = hold_file();
-    let mut p = project(&name, &image, port, &hold);
+    let p = project(&name, &image, port, &hold);
     let web = format!("{name}-web");
     let mut dev = spawn(&p);
     dev.until_type("iteration").await;
@@ -232,6 +238,5 @@ async fn a_build_cancelled_by_a_save_back_to_the_running_content_brings_the_old_
         "{}",
         dev.transcript()
     );
-    cleanup_built(&mut p, &dev);
     assert_eq!(dev.stop().await, Some(130));
 }
