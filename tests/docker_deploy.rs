@@ -842,6 +842,111 @@ async fn disposable_replacements_kill_only_containers_of_built_artifacts() {
     assert_eq!(signals_since(&db2, since), ["15", "9"]);
 }
 
+/// Issue 11 (4): `dev` stops the containers of an artifact being rebuilt while it builds (`prepare_replace`): killed,
+/// not removed, so that `restore` can start the same container again when no build replaces it; the next deploy
+/// replaces a stopped one as usual. A container of an image devloop did not build keeps running, even when it
+/// runs the same image; without disposable replacements (`run`, `deploy`) nothing is stopped ahead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prepare_replace_kills_only_the_artifacts_containers_and_restore_starts_them_again() {
+    let mut s = Stack::new();
+    let v1 = s.image("v1\n");
+    let v2 = s.image("v2\n");
+    let port = support::free_port();
+    let mut web = container("web", "web", HTTPD);
+    web.ports.push(PortMapping {
+        host_ip: "127.0.0.1".into(),
+        host_port: port,
+        container_port: 8080,
+        protocol: "tcp".into(),
+    });
+    // The same image as written, not as an artifact: a database's place.
+    let db = container("db", &v1, SLEEP);
+    let target = s.target().await.with_disposable_replacements(true);
+    let cancel = CancellationToken::new();
+    let (events, _) = collector();
+    let deployed = target
+        .deploy(
+            &plan(vec![web.clone(), db.clone()], &[("web", &v1)]),
+            &events,
+            &cancel,
+        )
+        .await
+        .unwrap();
+    target
+        .wait_ready(&deployed, DEADLINE, &events, &cancel)
+        .await
+        .unwrap();
+    let (web1, db1) = (s.docker_name("web"), s.docker_name("db"));
+    let (web_id, db_id) = (
+        inspect(&web1, "{{.Id}}").unwrap(),
+        inspect(&db1, "{{.Id}}").unwrap(),
+    );
+    let image_id = inspect(&v1, "{{.Id}}").unwrap();
+
+    // `run` and `deploy`: nothing stopped ahead.
+    let graceful = s.target().await;
+    assert!(
+        graceful
+            .prepare_replace(std::slice::from_ref(&image_id))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        inspect(&web1, "{{.State.Running}}").as_deref(),
+        Some("true")
+    );
+
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let stopped = target
+        .prepare_replace(std::slice::from_ref(&image_id))
+        .await
+        .unwrap();
+    assert_eq!(stopped.len(), 1, "{stopped:?}");
+    assert_eq!(stopped[0].object, "container/web");
+    assert_eq!(
+        inspect(&web1, "{{.State.Running}}").as_deref(),
+        Some("false")
+    );
+    assert_eq!(
+        inspect(&web1, "{{.Id}}").as_deref(),
+        Some(web_id.as_str()),
+        "kept"
+    );
+    assert_eq!(signals_since(&web_id, since), ["9"]);
+    assert_eq!(inspect(&db1, "{{.State.Running}}").as_deref(), Some("true"));
+    assert!(
+        signals_since(&db_id, since).is_empty(),
+        "the database is never touched"
+    );
+
+    // No build replaced it: the same container serves the old content again.
+    let started = target.restore(&stopped).await.unwrap();
+    assert_eq!(started, ["container/web"]);
+    assert_eq!(inspect(&web1, "{{.Id}}").as_deref(), Some(web_id.as_str()));
+    assert_eq!(http_get(port).await, "v1\n");
+
+    // Stopped again, then a deploy of the new image replaces it; restoring afterwards starts nothing.
+    let stopped = target.prepare_replace(&[image_id]).await.unwrap();
+    assert_eq!(stopped.len(), 1);
+    let second = target
+        .deploy(&plan(vec![web, db], &[("web", &v2)]), &events, &cancel)
+        .await
+        .unwrap();
+    assert_eq!(change_of(&second, "web"), Change::Recreated);
+    assert_eq!(change_of(&second, "db"), Change::Unchanged);
+    target
+        .wait_ready(&second, DEADLINE, &events, &cancel)
+        .await
+        .unwrap();
+    assert_eq!(http_get(port).await, "v2\n");
+    assert!(target.restore(&stopped).await.unwrap().is_empty());
+    assert_eq!(inspect(&db1, "{{.Id}}").as_deref(), Some(db_id.as_str()));
+}
+
 /// Container hooks on the Docker target: the project's running containers by their `deploy.docker` name, a command
 /// run in one through the Engine API's exec (stdout, stderr and exit code apart), and sync hooks around the files.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -61,6 +61,7 @@ pub async fn build(
         now,
         events: console.sink(),
         cancel: cancel.clone(),
+        misses: None,
     };
     let results = run.build_all(&settings.build_options()).await?;
     // Old memo files and build records are dropped at most once a day; a failure only costs disk space.

@@ -181,6 +181,38 @@ pub trait Deployer: Send + Sync {
         let _ = (plan, req);
         async { Ok(0) }
     }
+
+    /// `devloop dev`, a rebuild starting: stops the running containers of the images `image_ids` (the artifacts
+    /// whose new images are being built) while the builds run, so that only creating and starting their
+    /// replacements is left after them. They are stopped, not removed: [`Deployer::restore`] starts them again when
+    /// no build replaces them (it failed, or newer content made it moot). Returns what it stopped. Targets that
+    /// roll out by themselves (Kubernetes) stop nothing.
+    fn prepare_replace(
+        &self,
+        image_ids: &[String],
+    ) -> impl Future<Output = Result<Vec<Stopped>, DeployError>> + Send {
+        let _ = image_ids;
+        async { Ok(Vec::new()) }
+    }
+
+    /// Starts again containers [`Deployer::prepare_replace`] stopped; returns the `object`s it started (one removed
+    /// meanwhile, by a deploy, is skipped).
+    fn restore(
+        &self,
+        stopped: &[Stopped],
+    ) -> impl Future<Output = Result<Vec<String>, DeployError>> + Send {
+        let _ = stopped;
+        async { Ok(Vec::new()) }
+    }
+}
+
+/// A container [`Deployer::prepare_replace`] stopped ahead of its replacement: kept, so that it can start again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stopped {
+    /// The target's ID of the container.
+    pub id: String,
+    /// How events name it (`container/web`).
+    pub object: String,
 }
 
 /// Every `Ok` of concurrent per-object work, or its error: the one error as is, several as one list naming how

@@ -219,6 +219,12 @@ pub enum Event {
     IterationFailed { message: String },
     /// An iteration was abandoned because newer changes arrived; a new one starts with all changes merged.
     IterationCancelled { reason: String },
+    /// Containers `dev` stopped while their images were rebuilt run again with their previous image, because no
+    /// build replaced them: `reason` says why, in a few words.
+    Restored {
+        objects: Vec<String>,
+        reason: String,
+    },
     /// The dev loop stopped: save → ready over the session's saves (the start-up deploy is not one), and how
     /// many saves were rebuilt, synced, or served from the cache.
     DevStopped {

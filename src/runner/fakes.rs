@@ -13,7 +13,7 @@ use crate::build::{BuildError, BuildSpec, Builder, BuiltImage};
 use crate::cache::Store;
 use crate::config::{self, Config, LoadOptions};
 use crate::deploy::{
-    AppliedObject, Change, DeleteOptions, DeployError, DeployedSet, Deployer, ObjectRef,
+    AppliedObject, Change, DeleteOptions, DeployError, DeployedSet, Deployer, ObjectRef, Stopped,
 };
 use crate::error::Error;
 use crate::event::{Event, EventSink};
@@ -181,6 +181,7 @@ impl Fixture {
             now: Timestamp::from_unix(0),
             events,
             cancel: CancellationToken::new(),
+            misses: None,
         };
         let r = run.build_all(opts).await;
         let ev = seen.lock().unwrap().clone();
@@ -204,6 +205,9 @@ pub struct FakeDeployer {
     pub syncs: Mutex<Vec<FakeSync>>,
     /// Syncs fail with this message.
     pub sync_fails: Mutex<Option<String>>,
+    /// The image IDs of each `prepare_replace` (one container stopped per image), and each container restored.
+    pub replaced: Mutex<Vec<Vec<String>>>,
+    pub restored: Mutex<Vec<String>>,
 }
 
 /// One sync the fake deployer was asked for.
@@ -267,6 +271,23 @@ impl Deployer for FakeDeployer {
 
     fn can_sync(&self) -> bool {
         true
+    }
+
+    async fn prepare_replace(&self, image_ids: &[String]) -> Result<Vec<Stopped>, DeployError> {
+        self.replaced.lock().unwrap().push(image_ids.to_vec());
+        Ok(image_ids
+            .iter()
+            .map(|id| Stopped {
+                id: id.clone(),
+                object: format!("container/{id}"),
+            })
+            .collect())
+    }
+
+    async fn restore(&self, stopped: &[Stopped]) -> Result<Vec<String>, DeployError> {
+        let objects: Vec<String> = stopped.iter().map(|s| s.object.clone()).collect();
+        self.restored.lock().unwrap().extend(objects.clone());
+        Ok(objects)
     }
 
     /// One container runs each deployed image.

@@ -212,6 +212,9 @@ pub struct BuildRun<'a, B: Builder> {
     pub now: Timestamp,
     pub events: EventSink,
     pub cancel: CancellationToken,
+    /// Told the image of each artifact whose build starts (a cache miss) as it starts: `dev` stops the containers
+    /// a rebuilt image replaces while it builds.
+    pub misses: Option<tokio::sync::mpsc::UnboundedSender<String>>,
 }
 
 impl<B: Builder> BuildRun<'_, B> {
@@ -427,6 +430,9 @@ impl<B: Builder> BuildRun<'_, B> {
                 key: key.to_string(),
             });
             return Ok(r);
+        }
+        if let Some(misses) = &self.misses {
+            let _ = misses.send(a.image.clone());
         }
         let (image_id, digest) = self
             .build_missed(a, planned, &repository, &tag, push, opts)

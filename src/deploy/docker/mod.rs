@@ -8,7 +8,8 @@
 //! (ownership), `order.rs` (dependency levels), `assessment.rs` (a container's state against what is wanted),
 //! `image.rs`, `network.rs`, `volume.rs`, `plan.rs`, `spec.rs` (the create request), `container.rs`
 //! (create/start/replace, stop, remove), `readiness.rs`, `deployment.rs`, `cleanup.rs`, `logs.rs`, `sync.rs`,
-//! `exec.rs` (commands in running containers, for container hooks).
+//! `exec.rs` (commands in running containers, for container hooks), `replacement.rs` (`dev`: containers of
+//! artifacts being rebuilt killed while their images build, started again when no build replaces them).
 
 mod assessment;
 mod cleanup;
@@ -24,6 +25,7 @@ mod order;
 mod plan;
 mod readiness;
 mod reference;
+mod replacement;
 mod spec;
 mod sync;
 mod volume;
@@ -39,7 +41,9 @@ use bollard::errors::Error as DockerError;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::deploy::DockerDeploy;
-use crate::deploy::{DeleteOptions, DeployError, DeployedSet, Deployer, ObjectRef, SyncRequest};
+use crate::deploy::{
+    DeleteOptions, DeployError, DeployedSet, Deployer, ObjectRef, Stopped, SyncRequest,
+};
 use crate::event::EventSink;
 
 pub use exec::ExecOutput;
@@ -105,6 +109,7 @@ impl DockerTarget {
     /// replacement is built already, and a main process that ignores SIGTERM would otherwise cost the whole grace
     /// period on every edit. `delete_all` (dev's cleanup on exit) removes such containers at once too: the session
     /// that built them is over. Containers of other images (a database) and pruned ones keep the graceful stop.
+    /// It also enables [`Deployer::prepare_replace`]: such containers are killed while their new images build.
     pub fn with_disposable_replacements(mut self, disposable: bool) -> DockerTarget {
         self.disposable = disposable;
         self
@@ -140,6 +145,14 @@ impl Deployer for DockerTarget {
 
     async fn sync(&self, plan: &DockerPlan, req: &SyncRequest<'_>) -> Result<usize, DeployError> {
         self.copy_files(plan, req).await
+    }
+
+    async fn prepare_replace(&self, image_ids: &[String]) -> Result<Vec<Stopped>, DeployError> {
+        self.stop_ahead(image_ids).await
+    }
+
+    async fn restore(&self, stopped: &[Stopped]) -> Result<Vec<String>, DeployError> {
+        self.start_again(stopped).await
     }
 
     async fn deploy(

@@ -1,5 +1,5 @@
-//! Output, human: dev-loop events (files synced, or why not, one summary line per iteration, a failed or restarted iteration,
-//! the statistics when `dev` stops) → lines on stderr. Never writes stdout.
+//! Output, human: dev-loop events (files synced, or why not, one summary line per iteration, a failed or restarted
+//! iteration, containers running again, the statistics when `dev` stops) → lines on stderr. Never writes stdout.
 
 use super::Printer;
 use super::quantity::{plural, secs};
@@ -48,6 +48,13 @@ impl Printer {
             }
             Event::IterationCancelled { reason } => {
                 self.line(&format!("{} restarting: {reason}", self.paint("33", "↻")));
+            }
+            Event::Restored { objects, reason } => {
+                self.line(&format!(
+                    "{} {} running again with the previous image: {reason}",
+                    self.paint("33", "↺"),
+                    objects.join(", ")
+                ));
             }
             Event::DevStopped { .. } => self.dev_stopped(e),
             _ => {}

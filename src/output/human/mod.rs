@@ -162,6 +162,7 @@ impl Printer {
             | Event::Iteration { .. }
             | Event::IterationFailed { .. }
             | Event::IterationCancelled { .. }
+            | Event::Restored { .. }
             | Event::DevStopped { .. } => self.dev_event(e),
             Event::HookStarted { .. }
             | Event::HookOutput { .. }

@@ -1,13 +1,14 @@
 //! Runner, dev loop: change sets → rebuild what they affect → re-render → apply what changed → wait until ready,
 //! again and again. A change arriving while an iteration builds or waits cancels it and starts over with the
 //! merged changes (latest wins); an apply in progress is never cut. Failures are reported and the loop keeps
-//! watching. Emits events; prints nothing.
+//! watching. Emits events; prints nothing. `replacement.rs`: the containers a rebuild replaces are stopped while it
+//! builds, and started again when it does not replace them.
 
+mod replacement;
 pub mod spec;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::pin::pin;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
@@ -31,6 +32,7 @@ use crate::tag;
 use crate::template::Vars;
 use crate::time::Timestamp;
 use crate::watch::ChangeSet;
+use replacement::Replacing;
 
 const PHASE_BUILD: u8 = 0;
 const PHASE_APPLY: u8 = 1;
@@ -200,6 +202,8 @@ impl<B: Builder, D: DeployTarget> DevLoop<'_, B, D> {
         let mut failed: Option<Trigger> = None;
         // The artifacts' Dockerfiles as sync reads them, parsed when they change.
         let placements = Placements::default();
+        // Containers stopped while their images rebuild (kept across a cancelled iteration).
+        let replacing = Replacing::default();
         loop {
             let trigger = match pending.take() {
                 Some(t) => t,
@@ -223,6 +227,7 @@ impl<B: Builder, D: DeployTarget> DevLoop<'_, B, D> {
                     &Running {
                         images: &images,
                         placements: &placements,
+                        replacing: &replacing,
                     },
                     &mut changes,
                     &mut pending,
@@ -231,6 +236,9 @@ impl<B: Builder, D: DeployTarget> DevLoop<'_, B, D> {
                 .await;
             match outcome {
                 Some(Ok(report)) => {
+                    // Deployed: what was stopped for the new images is replaced (a stop that ended after the deploy
+                    // included).
+                    replacing.take_all();
                     self.progress.send_modify(|n| *n += 1);
                     summary.count(&trigger, &report);
                     for r in report.results {
@@ -245,6 +253,8 @@ impl<B: Builder, D: DeployTarget> DevLoop<'_, B, D> {
                         message: e.to_string(),
                     });
                     failed = Some(trigger);
+                    self.restore(replacing.take_all(), "the iteration failed")
+                        .await;
                 }
                 None if shutdown.is_cancelled() => break,
                 None => {
@@ -256,6 +266,12 @@ impl<B: Builder, D: DeployTarget> DevLoop<'_, B, D> {
         }
         if self.opts.cleanup {
             self.clean_up().await;
+        } else {
+            self.restore(
+                replacing.take_all(),
+                "devloop stopped before it was replaced",
+            )
+            .await;
         }
         self.events.emit(Event::DevStopped {
             iterations: summary.iterations,
@@ -309,23 +325,34 @@ impl<B: Builder, D: DeployTarget> DevLoop<'_, B, D> {
     ) -> Option<Result<IterationReport, Error>> {
         let phase = AtomicU8::new(PHASE_BUILD);
         let cancel = CancellationToken::new();
-        let mut work = pin!(self.iteration(cfg, trigger, running, &phase, &cancel));
-        loop {
+        let (misses, mut started) = mpsc::unbounded_channel();
+        let mut work = Box::pin(self.iteration(cfg, trigger, running, &phase, &cancel, misses));
+        // Stops what a starting build replaces; a stop under way is finished even when the iteration is dropped,
+        // so that what was stopped is known (and started again if need be).
+        let mut stopper = Box::pin(self.stop_replaced(&mut started, running));
+        let mut stopped_all = false;
+        let outcome = loop {
             tokio::select! {
-                r = &mut work => return Some(r),
+                r = &mut work => break Some(r),
+                () = &mut stopper, if !stopped_all => stopped_all = true,
                 _ = shutdown.cancelled() => {
                     cancel.cancel();
-                    return None;
+                    break None;
                 }
                 Some(cs) = changes.recv() => {
                     *pending = Some(pending.take().unwrap_or_else(|| trigger.clone()).merge(cs));
                     if phase.load(Ordering::SeqCst) != PHASE_APPLY {
                         cancel.cancel();
-                        return None;
+                        break None;
                     }
                 }
             }
+        };
+        drop(work);
+        if !stopped_all {
+            stopper.await;
         }
+        outcome
     }
 
     /// Deletes what the session deployed, bounded by the cleanup timeout.
@@ -358,6 +385,7 @@ impl<B: Builder, D: DeployTarget> DevLoop<'_, B, D> {
         running: &Running<'_>,
         phase: &AtomicU8,
         cancel: &CancellationToken,
+        misses: mpsc::UnboundedSender<String>,
     ) -> Result<IterationReport, Error> {
         phase.store(PHASE_BUILD, Ordering::SeqCst);
         let images = running.images;
@@ -374,6 +402,7 @@ impl<B: Builder, D: DeployTarget> DevLoop<'_, B, D> {
                 now: Timestamp::now(),
                 events: self.events.clone(),
                 cancel: cancel.clone(),
+                misses: Some(misses),
             };
             let opts = BuildOptions {
                 only: only.into_iter().collect(),
@@ -382,6 +411,7 @@ impl<B: Builder, D: DeployTarget> DevLoop<'_, B, D> {
             };
             results = run.build_all(&opts).await?;
         }
+        self.restore_unreplaced(&results, running).await;
         let built_at = Instant::now();
         let mut current: HashMap<String, ArtifactResult> = images.clone();
         for r in &results {
@@ -411,6 +441,8 @@ impl<B: Builder, D: DeployTarget> DevLoop<'_, B, D> {
         }
         let deployed = self.deployer.deploy(&plan, &self.events, cancel).await?;
         let applied_at = Instant::now();
+        // The deploy replaced what was stopped for the new images.
+        running.replacing.take_all();
         let changed = DeployedSet {
             applied: deployed
                 .applied
@@ -468,7 +500,8 @@ impl<B: Builder, D: DeployTarget> DevLoop<'_, B, D> {
             let Some(current) = images.get(&tag::normalize_repository(&a.image)) else {
                 continue;
             };
-            if a.sync.is_empty() && a.sync_infer.is_empty() {
+            // Its containers are stopped for a rebuild that newer changes cancelled: no container to sync into.
+            if (a.sync.is_empty() && a.sync_infer.is_empty()) || running.replacing.holds(&a.image) {
                 continue;
             }
             // An artifact built from another that is rebuilt now gets a new build arg: it is rebuilt too.
@@ -668,6 +701,7 @@ impl<B: Builder, D: DeployTarget> DevLoop<'_, B, D> {
 struct Running<'r> {
     images: &'r HashMap<String, ArtifactResult>,
     placements: &'r Placements,
+    replacing: &'r Replacing,
 }
 
 /// When an iteration's phases ended.

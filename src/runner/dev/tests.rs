@@ -322,6 +322,10 @@ async fn changes_during_a_build_cancel_it_and_are_merged() {
         "the merged iteration rebuilds both"
     );
     assert_eq!(changed.len(), 2);
+    // `app`'s container stayed stopped across the cancelled build (its rebuild went on): stopped once, never
+    // started again; `other`'s stopped when its build started.
+    assert_eq!(h.deployer.replaced.lock().unwrap().len(), 2);
+    assert!(h.deployer.restored.lock().unwrap().is_empty());
 }
 
 #[tokio::test]
@@ -381,6 +385,17 @@ async fn a_failed_build_is_reported_and_the_loop_keeps_watching() {
     assert_eq!(
         count(&ev, |e| matches!(e, Event::IterationFailed { .. })),
         1
+    );
+    // Both rebuilds stopped `other`'s container while they built; the failed one started it again, said once.
+    assert_eq!(h.deployer.replaced.lock().unwrap().len(), 2);
+    let restored: Vec<&Event> = ev
+        .iter()
+        .filter(|e| matches!(e, Event::Restored { .. }))
+        .collect();
+    assert_eq!(restored.len(), 1, "{restored:?}");
+    assert!(
+        matches!(restored[0], Event::Restored { reason, .. } if reason == "the iteration failed"),
+        "{restored:?}"
     );
 }
 
@@ -492,6 +507,11 @@ async fn inferred_edits_and_deletes_are_synced_and_a_file_no_rule_takes_says_why
         "one line, once"
     );
     assert_eq!((summary.synced, summary.rebuilt), (2, 1));
+    assert_eq!(
+        h.deployer.replaced.lock().unwrap().len(),
+        1,
+        "only the rebuild stops containers while it builds; a sync or nothing to build stops none"
+    );
 }
 
 /// Regression: a change whose build failed was forgotten, so the next change, a synced file, was synced over an
