@@ -1,7 +1,7 @@
 //! `devloop status`: what a project has deployed where, read from the cluster only — nothing deployed, a plain
 //! deploy (objects by kind, replicas, images, Secrets by name only), the same project in two namespaces, and a
-//! blue/green Service whose switch the test performs itself as the design says (copies applied by the deploy, the
-//! Service's selector colour and annotations and the previous copy's scale-down by field manager
+//! blue/green Service whose switch the test performs itself as a release does (copies and the Service with its
+//! selector colour and release annotations applied by devloop, the previous copy's scale-down by field manager
 //! `devloop-blue-green`). Against the fake API server, or a real cluster when `DEVLOOP_TEST_KUBECONFIG` is set.
 #![allow(clippy::unwrap_used)]
 
@@ -199,7 +199,7 @@ fn copy(color: &str, image: &str, commit: &str) -> String {
     )
 }
 
-/// A server-side apply by the blue/green switch's field manager (design, steps 6 and 7).
+/// A server-side apply by the field manager `devloop-blue-green` (what a release scales a previous copy down with).
 async fn switch_apply(c: &Cluster, api_version: &str, kind: &str, name: &str, body: Value) {
     let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
     let (ar, _) =
@@ -236,24 +236,15 @@ async fn a_blue_green_service_shows_its_live_colour_commit_and_the_scaled_down_p
         ],
     );
     assert_exit(&c.devloop(&p, &["deploy"]).await, 0);
-    // The switch to green, then blue scaled to zero.
-    switch_apply(
-        &c,
-        "v1",
-        "Service",
-        "api",
-        json!({
-            "metadata": {"annotations": {
-                "devloop.dev/live-color": "green",
-                "devloop.dev/live-since": "2026-01-02T03:04:05Z",
-                "devloop.dev/previous-color": "blue",
-                "devloop.dev/commit": "2222222",
-                "devloop.dev/images": image,
-            }},
-            "spec": {"selector": {"devloop.dev/color": "green"}},
-        }),
-    )
-    .await;
+    // The switch to green as a release makes it: devloop's apply of the whole Service (its selector is one
+    // atomic field) with the colour and the release annotations; then blue scaled to zero by the switch manager.
+    p.write(
+        "k8s/svc.yaml",
+        &format!(
+            "apiVersion: v1\nkind: Service\nmetadata:\n  name: api\n  annotations:\n    devloop.dev/live-color: green\n    devloop.dev/live-since: \"2026-01-02T03:04:05Z\"\n    devloop.dev/previous-color: blue\n    devloop.dev/commit: \"2222222\"\n    devloop.dev/images: {image}\nspec:\n  selector: {{app: api, devloop.dev/color: green}}\n  ports:\n    - {{name: http, port: 80, targetPort: 8080}}\n"
+        ),
+    );
+    assert_exit(&c.devloop(&p, &["deploy"]).await, 0);
     switch_apply(
         &c,
         "apps/v1",

@@ -98,6 +98,11 @@ pub async fn release(
             return Err(fail(target, &plan, &release, "verify", e, opts, events).await);
         }
     }
+    if cancel.is_cancelled() {
+        // Stopped after the check, before the switch: traffic has not moved, and will not.
+        let stopped = Error::Deploy(DeployError::Cancelled);
+        return Err(fail(target, &plan, &release, "the switch", stopped, opts, events).await);
+    }
     switch(target, &plan, &release, events).await?;
     retire(target, &plan, &release, events, cancel).await;
     Ok(deployed)

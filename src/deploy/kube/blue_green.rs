@@ -94,7 +94,7 @@ impl KubeTarget {
     /// `plan` with every Service a blue/green release switched kept on the colour the cluster has it on (a
     /// deploy that is not a release never moves their traffic). Asks the cluster about a Service the first time
     /// this process deploys it, and then only about those it found switched.
-    pub(super) async fn hold_released(&self, plan: &KubePlan) -> Result<KubePlan, DeployError> {
+    pub(super) async fn hold_released(&self, plan: &KubePlan) -> KubePlan {
         let services: Vec<(String, String)> = plan
             .objects
             .iter()
@@ -129,10 +129,14 @@ impl KubeTarget {
         )
         .await;
         let mut held = plan.clone();
+        // A Service this account cannot read was not switched by this project's releases (they read it): it is
+        // applied as rendered, as before blue/green existed.
         for ((namespace, name), live) in ask.iter().zip(answers) {
-            crate::deploy::blue_green::hold(&mut held.objects, namespace, name, &live?);
+            if let Ok(live) = live {
+                crate::deploy::blue_green::hold(&mut held.objects, namespace, name, &live);
+            }
         }
-        Ok(held)
+        held
     }
 
     /// The Deployment `name` in `namespace`, when it exists.

@@ -31,7 +31,7 @@ impl KubeTarget {
         let plan = if plan.prune_copies {
             plan
         } else {
-            held = self.hold_released(plan).await?;
+            held = self.hold_released(plan).await;
             &held
         };
         let set = self.adopt(plan).await;
