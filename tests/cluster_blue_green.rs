@@ -995,3 +995,159 @@ async fn real_cluster_request_loop() {
     );
     c.cleanup().await;
 }
+
+/// Starts devloop with `args` (JSON events), sends SIGTERM once the new copy is applied and being waited on, and
+/// returns the exit code and every event.
+async fn terminate_mid_release(
+    c: &Cluster,
+    p: &Project,
+    args: &[&str],
+) -> (Option<i32>, Vec<Value>) {
+    let kubeconfig = c.kubeconfig.display().to_string();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_devloop"))
+        .args(args)
+        .args(["-o", "json", "--kubeconfig", &kubeconfig, "-n", &c.ns])
+        .current_dir(p.path())
+        .env("DEVLOOP_CACHE_DIR", p.cache.path())
+        .env("NO_COLOR", "1")
+        .env_remove("KUBECONFIG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines =
+        tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(child.stdout.take().unwrap()));
+    let mut events = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
+    loop {
+        let line = tokio::time::timeout(
+            deadline.saturating_duration_since(std::time::Instant::now()),
+            lines.next_line(),
+        )
+        .await
+        .expect("the release reaches its status check")
+        .unwrap()
+        .unwrap_or_else(|| panic!("devloop exited before its status check: {events:#?}"));
+        let e: Value = serde_json::from_str(&line).unwrap();
+        let waiting = e["type"] == "rolloutProgress"
+            && e["data"]["object"]
+                .as_str()
+                .is_some_and(|o| o.contains("api-green"));
+        events.push(e);
+        if waiting {
+            break;
+        }
+    }
+    let pid = child.id().unwrap().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let rest = tokio::time::timeout(std::time::Duration::from_secs(90), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            events.push(serde_json::from_str(&line).unwrap());
+        }
+        child.wait().await.unwrap()
+    })
+    .await
+    .expect("devloop ends after SIGTERM");
+    (rest.code(), events)
+}
+
+/// After a stopped release: traffic and the live copy where they were, the new copy gone, and a `release` event
+/// `failed` saying so.
+async fn assert_stopped_release(c: &Cluster, code: Option<i32>, events: &[Value]) {
+    assert_eq!(code, Some(143), "{events:#?}");
+    assert!(
+        events.iter().any(|e| e["type"] == "release"
+            && e["data"]["step"] == "failed"
+            && e["data"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("traffic stays on blue"))),
+        "{events:#?}"
+    );
+    let svc = service(c, &c.ns).await;
+    assert_eq!(
+        selector_color(&svc),
+        Some("blue"),
+        "the Service never switched"
+    );
+    let blue = deployment(c, &c.ns, "api-blue")
+        .await
+        .expect("the live copy stays");
+    assert_eq!(replicas(&blue), 2);
+    assert_eq!(ready_replicas(&blue), 2);
+    let green = deployment(c, &c.ns, "api-green").await;
+    assert!(
+        green.is_none() || green.unwrap()["metadata"]["deletionTimestamp"].is_string(),
+        "the new copy is removed"
+    );
+}
+
+/// A CI job cancelled mid-release (SIGTERM while the new copy is not ready yet): the release stops as a failed one
+/// does — the new copy removed, the Service and the live copy untouched — and exits 143.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_deploy_release_removes_only_the_new_copy() {
+    let c = Cluster::start().await;
+    let p = bg_project(&Release::keep("0s"));
+    assert_exit(&deploy(&c, &p, &version(0), &[]).await, 0);
+    // The next version never becomes ready: a readiness probe nothing answers (on the fake: not ready by image).
+    c.fail_image(&version(1), PodState::NotReady);
+    let manifest = std::fs::read_to_string(p.path().join("k8s/api.yaml")).unwrap();
+    p.write(
+        "k8s/api.yaml",
+        &manifest.replace(
+            "          ports:",
+            "          readinessProbe: {tcpSocket: {port: 9}, periodSeconds: 1}\n          ports:",
+        ),
+    );
+    let images = format!("{ARTIFACT}={}", version(1));
+    let (code, events) = terminate_mid_release(&c, &p, &["deploy", "--images", &images]).await;
+    assert_stopped_release(&c, code, &events).await;
+    c.cleanup().await;
+}
+
+/// The same with `devloop run`, which builds. Regression: `run` deleted the whole deployment on a signal — with
+/// blue/green, the live copy serving production included. Needs the fake (the image is built locally, never
+/// pushed): skipped with `DEVLOOP_TEST_KUBECONFIG`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_run_release_removes_only_the_new_copy() {
+    let c = Cluster::start().await;
+    if c.fake.is_none() {
+        eprintln!(
+            "skipped: the image `run` builds is not pushed anywhere a real cluster pulls from"
+        );
+        return;
+    }
+    let p = bg_project(&Release::keep("0s"));
+    assert_exit(&deploy(&c, &p, &version(0), &[]).await, 0);
+    let config = std::fs::read_to_string(p.path().join("devloop.yaml")).unwrap();
+    p.write(
+        "devloop.yaml",
+        &config.replacen(
+            "manifests:",
+            &format!("build:\n  artifacts:\n    - image: {ARTIFACT}\nmanifests:"),
+            1,
+        ),
+    );
+    p.write("Dockerfile", "FROM scratch\nCOPY page.txt /page.txt\n");
+    p.write("page.txt", &support::unique("page"));
+    // Pods of the built image (`bg-api:<tag>`) never become ready; the live copy runs `pause`.
+    c.fail_image(ARTIFACT, PodState::NotReady);
+    let (code, events) = terminate_mid_release(&c, &p, &["run"]).await;
+    if let Some(id) = events
+        .iter()
+        .find(|e| e["type"] == "buildFinished")
+        .and_then(|e| e["data"]["imageId"].as_str())
+    {
+        let _ = std::process::Command::new("docker")
+            .args(["rmi", "-f", id])
+            .output();
+    }
+    assert_stopped_release(&c, code, &events).await;
+    c.cleanup().await;
+}
