@@ -4,8 +4,6 @@
 use crate::cli::{DeleteArgs, GlobalArgs};
 use crate::deploy::{DeleteOptions, Deployer};
 use crate::error::Error;
-use crate::event::Event;
-use crate::hint::Hint;
 use crate::output::Console;
 use crate::settings::{Destination, Settings};
 
@@ -36,23 +34,7 @@ pub async fn run(global: &GlobalArgs, args: DeleteArgs, console: Console) -> Res
     let settings = Settings::resolve(global, Default::default(), None, &cfg, Destination::Cluster);
     let target = super::connect(&settings, &cfg).await?;
     // The deployment is the project where its manifests put it: render them (no images needed) to know where.
-    // Manifests broken since the deploy must not keep what they deployed in the cluster: look in the namespace
-    // the flags and context give, and say so.
-    let layout = match super::deploy::kube_layout(&cfg, &target) {
-        Ok(layout) => layout,
-        Err(e) => {
-            console.sink().emit(Event::Warning {
-                message: format!(
-                    "cannot render the manifests to find where project `{}` is deployed, looking in namespace `{}`: \
-                     {e}{}",
-                    cfg.project,
-                    target.namespace,
-                    Hint("if it lives elsewhere, pass `-n` with that namespace")
-                ),
-            });
-            Default::default()
-        }
-    };
+    let layout = super::deploy::kube_layout_or_context(&cfg, &target, &console);
     target.locate(&layout).await;
     let deleted = target
         .delete_all(

@@ -129,6 +129,26 @@ pub fn kube_layout(cfg: &Config, target: &KubeTarget) -> Result<KubePlan, Error>
     Ok(KubePlan::new(rendered.into_values()))
 }
 
+/// [`kube_layout`] for commands that look for what is deployed (`delete`, `status`): manifests broken since the
+/// deploy must not hide it — then the namespace the flags and context give is where to look, and a warning says so.
+pub fn kube_layout_or_context(cfg: &Config, target: &KubeTarget, console: &Console) -> KubePlan {
+    match kube_layout(cfg, target) {
+        Ok(layout) => layout,
+        Err(e) => {
+            console.sink().emit(crate::event::Event::Warning {
+                message: format!(
+                    "cannot render the manifests to find where project `{}` is deployed, looking in namespace `{}`: \
+                     {e}{}",
+                    cfg.project,
+                    target.namespace,
+                    crate::hint::Hint("if it lives elsewhere, pass `-n` with that namespace")
+                ),
+            });
+            KubePlan::default()
+        }
+    }
+}
+
 /// The Docker target: containers on the local daemon instead of a cluster.
 pub async fn deploy_docker(
     cfg: &Config,

@@ -6,7 +6,6 @@
 use crate::cli::{GlobalArgs, StatusArgs};
 use crate::error::Error;
 use crate::event::{Event, StatusReport};
-use crate::hint::Hint;
 use crate::output::Console;
 use crate::settings::{Destination, Settings};
 
@@ -28,23 +27,8 @@ pub async fn run(global: &GlobalArgs, _args: &StatusArgs, console: &Console) -> 
     }
     let settings = Settings::resolve(global, Default::default(), None, &cfg, Destination::Cluster);
     let target = super::connect(&settings, &cfg).await?;
-    // Where `deploy` would put the project: render the manifests (no images needed); manifests broken since the
-    // deploy still leave the flags' and context's namespace to look in.
-    let layout = match super::deploy::kube_layout(&cfg, &target) {
-        Ok(layout) => layout,
-        Err(e) => {
-            console.sink().emit(Event::Warning {
-                message: format!(
-                    "cannot render the manifests to find where project `{}` is deployed, looking in namespace `{}`: \
-                     {e}{}",
-                    cfg.project,
-                    target.namespace,
-                    Hint("if it lives elsewhere, pass `-n` with that namespace")
-                ),
-            });
-            Default::default()
-        }
-    };
+    // Where `deploy` would put the project: render the manifests (no images needed).
+    let layout = super::deploy::kube_layout_or_context(&cfg, &target, console);
     let inventory = target.inventory(&layout, crate::time::unix_now()).await?;
     let report = match inventory {
         Some(i) => StatusReport {
