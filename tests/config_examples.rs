@@ -68,6 +68,15 @@ fn shop_profiles_switch_overlays() {
     );
     assert!(prod.build.push);
     assert_eq!(prod.active_profiles[0].name, "prod");
+    // Production releases the api blue/green; the inner loop never does.
+    assert_eq!(
+        prod.blue_green
+            .iter()
+            .map(|b| b.service.as_str())
+            .collect::<Vec<_>>(),
+        ["api"]
+    );
+    assert!(dev.blue_green.is_empty());
     // The `local` profile activates on a kind context.
     let opts = LoadOptions {
         activation: config::ActivationContext {
