@@ -1151,3 +1151,73 @@ async fn sigterm_during_a_run_release_removes_only_the_new_copy() {
     assert_stopped_release(&c, code, &events).await;
     c.cleanup().await;
 }
+
+/// The API server restarts at the moment of the switch (the copies are ready, the after-deploy hook is running):
+/// the switch is tried again and the release succeeds, with one line saying so. Needs the fake (a test cannot stop
+/// a real API server): skipped with `DEVLOOP_TEST_KUBECONFIG`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_server_restart_at_the_switch_is_waited_out() {
+    let c = Cluster::start().await;
+    let Some(fake) = &c.fake else {
+        eprintln!("skipped: needs the fake API server to stop it");
+        return;
+    };
+    let p = bg_project(&Release::keep("0s"));
+    let flag = p.path().join("hook-ran");
+    let config = std::fs::read_to_string(p.path().join("devloop.yaml")).unwrap();
+    p.write(
+        "devloop.yaml",
+        &config.replacen(
+            "deploy:\n",
+            &format!(
+                "deploy:\n  hooks:\n    after:\n      - host: {{command: [sh, -c, 'touch {}; sleep 2']}}\n",
+                flag.display()
+            ),
+            1,
+        ),
+    );
+    assert_exit(&deploy(&c, &p, &version(0), &[]).await, 0);
+    std::fs::remove_file(&flag).unwrap();
+
+    let release = {
+        let (c2, p2) = (c.kubeconfig.clone(), p.path().to_path_buf());
+        let (cache, ns) = (p.cache.path().to_path_buf(), c.ns.clone());
+        let images = format!("{ARTIFACT}={}", version(1));
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_devloop"))
+                .args(["deploy", "--images", &images, "--kubeconfig"])
+                .arg(c2)
+                .args(["-n", &ns])
+                .current_dir(p2)
+                .env("DEVLOOP_CACHE_DIR", cache)
+                .env("NO_COLOR", "1")
+                .env_remove("KUBECONFIG")
+                .output()
+                .unwrap()
+        })
+    };
+    // The hook runs once green is ready; the switch comes when it ends, 2 s later: stop the API server for 3 s.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !flag.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the after-deploy hook never ran"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    fake.set_unreachable(true);
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    fake.set_unreachable(false);
+    let out = release.await.unwrap();
+    let err = stderr(&out);
+    eprintln!("{err}");
+    assert_exit(&out, 0);
+    assert_eq!(
+        err.matches("trying again").count(),
+        1,
+        "one line for the retried switch:\n{err}"
+    );
+    assert!(err.contains("traffic switched to green"), "{err}");
+    assert_eq!(selector_color(&service(&c, &c.ns).await), Some("green"));
+    c.cleanup().await;
+}

@@ -118,11 +118,7 @@ async fn switch(
     let since = crate::time::Timestamp::now().rfc3339();
     for (i, s) in release.switches.iter().enumerate() {
         let switched = bg::at_switch(&s.switched, &since);
-        // Not cancellable: a switch is one apply, and half a release must not be left by a signal.
-        if let Err(e) = target
-            .apply_members(plan, &[switched], events, &CancellationToken::new())
-            .await
-        {
+        if let Err(e) = switch_one(target, plan, s, switched, events).await {
             let done: Vec<String> = release.switches[..i]
                 .iter()
                 .map(|d| format!("service/{} is on {}", d.service, d.color))
@@ -150,6 +146,51 @@ async fn switch(
         );
     }
     Ok(())
+}
+
+/// Waits between tries of a switch that failed: the copies are ready and the same Service was applied moments
+/// before, so a failure is most likely the API server restarting (about 30 s in all).
+const SWITCH_RETRIES: [Duration; 5] = [
+    Duration::from_millis(500),
+    Duration::from_secs(2),
+    Duration::from_secs(4),
+    Duration::from_secs(8),
+    Duration::from_secs(15),
+];
+
+/// One Service's switch: one apply, tried again while it fails for about 30 s (one line says so). Not cancellable:
+/// half a release must not be left by a signal.
+async fn switch_one(
+    target: &KubeTarget,
+    plan: &KubePlan,
+    s: &Switch,
+    switched: Value,
+    events: &EventSink,
+) -> Result<(), DeployError> {
+    let never = CancellationToken::new();
+    let mut waits = SWITCH_RETRIES.iter();
+    loop {
+        match target
+            .apply_members(plan, std::slice::from_ref(&switched), events, &never)
+            .await
+        {
+            Ok(_) => return Ok(()),
+            Err(e) => match waits.next() {
+                Some(wait) => {
+                    if wait == &SWITCH_RETRIES[0] {
+                        events.emit(Event::Warning {
+                            message: format!(
+                                "the switch of service/{} to {} failed ({e}); trying again for about 30 s",
+                                s.service, s.color
+                            ),
+                        });
+                    }
+                    tokio::time::sleep(*wait).await;
+                }
+                None => return Err(e),
+            },
+        }
+    }
 }
 
 /// After the switch: the plain Deployments a first release replaced are removed; previous copies are kept for
