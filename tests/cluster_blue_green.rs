@@ -1221,3 +1221,84 @@ async fn an_api_server_restart_at_the_switch_is_waited_out() {
     assert_eq!(selector_color(&service(&c, &c.ns).await), Some("green"));
     c.cleanup().await;
 }
+
+/// devloop killed (SIGKILL: no cleanup at all) while its verify Job runs: the Job is recorded as part of the
+/// deployment, so `devloop delete` removes it with the rest. Needs the fake (it plays the Job's pod): skipped with
+/// `DEVLOOP_TEST_KUBECONFIG`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_verify_job_left_by_a_killed_devloop_is_removed_by_delete() {
+    let c = Cluster::start().await;
+    if c.fake.is_none() {
+        eprintln!("skipped: needs the fake API server to play the verify Job's pod");
+        return;
+    }
+    let p = bg_project(&Release {
+        keep_previous: "0s",
+        extra: "  verify:\n    job: {image: registry.k8s.io/pause:3.10, command: [check]}\n    timeout: 120s\n",
+        in_profile: false,
+    });
+    // The first release's check passes.
+    let v0 = version(0);
+    let (first, _) = tokio::join!(deploy(&c, &p, &v0, &[]), async {
+        c.play_job_pod("api-verify-blue", "verify", &[], 0).await
+    });
+    assert_exit(&first, 0);
+    assert!(
+        c.get("batch/v1", "Job", Some(&c.ns), "api-verify-blue")
+            .await
+            .is_none(),
+        "a finished check's Job is deleted"
+    );
+
+    // The second release is killed while its check runs.
+    let kubeconfig = c.kubeconfig.display().to_string();
+    let images = format!("{ARTIFACT}={}", version(1));
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_devloop"))
+        .args([
+            "deploy",
+            "--images",
+            &images,
+            "--kubeconfig",
+            &kubeconfig,
+            "-n",
+            &c.ns,
+        ])
+        .current_dir(p.path())
+        .env("DEVLOOP_CACHE_DIR", p.cache.path())
+        .env_remove("KUBECONFIG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while c
+        .get("batch/v1", "Job", Some(&c.ns), "api-verify-green")
+        .await
+        .is_none()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the check's Job never appeared"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    child.kill().await.unwrap();
+    assert!(
+        c.get("batch/v1", "Job", Some(&c.ns), "api-verify-green")
+            .await
+            .is_some(),
+        "the killed devloop left its Job"
+    );
+
+    let out = c.devloop(&p, &["delete"]).await;
+    eprintln!("{}", stderr(&out));
+    assert_exit(&out, 0);
+    assert!(
+        c.get("batch/v1", "Job", Some(&c.ns), "api-verify-green")
+            .await
+            .is_none(),
+        "delete removes the left Job"
+    );
+    c.cleanup().await;
+}

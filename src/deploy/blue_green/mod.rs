@@ -171,6 +171,20 @@ pub fn plan(
                 .push(deployment_ref(&namespace, &copy.original));
             copies.push(copy);
         }
+        // A verify Job is created outside the plan: recorded as kept, so the deployment's parent lists Jobs and
+        // `devloop delete` finds one a killed devloop left behind.
+        if let Some(crate::config::blue_green::Verify {
+            check: crate::config::blue_green::Check::Job { .. },
+            ..
+        }) = &entry.verify
+        {
+            release.keep.push(ObjectRef {
+                api_version: "batch/v1".to_string(),
+                kind: "Job".to_string(),
+                namespace: Some(namespace.clone()),
+                name: format!("{}-verify-{color}", entry.service),
+            });
+        }
         // The Service stays where the traffic is: the live colour, its release annotations kept.
         let rendered = objects[si].clone();
         if let Some(c) = live.color {
