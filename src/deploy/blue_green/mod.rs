@@ -57,8 +57,6 @@ impl std::fmt::Display for Color {
 /// A configured Service as the cluster has it before the release.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct LiveService {
-    /// Whether the Service exists.
-    pub exists: bool,
     /// The colour its selector sends traffic to; `None`: not switched by devloop yet.
     pub color: Option<Color>,
     /// devloop's release annotations on it (live colour, since, previous, commit, images), kept by the release's
@@ -161,7 +159,7 @@ pub fn plan(
         let color = live.color.map(Color::other).unwrap_or(Color::Blue);
         let mut copies = Vec::new();
         for di in behind {
-            let copy = copy_deployment(&mut objects[di], color, live.color, provenance)?;
+            let copy = copy_deployment(&mut objects[di], color, live.color, provenance);
             release.force.push(reference(&objects[di], &namespace));
             release
                 .keep
@@ -413,7 +411,7 @@ fn copy_deployment(
     color: Color,
     live: Option<Color>,
     provenance: &Provenance,
-) -> Result<Copy, DeployError> {
+) -> Copy {
     let original = name_of(d).to_string();
     let name = format!("{original}-{color}");
     let replicas = d
@@ -458,13 +456,13 @@ fn copy_deployment(
                 .collect()
         })
         .unwrap_or_default();
-    Ok(Copy {
+    Copy {
         previous: format!("{original}-{}", live.unwrap_or(color.other())),
         original,
         name,
         pod_labels,
         replicas,
-    })
+    }
 }
 
 /// `<service>-preview`: a ClusterIP Service of the new copy's pods.

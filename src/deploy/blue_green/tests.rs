@@ -122,7 +122,6 @@ fn first_release_copies_the_deployment_behind_the_service_in_blue() {
 #[test]
 fn next_release_goes_to_the_other_colour_and_keeps_the_service_on_the_live_one() {
     let live = LiveService {
-        exists: true,
         color: Some(Color::Blue),
         annotations: BTreeMap::from([
             ("devloop.dev/live-color".to_string(), "blue".to_string()),

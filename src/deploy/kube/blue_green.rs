@@ -25,8 +25,6 @@ use crate::labels::{
 pub struct CopyState {
     /// `spec.replicas`.
     pub replicas: i64,
-    /// Ready pods of its current rollout.
-    pub ready: i64,
     /// The replicas it had before a scale-down (`devloop.dev/replicas`).
     pub recorded_replicas: Option<i64>,
     /// `devloop.dev/commit`, `devloop.dev/images`.
@@ -84,11 +82,7 @@ impl KubeTarget {
                     .collect()
             })
             .unwrap_or_default();
-        Ok(LiveService {
-            exists: true,
-            color,
-            annotations,
-        })
+        Ok(LiveService { color, annotations })
     }
 
     /// `plan` with every Service a blue/green release switched kept on the colour the cluster has it on (a
@@ -111,12 +105,12 @@ impl KubeTarget {
             services
                 .into_iter()
                 .filter(|(ns, name)| {
-                    let key = (
-                        String::new(),
-                        "Service".to_string(),
-                        Some(ns.clone()),
-                        name.clone(),
-                    );
+                    let key = super::session::object_key(&ObjectRef {
+                        api_version: "v1".to_string(),
+                        kind: "Service".to_string(),
+                        namespace: Some(ns.clone()),
+                        name: name.clone(),
+                    });
                     session
                         .as_ref()
                         .and_then(|m| m.get(&key))
@@ -161,10 +155,6 @@ impl KubeTarget {
                 .pointer("/spec/replicas")
                 .and_then(Value::as_i64)
                 .unwrap_or(1),
-            ready: v
-                .pointer("/status/readyReplicas")
-                .and_then(Value::as_i64)
-                .unwrap_or(0),
             recorded_replicas: annotation(ANNOTATION_REPLICAS).and_then(|r| r.parse().ok()),
             commit: annotation(ANNOTATION_COMMIT),
             images: annotation(ANNOTATION_IMAGES),
