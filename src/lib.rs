@@ -23,7 +23,7 @@
 //!   tar) → [`cache`] (content digests, keys, build records) → [`build`] (the `Builder` seam, Docker backend,
 //!   loading into local clusters) → [`render`] (manifests → objects) → [`deploy`] (the `Deployer` seam: Kubernetes,
 //!   Docker) → [`hook`] (lifecycle hooks' host commands, their output and failures) → [`connectivity`] (one view of the API server for the long-lived streams) → [`status`] (readiness and
-//!   diagnosis), [`logs`], [`port_forward`] → [`verify`] (a blue/green release's new copy checked by HTTP
+//!   diagnosis), [`logs`], [`starts`] (container starts, for dev's sync replay), [`port_forward`] → [`verify`] (a blue/green release's new copy checked by HTTP
 //!   through port-forwards or by a Job, before traffic moves) → [`sync`] (changed files → what to copy and delete in running
 //!   containers, or why to rebuild) → [`watch`] (file events → change sets). A stage may take an earlier
 //!   stage's output types (status reads what deploy applied); it never calls another stage.
@@ -71,6 +71,7 @@ pub mod port_forward;
 pub mod render;
 pub mod runner;
 pub mod settings;
+pub mod starts;
 pub mod status;
 pub mod sync;
 pub mod tag;

@@ -2,8 +2,8 @@
 //! filesystem and really run the exec'd commands) or a real cluster (`DEVLOOP_TEST_KUBECONFIG`; the image is pushed
 //! to `DEVLOOP_TEST_REGISTRY`, skipped without one). What a user sees: an edit is in every replica without a
 //! build, a new pod or a restart; a deletion too; a file no rule takes rebuilds; an image without `tar` still
-//! syncs through its shell; an image without a shell rebuilds and says why; a pod replaced between syncs gets
-//! everything synced since the build.
+//! syncs through its shell; an image without a shell rebuilds and says why; a pod replaced after a sync gets
+//! everything synced since the build at once, without another save.
 #![allow(clippy::unwrap_used, clippy::print_stderr)]
 
 mod support;
@@ -283,7 +283,7 @@ async fn an_image_without_a_shell_rebuilds_and_says_why() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_pod_replaced_between_syncs_gets_everything_synced_since_the_build() {
+async fn a_pod_replaced_after_a_sync_gets_everything_synced_since_the_build_without_another_save() {
     support::require_docker();
     let c = Cluster::start().await;
     let image = support::unique("devloop-sync-replaced");
@@ -315,6 +315,23 @@ async fn a_pod_replaced_between_syncs_gets_everything_synced_since_the_build() {
     }
     let replacement =
         replacement.expect("the Deployment replaces the deleted pod within 2 minutes");
+    // No save: devloop sees the new container start and gives it what was synced since the build.
+    let from = dev.seen();
+    let e = dev
+        .until("the synced files replayed into the new pod", |e| {
+            e["type"] == "syncReplayed"
+        })
+        .await;
+    assert_eq!(e["data"]["containers"], 1, "{}", dev.transcript());
+    assert_eq!(
+        file(&c, &replacement, "/www/a.txt").await.as_deref(),
+        Some("a\n")
+    );
+    assert!(
+        dev.events_since(from, "buildStarted").is_empty(),
+        "{}",
+        dev.transcript()
+    );
     p.write("www/b.txt", "b\n");
     let e = next_outcome(&mut dev).await;
     assert_eq!(e["type"], "synced", "{}", dev.transcript());

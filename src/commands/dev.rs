@@ -97,6 +97,8 @@ pub async fn run(global: &GlobalArgs, args: DevArgs, console: Console) -> Result
         console.sink(),
     );
     let logs_connectivity = connectivity.clone();
+    let starts_namespaces = namespaces.clone();
+    let starts_connectivity = connectivity.clone();
     let logs_cancel = shutdown.clone();
     let tail = args.tail;
     let logs = async move {
@@ -133,12 +135,35 @@ pub async fn run(global: &GlobalArgs, args: DevArgs, console: Console) -> Result
             }),
         }
     };
+    // Containers that start while the session runs get what was synced into their image.
+    let (started, starts) = mpsc::unbounded_channel();
+    let watch_starts = watch_starts(
+        starts_namespaces,
+        target.selector(),
+        started,
+        shutdown.clone(),
+        starts_connectivity,
+    );
     let side = async move {
-        tokio::join!(logs, port_forwards);
+        tokio::join!(logs, port_forwards, watch_starts);
     };
-    session(&dev, cfg, watcher, respecs, side, shutdown)
+    session(&dev, cfg, watcher, respecs, side, Some(starts), shutdown)
         .await
         .map(|_| ())
+}
+
+/// Signals on `started` each container that starts in `namespaces`, until `cancel`.
+async fn watch_starts(
+    namespaces: Vec<String>,
+    selector: String,
+    started: mpsc::UnboundedSender<()>,
+    cancel: tokio_util::sync::CancellationToken,
+    connectivity: Connectivity,
+) {
+    let watches = namespaces
+        .iter()
+        .map(|ns| crate::starts::watch(ns, &selector, &started, &cancel, &connectivity));
+    futures_util::future::join_all(watches).await;
 }
 
 /// What a session needs whatever the target: the cache, the builder, template variables, the watcher and the config
@@ -272,7 +297,7 @@ async fn run_docker(
             let _ = target_ref.follow_logs(&logs_events, &logs_cancel).await;
         }
     };
-    session(&dev, cfg, watcher, respecs, side, shutdown)
+    session(&dev, cfg, watcher, respecs, side, None, shutdown)
         .await
         .map(|_| ())
 }

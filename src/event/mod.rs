@@ -213,6 +213,13 @@ pub enum Event {
         containers: usize,
         duration_ms: u64,
     },
+    /// Containers that started from artifact `image` after files were synced into it (a replaced or restarted
+    /// pod, a scale-up) got every file synced since the build: `containers` of them, no rebuild.
+    SyncReplayed {
+        image: String,
+        containers: usize,
+        duration_ms: u64,
+    },
     /// Artifact `image` has sync rules but this iteration rebuilds it: `reason` says why, in one line.
     SyncSkipped { image: String, reason: String },
     /// An iteration failed (build, render, deploy or rollout); the loop keeps watching.

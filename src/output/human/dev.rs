@@ -32,6 +32,18 @@ impl Printer {
                     secs(*duration_ms)
                 ));
             }
+            Event::SyncReplayed {
+                image,
+                containers,
+                duration_ms,
+            } => {
+                self.line(&format!(
+                    "{} {image}: {containers} new container{} got the files synced since the build ({})",
+                    self.paint("32", "⇄"),
+                    if *containers == 1 { "" } else { "s" },
+                    secs(*duration_ms)
+                ));
+            }
             Event::SyncSkipped { image, reason } => {
                 self.line(&format!(
                     "{} {image}: rebuilding, not syncing: {reason}",

@@ -158,6 +158,7 @@ impl Printer {
                 line,
             } => self.log_line(pod, container, workload, line),
             Event::Synced { .. }
+            | Event::SyncReplayed { .. }
             | Event::SyncSkipped { .. }
             | Event::Iteration { .. }
             | Event::IterationFailed { .. }

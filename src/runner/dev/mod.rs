@@ -6,6 +6,7 @@
 
 mod replacement;
 pub mod spec;
+mod sync;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -19,15 +20,15 @@ use super::hooks::{Visited, run_all};
 use super::{ArtifactResult, BuildOptions, BuildRun};
 use crate::build::Builder;
 use crate::cache::Store;
-use crate::config::{Artifact, Config};
-use crate::deploy::{Change, DeleteOptions, DeployedSet, SyncRequest};
+use crate::config::Config;
+use crate::deploy::{Change, DeleteOptions, DeployedSet};
 use crate::error::Error;
 use crate::event::{Event, EventSink};
 use crate::hint::Hint;
 use crate::hook::{HookRun, Phase};
 use crate::render::ArtifactImage;
 use crate::runner::target::DeployTarget;
-use crate::sync::{Changes, Placements, Planned};
+use crate::sync::Placements;
 use crate::tag;
 use crate::template::Vars;
 use crate::time::Timestamp;
@@ -117,7 +118,7 @@ impl DevSummary {
         self.save_to_ready_ms.push(ms);
         if report.results.iter().any(|r| !r.cached) {
             self.rebuilt += 1;
-        } else if report.synced {
+        } else if !report.synced.is_empty() {
             self.synced += 1;
         } else {
             self.cached += 1;
@@ -185,9 +186,12 @@ impl<B: Builder, D: DeployTarget> DevLoop<'_, B, D> {
         &self,
         cfg: Config,
         mut changes: mpsc::UnboundedReceiver<ChangeSet>,
+        mut starts: Option<mpsc::UnboundedReceiver<()>>,
         shutdown: CancellationToken,
     ) -> Result<DevSummary, Error> {
         let mut cfg = cfg;
+        // Artifacts with files synced into their running image: containers that start from it need them.
+        let mut synced_into: HashSet<String> = HashSet::new();
         let mut images: HashMap<String, ArtifactResult> = HashMap::new();
         let mut summary = DevSummary::default();
         let mut pending = Some(Trigger {
@@ -207,10 +211,20 @@ impl<B: Builder, D: DeployTarget> DevLoop<'_, B, D> {
         loop {
             let trigger = match pending.take() {
                 Some(t) => t,
-                None => match next_trigger(&mut changes, superseded.is_some(), &shutdown).await {
-                    Some(t) => t,
-                    None => break,
-                },
+                None => {
+                    match next_trigger(&mut changes, &mut starts, superseded.is_some(), &shutdown)
+                        .await
+                    {
+                        Next::Change(t) => t,
+                        Next::Started => {
+                            if !synced_into.is_empty() {
+                                self.catch_up_started(&cfg, &images).await;
+                            }
+                            continue;
+                        }
+                        Next::End => break,
+                    }
+                }
             };
             let mut trigger = match superseded.take() {
                 Some(earlier) => earlier.join(trigger),
@@ -241,6 +255,16 @@ impl<B: Builder, D: DeployTarget> DevLoop<'_, B, D> {
                     replacing.take_all();
                     self.progress.send_modify(|n| *n += 1);
                     summary.count(&trigger, &report);
+                    // A new image starts without synced files; the same image keeps them.
+                    for r in &report.results {
+                        let key = tag::normalize_repository(&r.image);
+                        if images.get(&key).map(|p| p.deploy_reference())
+                            != Some(r.deploy_reference())
+                        {
+                            synced_into.remove(&key);
+                        }
+                    }
+                    synced_into.extend(report.synced.iter().map(|i| tag::normalize_repository(i)));
                     for r in report.results {
                         images.insert(tag::normalize_repository(&r.image), r);
                     }
@@ -473,179 +497,6 @@ impl<B: Builder, D: DeployTarget> DevLoop<'_, B, D> {
         Ok(self.report(cfg, trigger, results, synced, &changed, times))
     }
 
-    /// Syncs the changes of artifacts whose every change a sync rule takes into their running containers, and
-    /// takes them out of `only` (a failed sync leaves them there: they are rebuilt). Says once per artifact why
-    /// one with sync rules is rebuilt instead. Returns the synced artifacts and the plan rendered for them (the
-    /// iteration deploys it when it builds nothing).
-    async fn sync_in_place(
-        &self,
-        cfg: &Config,
-        trigger: &Trigger,
-        running: &Running<'_>,
-        only: &mut BTreeSet<String>,
-    ) -> Result<(Vec<String>, Option<D::Plan>), Error> {
-        let (images, placements) = (running.images, running.placements);
-        let mut synced = Vec::new();
-        if trigger.everything || !self.deployer.can_sync() {
-            return Ok((synced, None));
-        }
-        let mut candidates = Vec::new();
-        let mut not_copied = Vec::new();
-        for a in cfg
-            .build
-            .artifacts
-            .iter()
-            .filter(|a| only.contains(&a.image))
-        {
-            let Some(current) = images.get(&tag::normalize_repository(&a.image)) else {
-                continue;
-            };
-            // Its containers are stopped for a rebuild that newer changes cancelled: no container to sync into.
-            if (a.sync.is_empty() && a.sync_infer.is_empty()) || running.replacing.holds(&a.image) {
-                continue;
-            }
-            // An artifact built from another that is rebuilt now gets a new build arg: it is rebuilt too.
-            let base_rebuilt = a.requires.iter().any(|r| {
-                only.iter()
-                    .any(|o| tag::normalize_repository(o) == tag::normalize_repository(&r.image))
-            });
-            match plan_sync(cfg, a, &trigger.paths, current, placements) {
-                _ if base_rebuilt => {}
-                Planned::Sync { copy, delete } => candidates.push((a, copy, delete)),
-                Planned::Rebuild(reason) => self.skip_sync(a, reason),
-                // The running image is what a build would make: the next build takes these changes.
-                Planned::NotCopied => not_copied.push(&a.image),
-                // Only files the image leaves out changed (a manifest in the context): the running image and
-                // what was synced into it are current; a build now would only repeat the syncs.
-                Planned::Unchanged => not_copied.push(&a.image),
-            }
-        }
-        for image in not_copied {
-            only.remove(image);
-        }
-        if candidates.is_empty() {
-            return Ok((synced, None));
-        }
-        let plan = (self.plan)(cfg, &artifact_images(cfg, images))?;
-        for (a, copy, delete) in candidates {
-            let started = Instant::now();
-            let req = SyncRequest {
-                image: &a.image,
-                reference: images
-                    .get(&tag::normalize_repository(&a.image))
-                    .map(ArtifactResult::deploy_reference)
-                    .unwrap_or_default(),
-                copy: copy.clone(),
-                delete: delete.iter().map(|d| d.dest.clone()).collect(),
-                hooks: &a.sync_hooks,
-            };
-            let gone: Vec<PathBuf> = delete.iter().map(|d| d.local.clone()).collect();
-            let hooks = |phase| self.sync_hooks(phase, a, &req, &gone, &plan);
-            hooks(Phase::BeforeSync)
-                .run_host(&a.sync_hooks.before)
-                .await?;
-            match self.deployer.sync(&plan, &req).await {
-                Ok(0) => self.skip_sync(a, "no running container uses it".into()),
-                Ok(containers) => {
-                    hooks(Phase::AfterSync)
-                        .run_host(&a.sync_hooks.after)
-                        .await?;
-                    self.events.emit(Event::Synced {
-                        image: a.image.clone(),
-                        files: copy
-                            .iter()
-                            .map(|f| relative(&cfg.base_dir, &f.local))
-                            .collect(),
-                        deleted: delete
-                            .iter()
-                            .map(|d| relative(&cfg.base_dir, &d.local))
-                            .collect(),
-                        containers,
-                        duration_ms: started.elapsed().as_millis() as u64,
-                    });
-                    only.remove(&a.image);
-                    synced.push(a.image.clone());
-                }
-                Err(e) => self.events.emit(Event::Warning {
-                    message: format!("{}: file sync failed, rebuilding instead: {e}", a.image),
-                }),
-            }
-        }
-        Ok((synced, Some(plan)))
-    }
-
-    /// After a deploy that started pods from images it did not rebuild (a manifest edit, a scale-up), brings their
-    /// containers up to date with what was synced into that image since it was built (the target remembers it).
-    async fn replay_syncs(
-        &self,
-        cfg: &Config,
-        rebuilt: &[ArtifactResult],
-        current: &HashMap<String, ArtifactResult>,
-        plan: &D::Plan,
-    ) {
-        if !self.deployer.can_sync() {
-            return;
-        }
-        let no_hooks = crate::config::hooks::Hooks::default();
-        for a in &cfg.build.artifacts {
-            let key = tag::normalize_repository(&a.image);
-            if (a.sync.is_empty() && a.sync_infer.is_empty())
-                || rebuilt
-                    .iter()
-                    .any(|r| tag::normalize_repository(&r.image) == key)
-            {
-                continue;
-            }
-            let Some(running) = current.get(&key) else {
-                continue;
-            };
-            let req = SyncRequest {
-                image: &a.image,
-                reference: running.deploy_reference(),
-                copy: Vec::new(),
-                delete: Vec::new(),
-                hooks: &no_hooks,
-            };
-            if let Err(e) = self.deployer.sync(plan, &req).await {
-                self.events.emit(Event::Warning {
-                    message: format!(
-                        "{}: pods started by this deploy lack the files synced since the last build: {e}",
-                        a.image
-                    ),
-                });
-            }
-        }
-    }
-
-    /// The host sync hooks of `a` for `phase`, with what they are told: the running image, the context, the files.
-    fn sync_hooks<'h>(
-        &'h self,
-        phase: Phase,
-        a: &'h Artifact,
-        req: &SyncRequest<'_>,
-        deleted: &[PathBuf],
-        plan: &D::Plan,
-    ) -> HookRun<'h> {
-        let local: Vec<PathBuf> = req.copy.iter().map(|f| f.local.clone()).collect();
-        let mut env = crate::hook::sync_env(&req.reference, &a.context, &local, deleted);
-        env.extend(self.deployer.hook_env(plan));
-        HookRun {
-            phase,
-            image: Some(&a.image),
-            env,
-            events: &self.events,
-            // A newer change drops the sync's future, which kills the hook: no token of its own needed.
-            cancel: CancellationToken::new(),
-        }
-    }
-
-    fn skip_sync(&self, a: &Artifact, reason: String) {
-        self.events.emit(Event::SyncSkipped {
-            image: a.image.clone(),
-            reason,
-        });
-    }
-
     /// What the iteration did: the `iteration` event (when it did something, or checked everything) and the report.
     fn report(
         &self,
@@ -681,7 +532,7 @@ impl<B: Builder, D: DeployTarget> DevLoop<'_, B, D> {
                     .filter(|r| r.cached)
                     .map(|r| r.image.clone())
                     .collect(),
-                synced,
+                synced: synced.clone(),
                 applied: changed.applied.len(),
                 pruned: changed.pruned.len(),
                 built_ms: ms(times.built),
@@ -692,7 +543,7 @@ impl<B: Builder, D: DeployTarget> DevLoop<'_, B, D> {
         IterationReport {
             results,
             save_to_ready_ms,
-            synced: synced_any,
+            synced,
         }
     }
 }
@@ -711,28 +562,60 @@ struct Times {
     ready: Instant,
 }
 
-/// Waits for the next change set. After a superseded build, gives up waiting after [`SUPERSEDED_WAIT`] and goes
-/// again by itself. `None`: the session is over (shutdown, or the watcher stopped).
+/// What the loop waits for between iterations.
+enum Next {
+    /// Files changed (or a superseded build goes again by itself).
+    Change(Trigger),
+    /// Containers started (every start signalled so far is taken at once).
+    Started,
+    /// The session is over: shutdown, or the watcher stopped.
+    End,
+}
+
+/// Waits for the next change set or container start. After a superseded build, gives up waiting after
+/// [`SUPERSEDED_WAIT`] and goes again by itself.
 async fn next_trigger(
     changes: &mut mpsc::UnboundedReceiver<ChangeSet>,
+    starts: &mut Option<mpsc::UnboundedReceiver<()>>,
     superseded: bool,
     shutdown: &CancellationToken,
-) -> Option<Trigger> {
+) -> Next {
     let give_up = async {
         match superseded {
             true => tokio::time::sleep(SUPERSEDED_WAIT).await,
             false => std::future::pending().await,
         }
     };
-    tokio::select! {
-        _ = shutdown.cancelled() => None,
-        cs = changes.recv() => cs.map(Trigger::from),
-        () = give_up => Some(Trigger {
-            paths: BTreeSet::new(),
-            first_at: Instant::now(),
-            everything: false,
-            startup: false,
-        }),
+    tokio::pin!(give_up);
+    loop {
+        let started = async {
+            match starts.as_mut() {
+                Some(rx) => rx.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        let next = tokio::select! {
+            _ = shutdown.cancelled() => Next::End,
+            cs = changes.recv() => cs.map_or(Next::End, |cs| Next::Change(Trigger::from(cs))),
+            s = started => match s {
+                Some(()) => Next::Started,
+                // Nobody signals starts any more (the watch ended): wait for changes only.
+                None => {
+                    *starts = None;
+                    continue;
+                }
+            },
+            () = &mut give_up => Next::Change(Trigger {
+                paths: BTreeSet::new(),
+                first_at: Instant::now(),
+                everything: false,
+                startup: false,
+            }),
+        };
+        if let (Next::Started, Some(rx)) = (&next, starts.as_mut()) {
+            while rx.try_recv().is_ok() {}
+        }
+        return next;
     }
 }
 
@@ -776,43 +659,8 @@ fn artifact_images(cfg: &Config, images: &HashMap<String, ArtifactResult>) -> Ve
 struct IterationReport {
     results: Vec<ArtifactResult>,
     save_to_ready_ms: Option<u64>,
-    /// Files were synced into running containers.
-    synced: bool,
-}
-
-/// What the sync stage makes of `a`'s changes, against the image that runs (`current`).
-fn plan_sync(
-    cfg: &Config,
-    a: &Artifact,
-    paths: &BTreeSet<PathBuf>,
-    current: &ArtifactResult,
-    placements: &Placements,
-) -> Planned {
-    let ignore = match crate::context::read_ignore_rules(&a.context, &a.dockerfile)
-        .and_then(|rules| crate::context::DockerIgnore::from_rules(&rules))
-    {
-        Ok(i) => i,
-        Err(e) => return Planned::Rebuild(e.to_string()),
-    };
-    let wanted = tag::normalize_repository(&a.image);
-    let required_by = cfg
-        .build
-        .artifacts
-        .iter()
-        .find(|b| {
-            b.requires
-                .iter()
-                .any(|r| tag::normalize_repository(&r.image) == wanted)
-        })
-        .map(|b| b.image.as_str());
-    crate::sync::plan(&Changes {
-        artifact: a,
-        paths,
-        ignore: &ignore,
-        required_by,
-        build_args: &current.build_args,
-        placements,
-    })
+    /// The artifacts whose files were synced into running containers.
+    synced: Vec<String>,
 }
 
 fn relative(base: &Path, p: &Path) -> String {
@@ -856,7 +704,8 @@ pub fn affected_artifacts(cfg: &Config, paths: &BTreeSet<PathBuf>) -> Vec<String
 
 /// Runs a whole `devloop dev` session in the caller's task: the watcher feeding change sets, the loop, and the
 /// side streams (logs, port-forwards) — all polled together, nothing outlives the call. `respecs` re-targets the
-/// watcher (sent by the config reload). Ends when `shutdown` fires (or the watcher ends, in manual mode when stdin
+/// watcher (sent by the config reload); `starts` signals containers that started (Kubernetes: they get what was
+/// synced into their image). Ends when `shutdown` fires (or the watcher ends, in manual mode when stdin
 /// closes).
 pub async fn session<B: Builder, D: DeployTarget>(
     dev: &DevLoop<'_, B, D>,
@@ -864,6 +713,7 @@ pub async fn session<B: Builder, D: DeployTarget>(
     mut watcher: crate::watch::Watcher,
     mut respecs: mpsc::UnboundedReceiver<crate::watch::WatchSpec>,
     side: impl std::future::Future<Output = ()>,
+    starts: Option<mpsc::UnboundedReceiver<()>>,
     shutdown: CancellationToken,
 ) -> Result<DevSummary, Error> {
     let (tx, rx) = mpsc::unbounded_channel();
@@ -906,7 +756,7 @@ pub async fn session<B: Builder, D: DeployTarget>(
             _ = stop.cancelled() => {}
         }
     };
-    let (result, (), ()) = tokio::join!(dev.run(cfg, rx, shutdown), pump, side);
+    let (result, (), ()) = tokio::join!(dev.run(cfg, rx, starts, shutdown), pump, side);
     result
 }
 

@@ -87,7 +87,7 @@ impl Harness {
         let (tx, rx) = mpsc::unbounded_channel();
         let shutdown = CancellationToken::new();
         let (summary, ()) = tokio::join!(
-            dev.run(cfg, rx, shutdown.clone()),
+            dev.run(cfg, rx, None, shutdown.clone()),
             script(tx, shutdown, seen.clone())
         );
         let ev = seen.lock().unwrap().clone();
