@@ -502,3 +502,65 @@ async fn a_sync_never_reaches_the_same_project_in_another_namespace() {
     c.delete_namespace(&other).await;
     c.cleanup().await;
 }
+
+/// Runs `script` under `sh -c` in container `web` of `pod` (test namespace), as `kubectl exec` would.
+async fn sh(c: &Cluster, pod: &str, script: &str) {
+    use tokio::io::AsyncReadExt;
+    let pods: Api<Pod> = Api::namespaced(c.client.clone(), &c.ns);
+    let params = kube::api::AttachParams::default()
+        .container("web")
+        .stderr(false);
+    let mut attached = pods.exec(pod, ["sh", "-c", script], &params).await.unwrap();
+    let mut stdout = attached.stdout().unwrap();
+    let status = attached.take_status().unwrap();
+    let mut out = Vec::new();
+    stdout.read_to_end(&mut out).await.unwrap();
+    let status = status.await.unwrap();
+    assert_eq!(status.status.as_deref(), Some("Success"), "{status:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_that_fails_in_the_container_rebuilds_says_why_and_leaves_no_half_file() {
+    support::require_docker();
+    let c = Cluster::start().await;
+    let image = support::unique("devloop-sync-fails");
+    let p = project(&image, FULL, 1);
+    let Some((mut dev, _root)) = start(&c, &p, &image).await else {
+        return;
+    };
+    let before = pods(&c).await;
+    // Something in the container (a process, a volume) made `/www/sub` a file: the new `sub/` directory cannot be
+    // made there, and the copy fails.
+    sh(&c, &before[0].0, "echo keep > /www/sub").await;
+    let from = dev.seen();
+    p.write("www/sub/page.html", "new\n");
+    let w = dev
+        .until("the failed sync's warning", |e| e["type"] == "warning")
+        .await;
+    let message = w["data"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("file sync failed, rebuilding instead"),
+        "{message}"
+    );
+    // The container the copy failed in still has what it had: nothing half-written in its place.
+    assert_eq!(
+        file(&c, &before[0].0, "/www/sub").await.as_deref(),
+        Some("keep\n")
+    );
+    let e = dev
+        .until("the iteration of the save", |e| {
+            e["type"] == "iteration" || e["type"] == "iterationFailed"
+        })
+        .await;
+    assert_eq!(e["type"], "iteration", "{}", dev.transcript());
+    assert_eq!(e["data"]["rebuilt"], serde_json::json!([image]));
+    assert_eq!(
+        dev.events_since(from, "warning").len(),
+        1,
+        "{}",
+        dev.transcript()
+    );
+    assert!(dev.events_since(from, "synced").is_empty());
+    assert_eq!(dev.stop().await, Some(130));
+    c.cleanup().await;
+}

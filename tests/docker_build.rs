@@ -410,3 +410,39 @@ fn buildkit_builds_through_the_engine_api_session() {
     let again = p.devloop(&["build", "-o", "json"]);
     assert_eq!(events_of(&events(&again), "buildCached").len(), 1);
 }
+
+#[test]
+fn buildkit_is_the_default_and_skips_stages_the_target_does_not_need() {
+    support::require_docker();
+    let image = unique("devloop-test-buildkit-default");
+    let mut p = Project::new();
+    p.with_busybox("bin/busybox");
+    p.write("www/index.html", "hi\n");
+    // A stage nothing needs, which cannot build: BuildKit (what `docker build` uses since Engine 23) leaves it
+    // out; the classic builder builds every stage and fails on it.
+    p.write(
+        "Dockerfile",
+        "FROM scratch AS unused\nCOPY no-such-file /x\nFROM scratch\nCOPY www /www\n",
+    );
+    let config = |extra: &str| {
+        format!(
+            "apiVersion: devloop/v1alpha1\nkind: Config\nbuild:\n{extra}  artifacts:\n    - image: {image}\n"
+        )
+    };
+    p.write("devloop.yaml", &config(""));
+    let out = p.devloop(&["build", "-o", "json"]);
+    assert_ok(&out);
+    let tag = events_of(&events(&out), "buildFinished")[0]["data"]["tag"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    p.cleanup_image(&tag);
+    assert_eq!(image_file(&tag, "/www/index.html").as_deref(), Some("hi\n"));
+    p.write("devloop.yaml", &config("  useBuildkit: false\n"));
+    p.write("www/index.html", "classic\n");
+    let classic = p.devloop(&["build", "-o", "json"]);
+    assert!(
+        !classic.status.success(),
+        "the classic builder builds the unused stage too"
+    );
+}

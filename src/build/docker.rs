@@ -170,6 +170,13 @@ impl Progress<'_> {
 }
 
 impl DockerBuilder {
+    /// BuildKit, when chosen and the daemon has it — unless the stream carries a Dockerfile or `.dockerignore` only
+    /// for the build: BuildKit reads an uploaded context as it is and would copy them with `COPY .`; the classic
+    /// builder drops them, as `docker build` does.
+    fn uses_buildkit(&self, spec: &BuildSpec) -> bool {
+        self.buildkit && !spec.context.build_files_excluded
+    }
+
     /// The Engine API build request for `spec`.
     fn options(&self, spec: &BuildSpec, dockerfile_name: String) -> BuildImageOptions {
         BuildImageOptions {
@@ -187,13 +194,13 @@ impl DockerBuilder {
             nocache: spec.no_cache,
             rm: true,
             forcerm: true,
-            version: if self.buildkit {
+            version: if self.uses_buildkit(spec) {
                 BuilderVersion::BuilderBuildKit
             } else {
                 BuilderVersion::BuilderV1
             },
             session: self
-                .buildkit
+                .uses_buildkit(spec)
                 .then(|| format!("devloop-{}", spec.tag.replace(['/', ':'], "-"))),
             ..Default::default()
         }

@@ -161,7 +161,7 @@ pub(super) fn validate_build(
             .concurrency
             .map(|c| c as usize)
             .unwrap_or_else(default_concurrency),
-        use_buildkit: raw.use_buildkit.unwrap_or(false),
+        use_buildkit: raw.use_buildkit.unwrap_or(true),
         platform: raw.platform,
         push: raw.push.unwrap_or(false),
     })

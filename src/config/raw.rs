@@ -87,7 +87,8 @@ pub struct RawBuild {
     /// Artifacts built at once; `0`: no limit. Default: the number of CPUs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub concurrency: Option<u32>,
-    /// Build with BuildKit when the daemon supports it. Default: `false` (the classic builder).
+    /// Build with BuildKit when the daemon supports it (Engine API ≥ 1.39), as `docker build` does; `false`: the
+    /// classic builder. Default: `true`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub use_buildkit: Option<bool>,
     /// Target platform, `os/arch[/variant]` (e.g. `linux/amd64`). Default: the daemon's.

@@ -83,6 +83,10 @@ pub struct ContextFiles {
     pub root: PathBuf,
     pub entries: Vec<ContextEntry>,
     pub ignore: IgnoreRules,
+    /// The Dockerfile or `.dockerignore` is in the stream only for the build: the rules exclude it, or the
+    /// Dockerfile comes from outside the context. The classic builder drops such files from what `COPY .` sees,
+    /// as `docker build` does; BuildKit fed the stream would copy them.
+    pub build_files_excluded: bool,
 }
 
 // ---- end of shared types ----

@@ -21,6 +21,10 @@ pub fn walk(context: &Path, dockerfile: &Path) -> Result<ContextFiles, ContextEr
     let root = canonical_context(context)?;
     let ignore = read_ignore_rules(&root, dockerfile)?;
     let location = locate_dockerfile(&root, dockerfile)?;
+    let rules = DockerIgnore::from_rules(&ignore)?;
+    let build_files_excluded = matches!(location, DockerfileLocation::Outside { .. })
+        || rules.legacy_matches(".dockerignore")
+        || rules.legacy_matches(location.rel());
     let matcher = DockerIgnore::for_build(&ignore, &location)?;
     let mut entries = walk_tree(&root, &matcher)?;
     // devloop's own output redirected into the project is not the project's: never hashed, never sent.
@@ -33,11 +37,13 @@ pub fn walk(context: &Path, dockerfile: &Path) -> Result<ContextFiles, ContextEr
     if let DockerfileLocation::Inside { rel, .. } = &location {
         forced.push(rel.clone());
     }
+    let mut build_files_excluded = build_files_excluded;
     for rel in forced {
         if let Err(at) = entries.binary_search_by(|e| e.rel.as_str().cmp(&rel)) {
             let path = root.join(&rel);
             match fs::symlink_metadata(&path) {
                 Ok(meta) if meta.is_file() => {
+                    build_files_excluded = true;
                     entries.insert(at, entry_from(rel, &meta, EntryKind::File))
                 }
                 Ok(_) => {}
@@ -50,6 +56,7 @@ pub fn walk(context: &Path, dockerfile: &Path) -> Result<ContextFiles, ContextEr
         root,
         entries,
         ignore,
+        build_files_excluded,
     })
 }
 

@@ -57,6 +57,7 @@ fn large_contexts_digest_the_same_in_parallel_chunks() {
         root: "/nowhere".into(),
         entries: entries("x"),
         ignore: IgnoreRules::default(),
+        build_files_excluded: false,
     };
     let digest = store.digest_context(&context).unwrap();
     assert_eq!(digest.stats, HashStats::default());

@@ -75,6 +75,7 @@ fn walk(root: &Path) -> ContextFiles {
         root,
         entries,
         ignore: IgnoreRules::default(),
+        build_files_excluded: false,
     }
 }
 

@@ -223,3 +223,28 @@ fn unreadable_directory_is_an_error_unless_only_walked_for_exceptions() {
         assert!(err.to_string().contains("locked"), "{err}");
     }
 }
+
+#[test]
+fn build_files_only_for_the_build_are_told_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write(root, "Dockerfile", "FROM scratch\n");
+    write(root, "app.txt", "x");
+    let dockerfile = root.join("Dockerfile");
+    assert!(!walk(root, &dockerfile).unwrap().build_files_excluded);
+    write(root, ".dockerignore", "*.log\n");
+    assert!(!walk(root, &dockerfile).unwrap().build_files_excluded);
+    // Sent although excluded: the classic builder drops them again, BuildKit would not.
+    write(root, ".dockerignore", "Dockerfile\n");
+    assert!(walk(root, &dockerfile).unwrap().build_files_excluded);
+    write(root, ".dockerignore", ".dockerignore\n");
+    assert!(walk(root, &dockerfile).unwrap().build_files_excluded);
+    fs::remove_file(root.join(".dockerignore")).unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    write(outside.path(), "Dockerfile", "FROM scratch\n");
+    assert!(
+        walk(root, &outside.path().join("Dockerfile"))
+            .unwrap()
+            .build_files_excluded
+    );
+}
