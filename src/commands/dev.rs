@@ -85,6 +85,7 @@ pub async fn run(global: &GlobalArgs, args: DevArgs, console: Console) -> Result
         opts: dev_options(&settings, &args),
         progress: progress_tx,
         hooks_ran: Default::default(),
+        deployed: Default::default(),
     };
     // The first signal ends the session: it cleans up and returns.
     let shutdown = super::signal::token();
@@ -286,6 +287,7 @@ async fn run_docker(
         opts: dev_options(&settings, &args),
         progress: tokio::sync::watch::channel(0usize).0,
         hooks_ran: Default::default(),
+        deployed: Default::default(),
     };
     let shutdown = super::signal::token();
     let logs_events = console.sink();

@@ -71,6 +71,8 @@ pub struct DevLoop<'a, B: Builder, D: DeployTarget> {
     pub progress: tokio::sync::watch::Sender<usize>,
     /// The containers deploy hooks already ran in this session (a pod is visited once per phase).
     pub hooks_ran: Visited,
+    /// The plan of the last iteration that deployed: where containers that start between iterations are.
+    pub deployed: tokio::sync::Mutex<Option<D::Plan>>,
 }
 
 /// How long a superseded build waits for the watcher to bring the change that overtook it, before it starts
@@ -494,7 +496,9 @@ impl<B: Builder, D: DeployTarget> DevLoop<'_, B, D> {
             applied: applied_at,
             ready: Instant::now(),
         };
-        Ok(self.report(cfg, trigger, results, synced, &changed, times))
+        let report = self.report(cfg, trigger, results, synced, &changed, times);
+        *self.deployed.lock().await = Some(plan);
+        Ok(report)
     }
 
     /// What the iteration did: the `iteration` event (when it did something, or checked everything) and the report.

@@ -174,7 +174,7 @@ impl<B: Builder, D: DeployTarget> DevLoop<'_, B, D> {
     }
 
     /// Between iterations, after containers started (a pod replaced or restarted, a scale-up): brings those of
-    /// images with synced files up to date. A plan that no longer renders leaves them for the next iteration.
+    /// images with synced files up to date, where the last deploy put them (no render).
     pub(super) async fn catch_up_started(
         &self,
         cfg: &Config,
@@ -183,8 +183,8 @@ impl<B: Builder, D: DeployTarget> DevLoop<'_, B, D> {
         if !self.deployer.can_sync() {
             return;
         }
-        if let Ok(plan) = (self.plan)(cfg, &artifact_images(cfg, images)) {
-            self.replay_syncs(cfg, &[], images, &plan).await;
+        if let Some(plan) = self.deployed.lock().await.as_ref() {
+            self.replay_syncs(cfg, &[], images, plan).await;
         }
     }
 

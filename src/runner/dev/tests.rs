@@ -83,6 +83,7 @@ impl Harness {
             },
             progress: tokio::sync::watch::channel(0).0,
             hooks_ran: Default::default(),
+            deployed: Default::default(),
         };
         let (tx, rx) = mpsc::unbounded_channel();
         let shutdown = CancellationToken::new();
