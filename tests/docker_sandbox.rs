@@ -312,7 +312,8 @@ async fn delete_removes_the_sandboxes_dev_left() {
 }
 
 /// `devloop run` keeps today's shape: no sandbox, the container on the project network with its own ports. A
-/// `dev` after it replaces that container with one in a sandbox (the port moves to the sandbox).
+/// `dev` after it replaces that container with one in a sandbox (the port moves to the sandbox), and a `run` after a
+/// `dev --cleanup=false` takes it back (the sandbox, which holds the port, is pruned).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_makes_no_sandbox_and_dev_takes_its_container_over() {
     support::require_docker();
@@ -343,6 +344,82 @@ async fn run_makes_no_sandbox_and_dev_takes_its_container_over() {
     );
     assert_eq!(dev.stop().await, Some(130));
     assert!(docker_ps(&format!("dev.devloop.project={name}")).is_empty());
+
+    // `run` after a `dev` that left its container: the sandbox goes (it holds the port), the container is on the
+    // network again with its own port.
+    p.write("www/index.html", "v2\n");
+    let mut dev = spawn(&p, &["--cleanup=false"]);
+    dev.until_type("iteration").await;
+    assert!(serves(port, "v2\n"), "{}", dev.transcript());
+    assert_eq!(dev.stop().await, Some(130));
+    assert!(inspect(&format!("{name}.web.sandbox"), "{{.Id}}").is_some());
+    let out = p.devloop(&["run"]);
+    support::assert_ok(&out);
+    assert!(inspect(&format!("{name}.web.sandbox"), "{{.Id}}").is_none());
+    assert_eq!(
+        inspect(&web, "{{.HostConfig.NetworkMode}}"),
+        Some(format!("devloop-{name}"))
+    );
+    assert!(serves(port, "v2\n"), "{}", support::stderr(&out));
+    support::assert_ok(&p.devloop(&["delete"]));
+    assert!(docker_ps(&format!("dev.devloop.project={name}")).is_empty());
+}
+
+/// Removes a container devloop did not create when the test ends.
+struct Foreign(String);
+
+impl Drop for Foreign {
+    fn drop(&mut self) {
+        let _ = Command::new("docker").args(["rm", "-f", &self.0]).output();
+    }
+}
+
+/// A container devloop did not create under a sandbox's name: the deploy fails naming it, with a hint, and it is
+/// left alone, by the deploy and by dev's exit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_foreign_container_under_a_sandboxs_name_is_never_touched() {
+    support::require_docker();
+    let name = unique("dl-sbx-clash");
+    let image = unique("devloop-test-dsbf");
+    let _leftovers = Leftovers(name.clone(), image.clone());
+    let port = support::free_port();
+    let p = project(&name, &image, &[("web", port)]);
+    let clash = format!("{name}.web.sandbox");
+    let _foreign = Foreign(clash.clone());
+    let tag = format!("{image}:foreign");
+    let built = Command::new("docker")
+        .args(["build", "-q", "-t", &tag])
+        .arg(p.path())
+        .env("DOCKER_BUILDKIT", "0")
+        .output()
+        .unwrap();
+    assert!(built.status.success(), "{built:?}");
+    let run = Command::new("docker")
+        .args(["run", "-d", "--name", &clash, &tag])
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{run:?}");
+    let id = inspect(&clash, "{{.Id}}").unwrap();
+
+    let mut dev = spawn(&p, &[]);
+    dev.until_type("iterationFailed").await;
+    let transcript = dev.transcript();
+    assert!(
+        transcript.contains(&format!(
+            "a container named `{clash}` (the name of its network sandbox) exists and devloop did not create it"
+        )),
+        "{transcript}"
+    );
+    assert!(
+        transcript.contains(&format!("docker rm -f {clash}")),
+        "{transcript}"
+    );
+    assert_eq!(dev.stop().await, Some(130));
+    assert_eq!(inspect(&clash, "{{.Id}}"), Some(id));
+    assert_eq!(
+        inspect(&clash, "{{.State.Running}}").as_deref(),
+        Some("true")
+    );
 }
 
 /// The pause image is imported once per daemon: a second project's sandbox runs the very image the first one's
