@@ -42,6 +42,8 @@ pub const DOCKER_CONFIG: &str = "dev.devloop.config";
 pub const DOCKER_ARTIFACT: &str = "dev.devloop.artifact";
 /// The label holding a container's name in `deploy.docker` (without the project prefix).
 pub const DOCKER_CONTAINER: &str = "dev.devloop.container";
+/// The label of a network sandbox (`devloop dev`), holding the name in `deploy.docker` of the container it serves.
+pub const DOCKER_SANDBOX: &str = "dev.devloop.sandbox";
 
 /// The labels devloop puts on every Kubernetes object of `project`.
 pub fn kube_labels(project: &str) -> std::collections::BTreeMap<String, String> {

@@ -1,9 +1,9 @@
 //! Deploy, Docker backend, cleanup: the project on the daemon → nothing of it left: its containers (stopped within
-//! their grace period, or at once when disposable), its network (unless others joined it), and with
+//! their grace period, or at once when disposable), then their network sandboxes (at once), its network (unless others joined it), and with
 //! `--purge-volumes` its named volumes. Only what carries this project's labels; `dry_run` removes nothing.
 
 use super::DockerTarget;
-use super::labels::{ARTIFACT_LABEL, plan_name};
+use super::labels::{ARTIFACT_LABEL, plan_name, sandbox_of};
 use super::reference::container_ref;
 use crate::deploy::{DeleteOptions, DeployError, ObjectRef};
 use crate::event::{Event, EventSink};
@@ -23,7 +23,7 @@ impl DockerTarget {
                 dry_run: opts.dry_run,
             })
         };
-        let mut containers = self.project_containers().await?;
+        let (mut containers, sandboxes) = self.list_project().await?;
         containers.sort_by(|a, b| a.names.cmp(&b.names));
         for c in &containers {
             let name = plan_name(c.labels.as_ref());
@@ -42,6 +42,16 @@ impl DockerTarget {
             emit(object);
             deleted.push(container_ref(&name));
         }
+        // Network sandboxes go with their containers, at once (their pause program ignores SIGTERM), unreported.
+        for s in &sandboxes {
+            if !opts.dry_run
+                && let Some(id) = s.id.as_deref()
+            {
+                let object = format!("container/{}", sandbox_of(s.labels.as_ref()));
+                self.remove_at_once(&object, id).await?;
+            }
+        }
+        containers.extend(sandboxes);
         deleted.extend(
             self.remove_network(&containers, opts.dry_run, events, &emit)
                 .await?,

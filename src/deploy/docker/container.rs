@@ -1,7 +1,7 @@
 //! Deploy, Docker backend, containers: a planned container → a running container (left alone when its config
-//! digest matches and it runs or completed; otherwise the old one is stopped or removed and a new one created and
-//! started), and the graceful stop and removal of one container. Never touches a container without this project's
-//! labels; warns when a stop had to be forced.
+//! digest matches, it runs or completed and its network sandbox is current; otherwise the old one is stopped or
+//! removed, its sandbox replaced when stale, and a new one created and started), and the graceful stop and removal
+//! of one container. Never touches a container without this project's labels; warns when a stop had to be forced.
 
 use std::time::{Duration, Instant};
 
@@ -16,6 +16,7 @@ use super::daemon_error::{api_error, is_not_found};
 use super::labels::CONFIG_LABEL;
 use super::plan::Planned;
 use super::reference::applied;
+use super::sandbox::SandboxState;
 use crate::config::deploy::Restart;
 use crate::deploy::{AppliedObject, Change, DeployError};
 use crate::event::{Event, EventSink};
@@ -129,7 +130,20 @@ impl DockerTarget {
         let c = &p.container;
         let object = format!("container/{}", c.name);
         let name = self.container_name(&c.name);
-        let change = match self.inspect(&object, &name).await? {
+        let sandbox_state = async {
+            match &p.sandbox {
+                Some(s) => self.sandbox_state(&object, s).await.map(Some),
+                None => Ok(None),
+            }
+        };
+        let (current, sandbox) =
+            futures_util::future::try_join(self.inspect(&object, &name), sandbox_state).await?;
+        // A container whose sandbox is replaced goes too: its network namespace is the sandbox's.
+        let sandbox_current = !matches!(
+            sandbox,
+            Some(SandboxState::Stale(_) | SandboxState::Missing)
+        );
+        let change = match current {
             None => Change::Created,
             Some(current) => {
                 let labels = current.config.as_ref().and_then(|c| c.labels.as_ref());
@@ -152,7 +166,7 @@ impl DockerTarget {
                 let completed = matches!(c.restart, Restart::No | Restart::OnFailure)
                     && state.status == Some(ContainerStateStatusEnum::EXITED)
                     && state.exit_code == Some(0);
-                if same && (running || completed) {
+                if same && (running || completed) && sandbox_current {
                     events.emit(Event::Applied {
                         object: object.clone(),
                         namespace: None,
@@ -170,6 +184,11 @@ impl DockerTarget {
                 Change::Recreated
             }
         };
+        if let (Some(s), Some(state)) = (&p.sandbox, sandbox)
+            && !sandbox_current
+        {
+            self.replace_sandbox(&object, c, s, state).await?;
+        }
         let created = self
             .docker
             .create_container(

@@ -1,13 +1,13 @@
 //! Deploy, Docker backend, one deploy: a `DockerPlan` → the project's network and volumes, every container planned
-//! (images pulled when missing), containers that left the plan pruned, then the rest started level by level in
-//! dependency order, each after its dependencies meet their conditions. Emits events; stops when cancelled.
+//! (images pulled when missing), containers that left the plan pruned (and network sandboxes no container runs in),
+//! then the rest started level by level in dependency order, each after its dependencies meet their conditions. Emits events; stops when cancelled.
 
 use std::collections::HashSet;
 use std::time::Instant;
 
 use tokio_util::sync::CancellationToken;
 
-use super::labels::plan_name;
+use super::labels::{plan_name, sandbox_of};
 use super::order::levels;
 use super::plan::Planned;
 use super::readiness::millis;
@@ -34,7 +34,7 @@ impl DockerTarget {
         self.ensure_network().await?;
         let planned = self.plan_all(plan, cancel).await?;
         // Prune first: a container that left the plan may hold a host port a new one needs.
-        let pruned = self.prune(plan, events).await?;
+        let pruned = self.prune(plan, &planned, events).await?;
         let applied = self.start_in_order(plan, &planned, events, cancel).await?;
         events.emit(Event::DeployComplete {
             applied: applied.len(),
@@ -69,10 +69,13 @@ impl DockerTarget {
         Ok(planned)
     }
 
-    /// Stops and removes the project's containers the plan no longer has.
+    /// Stops and removes the project's containers the plan no longer has, then removes (at once, silently) the
+    /// network sandboxes no planned container runs in: its container left the plan, or runs without one now
+    /// (`run` after `dev`, a pulled image instead of a built one), so the host ports it holds are free again.
     async fn prune(
         &self,
         plan: &DockerPlan,
+        planned: &[Planned],
         events: &EventSink,
     ) -> Result<Vec<ObjectRef>, DeployError> {
         let grace = plan.deploy.stop_grace_period_secs;
@@ -82,8 +85,9 @@ impl DockerTarget {
             .iter()
             .map(|c| c.name.as_str())
             .collect();
+        let (containers, sandboxes) = self.list_project().await?;
         let mut pruned = Vec::new();
-        for c in self.project_containers().await? {
+        for c in containers {
             let name = plan_name(c.labels.as_ref());
             if keep.contains(name.as_str()) {
                 continue;
@@ -97,6 +101,21 @@ impl DockerTarget {
                 namespace: None,
             });
             pruned.push(container_ref(&name));
+        }
+        let sandboxed: HashSet<&str> = planned
+            .iter()
+            .filter(|p| p.sandbox.is_some())
+            .map(|p| p.container.name.as_str())
+            .collect();
+        for s in sandboxes {
+            let name = sandbox_of(s.labels.as_ref());
+            if let Some(id) =
+                s.id.as_deref()
+                    .filter(|_| !sandboxed.contains(name.as_str()))
+            {
+                self.remove_at_once(&format!("container/{name}"), id)
+                    .await?;
+            }
         }
         Ok(pruned)
     }

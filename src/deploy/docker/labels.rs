@@ -13,7 +13,7 @@ use crate::deploy::DeployError;
 pub use crate::labels::{
     DOCKER_ARTIFACT as ARTIFACT_LABEL, DOCKER_CONFIG as CONFIG_LABEL,
     DOCKER_CONTAINER as CONTAINER_LABEL, DOCKER_MANAGED_BY as MANAGED_BY,
-    DOCKER_PROJECT as PROJECT_LABEL,
+    DOCKER_PROJECT as PROJECT_LABEL, DOCKER_SANDBOX as SANDBOX_LABEL,
 };
 
 impl DockerTarget {
@@ -41,8 +41,15 @@ impl DockerTarget {
         )])
     }
 
-    /// Every container of this project, running or not.
+    /// Every container of this project, running or not, network sandboxes left out.
     pub(super) async fn project_containers(&self) -> Result<Vec<ContainerSummary>, DeployError> {
+        Ok(self.list_project().await?.0)
+    }
+
+    /// Every container of this project, running or not: those of the plan, and the network sandboxes.
+    pub(super) async fn list_project(
+        &self,
+    ) -> Result<(Vec<ContainerSummary>, Vec<ContainerSummary>), DeployError> {
         let list = self
             .docker
             .list_containers(Some(ListContainersOptions {
@@ -56,8 +63,21 @@ impl DockerTarget {
         Ok(list
             .into_iter()
             .filter(|c| self.owns(c.labels.as_ref()))
-            .collect())
+            .partition(|c| !is_sandbox(c.labels.as_ref())))
     }
+}
+
+/// Whether a container of this project is a network sandbox (it carries `SANDBOX_LABEL`).
+pub(super) fn is_sandbox(labels: Option<&HashMap<String, String>>) -> bool {
+    labels.is_some_and(|l| l.contains_key(SANDBOX_LABEL))
+}
+
+/// The name in the plan of the container a network sandbox serves (its `SANDBOX_LABEL`; empty when it has none).
+pub(super) fn sandbox_of(labels: Option<&HashMap<String, String>>) -> String {
+    labels
+        .and_then(|l| l.get(SANDBOX_LABEL))
+        .cloned()
+        .unwrap_or_default()
 }
 
 /// The plan's name of a container of this project (its `CONTAINER_LABEL`; empty when it has none).

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::DockerTarget;
 use super::daemon_error::server_message;
-use super::labels::CONTAINER_LABEL;
+use super::labels::{CONTAINER_LABEL, is_sandbox};
 use crate::deploy::DeployError;
 use crate::event::{Event, EventSink};
 
@@ -92,7 +92,9 @@ impl DockerTarget {
         let Ok(Some(c)) = self.inspect("container", id).await else {
             return;
         };
-        if !self.owns(c.config.as_ref().and_then(|c| c.labels.as_ref())) {
+        let labels = c.config.as_ref().and_then(|c| c.labels.as_ref());
+        // A network sandbox's pause program writes nothing.
+        if !self.owns(labels) || is_sandbox(labels) {
             return;
         }
         let name = c

@@ -9,7 +9,9 @@
 //! `image.rs`, `network.rs`, `volume.rs`, `plan.rs`, `spec.rs` (the create request), `container.rs`
 //! (create/start/replace, stop, remove), `readiness.rs`, `deployment.rs`, `cleanup.rs`, `logs.rs`, `sync.rs`,
 //! `exec.rs` (commands in running containers, for container hooks), `replacement.rs` (`dev`: containers of
-//! artifacts being rebuilt killed while their images build, started again when no build replaces them).
+//! artifacts being rebuilt killed while their images build, started again when no build replaces them),
+//! `pause.rs` (the pause image, imported from a tiny program devloop carries) and `sandbox.rs` (`dev`: the network
+//! sandbox each container of a built artifact runs in, kept across its replacements).
 
 mod assessment;
 mod cleanup;
@@ -22,10 +24,12 @@ mod labels;
 mod logs;
 mod network;
 mod order;
+mod pause;
 mod plan;
 mod readiness;
 mod reference;
 mod replacement;
+mod sandbox;
 mod spec;
 mod sync;
 mod volume;
@@ -55,8 +59,11 @@ pub struct DockerTarget {
     docker: Docker,
     project: String,
     purge_volumes: bool,
-    /// Replaced containers of built artifacts are removed at once instead of stopped gracefully (`dev`).
+    /// Replaced containers of built artifacts are removed at once instead of stopped gracefully, and run in network
+    /// sandboxes (`dev`).
     disposable: bool,
+    /// The pause image of the network sandboxes, once asked (`None`: no program for the daemon's architecture).
+    pause: tokio::sync::OnceCell<Option<String>>,
 }
 
 /// What to run: the validated `deploy.docker` and the built images.
@@ -95,6 +102,7 @@ impl DockerTarget {
             project: project.to_string(),
             purge_volumes: false,
             disposable: false,
+            pause: tokio::sync::OnceCell::new(),
         })
     }
 
@@ -110,6 +118,9 @@ impl DockerTarget {
     /// period on every edit. `delete_all` (dev's cleanup on exit) removes such containers at once too: the session
     /// that built them is over. Containers of other images (a database) and pruned ones keep the graceful stop.
     /// It also enables [`Deployer::prepare_replace`]: such containers are killed while their new images build.
+    /// And each such container runs in a network sandbox that outlives it (a container of devloop's pause image
+    /// that holds its network namespace, its ports and its name on the network, like a pod's pause container), so
+    /// a replacement starts without network setup.
     pub fn with_disposable_replacements(mut self, disposable: bool) -> DockerTarget {
         self.disposable = disposable;
         self

@@ -1,4 +1,5 @@
-//! Deploy, Docker backend, unit tests: start order, state assessment, bind mounts and sync, bind sources.
+//! Deploy, Docker backend, unit tests: start order, state assessment, bind mounts and sync, bind sources, the pause
+//! program's ELF layout.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -10,6 +11,7 @@ use bollard::models::{
 
 use super::assessment::{Assessment, Want, assess};
 use super::order::levels;
+use super::pause::{Arch, program, reference};
 use super::plan::clean;
 use super::sync::bind_mounted;
 use crate::config::deploy::{Condition, Container, Dependency, Restart, Volume};
@@ -166,4 +168,94 @@ fn bind_sources_are_cleaned() {
         clean(Path::new("/p/./www/../data")),
         PathBuf::from("/p/data")
     );
+}
+
+/// Reads a little-endian integer of `N` bytes at `at`.
+fn le<const N: usize>(f: &[u8], at: usize) -> u64 {
+    let mut b = [0u8; 8];
+    b[..N].copy_from_slice(&f[at..at + N]);
+    u64::from_le_bytes(b)
+}
+
+#[test]
+fn the_pause_programs_are_static_elf64_executables_with_one_load_segment() {
+    for (arch, machine, align, code) in [
+        (
+            Arch::X86_64,
+            0x3e,
+            0x1000,
+            vec![0xb8, 0x22, 0x00, 0x00, 0x00, 0x0f, 0x05, 0xeb, 0xf7],
+        ),
+        (
+            Arch::Aarch64,
+            0xb7,
+            0x1_0000,
+            [
+                0xd280_0000u32,
+                0xd280_0001,
+                0xd280_0002,
+                0xd280_0003,
+                0xd280_0928,
+                0xd400_0001,
+                0x17ff_fffa,
+            ]
+            .iter()
+            .flat_map(|w| w.to_le_bytes())
+            .collect(),
+        ),
+    ] {
+        let f = program(arch);
+        assert_eq!(&f[..4], b"\x7fELF");
+        assert_eq!(
+            &f[4..8],
+            &[2, 1, 1, 0],
+            "ELF64, little-endian, version 1, System V"
+        );
+        assert_eq!(le::<2>(&f, 16), 2, "e_type ET_EXEC");
+        assert_eq!(le::<2>(&f, 18), machine, "e_machine");
+        assert_eq!(le::<4>(&f, 20), 1, "e_version");
+        assert_eq!(
+            le::<8>(&f, 24),
+            0x40_0000 + 120,
+            "e_entry: the code after both headers"
+        );
+        assert_eq!(le::<8>(&f, 32), 64, "e_phoff");
+        assert_eq!(le::<8>(&f, 40), 0, "e_shoff: no sections");
+        assert_eq!(le::<2>(&f, 52), 64, "e_ehsize");
+        assert_eq!(le::<2>(&f, 54), 56, "e_phentsize");
+        assert_eq!(le::<2>(&f, 56), 1, "e_phnum");
+        assert_eq!(le::<2>(&f, 60), 0, "e_shnum");
+        let ph = 64;
+        assert_eq!(le::<4>(&f, ph), 1, "p_type PT_LOAD");
+        assert_eq!(le::<4>(&f, ph + 4), 5, "p_flags R+X");
+        assert_eq!(le::<8>(&f, ph + 8), 0, "p_offset");
+        assert_eq!(le::<8>(&f, ph + 16), 0x40_0000, "p_vaddr");
+        assert_eq!(
+            le::<8>(&f, ph + 32),
+            f.len() as u64,
+            "p_filesz: the whole file"
+        );
+        assert_eq!(le::<8>(&f, ph + 40), f.len() as u64, "p_memsz");
+        assert_eq!(le::<8>(&f, ph + 48), align, "p_align");
+        assert_eq!(&f[120..], &code[..], "the code follows the headers");
+        assert_eq!(f.len(), 120 + code.len());
+    }
+    // The tags pin the bytes (checked by hand: the x86_64 program runs as a container's PID 1, the aarch64 one
+    // blocks in `ppoll` under qemu-aarch64): a change to either program is a new image on every daemon.
+    assert_eq!(
+        reference(&program(Arch::X86_64)),
+        "devloop-pause:ff8635206502"
+    );
+    assert_eq!(
+        reference(&program(Arch::Aarch64)),
+        "devloop-pause:c57c6f4c3a2b"
+    );
+}
+
+#[test]
+fn the_daemons_architecture_picks_the_pause_program() {
+    assert_eq!(Arch::of_daemon("linux", "amd64"), Some(Arch::X86_64));
+    assert_eq!(Arch::of_daemon("linux", "arm64"), Some(Arch::Aarch64));
+    assert_eq!(Arch::of_daemon("linux", "s390x"), None);
+    assert_eq!(Arch::of_daemon("windows", "amd64"), None);
 }
