@@ -1,8 +1,9 @@
 //! Deploy, Docker backend, the pause image: the daemon's architecture → `devloop-pause:<hash>`, an image holding
 //! one tiny static program that blocks forever (what a Kubernetes pod's pause container runs), `docker import`ed
 //! from bytes devloop carries when the daemon lacks it, since images can never be pulled here and users may be
-//! offline. Decided once per target; an architecture without a program gives no image (no sandboxes). Never
-//! removes the image: it is shared by every project on the daemon and weighs about 1 KB.
+//! offline. Decided once per target; an architecture without a program, or a daemon that refuses the import, gives
+//! no image (no sandboxes). Never removes the image: it is shared by every project on the daemon and weighs about
+//! 1 KB.
 
 use bollard::query_parameters::CreateImageOptions;
 use futures_util::stream::StreamExt;
@@ -172,7 +173,13 @@ impl DockerTarget {
             None,
         );
         while let Some(item) = import.next().await {
-            item.map_err(|e| api_error(object, &format!("import `{reference}`"), &e))?;
+            if let Err(e) = item {
+                // A daemon that refuses imports (a policy, an API that lacks them) runs containers as before, only
+                // without the faster replacement: not worth failing the session for.
+                let e = api_error(object, &format!("import `{reference}`"), &e);
+                tracing::info!(error = %e, "containers run without a network sandbox");
+                return Ok(None);
+            }
         }
         tracing::info!(%reference, "imported the pause image");
         Ok(Some(reference))
