@@ -171,16 +171,6 @@ async fn http_get(port: u16) -> String {
     .unwrap()
 }
 
-fn inspect(name: &str, format: &str) -> Option<String> {
-    let out = Command::new("docker")
-        .args(["inspect", "--format", format, name])
-        .output()
-        .unwrap();
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
-
 fn network_exists(name: &str) -> bool {
     Command::new("docker")
         .args(["network", "inspect", name])
@@ -248,17 +238,18 @@ async fn web_container_is_replaced_only_when_its_image_changes() {
         .unwrap();
     assert_eq!(http_get(port).await, "v1\n");
     let name = s.docker_name("web");
-    let first_id = inspect(&name, "{{.Id}}").unwrap();
-    let labels = inspect(&name, "{{json .Config.Labels}}").unwrap();
+    let first_id = support::docker_inspect(&name, "{{.Id}}").unwrap();
+    let labels = support::docker_inspect(&name, "{{json .Config.Labels}}").unwrap();
     let labels: serde_json::Value = serde_json::from_str(&labels).unwrap();
     assert_eq!(labels["dev.devloop.managed-by"], "devloop");
     assert_eq!(labels["dev.devloop.project"], s.project.as_str());
     assert_eq!(labels["dev.devloop.config"].as_str().unwrap().len(), 64);
-    let env = inspect(&name, "{{range .Config.Env}}{{println .}}{{end}}").unwrap();
+    let env = support::docker_inspect(&name, "{{range .Config.Env}}{{println .}}{{end}}").unwrap();
     assert!(env.lines().any(|l| l == "GREETING=hello"), "{env}");
     let network = format!("devloop-{}", s.project);
     assert_eq!(
-        inspect(&network, "{{index .Labels \"dev.devloop.managed-by\"}}").as_deref(),
+        support::docker_inspect(&network, "{{index .Labels \"dev.devloop.managed-by\"}}")
+            .as_deref(),
         Some("devloop")
     );
 
@@ -273,7 +264,7 @@ async fn web_container_is_replaced_only_when_its_image_changes() {
         .await
         .unwrap();
     assert_eq!(http_get(port).await, "v2\n");
-    let second_id = inspect(&name, "{{.Id}}").unwrap();
+    let second_id = support::docker_inspect(&name, "{{.Id}}").unwrap();
     assert_ne!(first_id, second_id);
     // busybox httpd runs as PID 1 without a SIGTERM handler: the stop had to be forced, and devloop says so.
     let warned = seen.lock().unwrap().iter().any(|e| {
@@ -287,7 +278,10 @@ async fn web_container_is_replaced_only_when_its_image_changes() {
         .await
         .unwrap();
     assert_eq!(change_of(&third, "web"), Change::Unchanged);
-    assert_eq!(inspect(&name, "{{.Id}}").unwrap(), second_id);
+    assert_eq!(
+        support::docker_inspect(&name, "{{.Id}}").unwrap(),
+        second_id
+    );
     target
         .wait_ready(&third, DEADLINE, &events, &cancel)
         .await
@@ -310,7 +304,7 @@ async fn web_container_is_replaced_only_when_its_image_changes() {
         names,
         vec!["container/web".to_string(), format!("network/{network}")]
     );
-    assert_eq!(inspect(&name, "{{.Id}}"), None);
+    assert_eq!(support::docker_inspect(&name, "{{.Id}}"), None);
     assert!(!network_exists(&network));
 }
 
@@ -346,7 +340,7 @@ async fn with_init_a_main_process_that_ignores_sigterm_stops_at_once() {
         .unwrap();
     let name = s.docker_name("web");
     assert_eq!(
-        inspect(&name, "{{.HostConfig.Init}}").as_deref(),
+        support::docker_inspect(&name, "{{.HostConfig.Init}}").as_deref(),
         Some("true")
     );
     assert_eq!(http_get(port).await, "v1\n");
@@ -371,7 +365,7 @@ async fn with_init_a_main_process_that_ignores_sigterm_stops_at_once() {
         .delete_all(DeleteOptions::default(), &events)
         .await
         .unwrap();
-    assert_eq!(inspect(&name, "{{.Id}}"), None);
+    assert_eq!(support::docker_inspect(&name, "{{.Id}}"), None);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -419,8 +413,10 @@ async fn dependents_start_after_their_dependency_is_healthy() {
         .await
         .unwrap();
     // db turns healthy 2 s after it starts (its healthcheck polls every 200 ms): api must start after that.
-    let db_started = epoch(&inspect(&s.docker_name("db"), "{{.State.StartedAt}}").unwrap());
-    let api_started = epoch(&inspect(&s.docker_name("api"), "{{.State.StartedAt}}").unwrap());
+    let db_started =
+        epoch(&support::docker_inspect(&s.docker_name("db"), "{{.State.StartedAt}}").unwrap());
+    let api_started =
+        epoch(&support::docker_inspect(&s.docker_name("api"), "{{.State.StartedAt}}").unwrap());
     assert!(
         api_started - db_started >= 2.0,
         "api started {:.3} s after db",
@@ -539,7 +535,7 @@ async fn containers_devloop_did_not_create_are_never_touched() {
         .unwrap();
     assert_eq!(deleted[0].short(), "container/app");
     assert_eq!(
-        inspect(&bystander, "{{.State.Running}}").as_deref(),
+        support::docker_inspect(&bystander, "{{.State.Running}}").as_deref(),
         Some("true")
     );
 
@@ -564,7 +560,7 @@ async fn containers_devloop_did_not_create_are_never_touched() {
     );
     assert!(err.contains("hint: "), "{err}");
     assert_eq!(
-        inspect(&clash, "{{.State.Running}}").as_deref(),
+        support::docker_inspect(&clash, "{{.State.Running}}").as_deref(),
         Some("true")
     );
     target
@@ -572,7 +568,7 @@ async fn containers_devloop_did_not_create_are_never_touched() {
         .await
         .unwrap();
     assert_eq!(
-        inspect(&clash, "{{.State.Running}}").as_deref(),
+        support::docker_inspect(&clash, "{{.State.Running}}").as_deref(),
         Some("true")
     );
 }
@@ -617,10 +613,13 @@ async fn containers_left_out_of_the_plan_are_pruned_and_volumes_kept_unless_purg
             .iter()
             .any(|e| matches!(e, Event::Pruned { object, .. } if object == "container/gone"))
     );
-    assert_eq!(inspect(&s.docker_name("gone"), "{{.Id}}"), None);
+    assert_eq!(
+        support::docker_inspect(&s.docker_name("gone"), "{{.Id}}"),
+        None
+    );
     let volume = format!("{}-data", s.project);
     assert_eq!(
-        inspect(&volume, "{{index .Labels \"dev.devloop.project\"}}").as_deref(),
+        support::docker_inspect(&volume, "{{index .Labels \"dev.devloop.project\"}}").as_deref(),
         Some(s.project.as_str())
     );
 
@@ -636,12 +635,12 @@ async fn containers_left_out_of_the_plan_are_pruned_and_volumes_kept_unless_purg
         .await
         .unwrap();
     assert_eq!(listed.len(), 2, "{listed:?}");
-    assert!(inspect(&s.docker_name("keeper"), "{{.Id}}").is_some());
+    assert!(support::docker_inspect(&s.docker_name("keeper"), "{{.Id}}").is_some());
     target
         .delete_all(DeleteOptions::default(), &events)
         .await
         .unwrap();
-    assert!(inspect(&volume, "{{.Name}}").is_some());
+    assert!(support::docker_inspect(&volume, "{{.Name}}").is_some());
     let purged = s
         .target()
         .await
@@ -653,7 +652,7 @@ async fn containers_left_out_of_the_plan_are_pruned_and_volumes_kept_unless_purg
         purged.iter().map(|r| r.short()).collect::<Vec<_>>(),
         [format!("volume/{volume}")]
     );
-    assert_eq!(inspect(&volume, "{{.Name}}"), None);
+    assert_eq!(support::docker_inspect(&volume, "{{.Name}}"), None);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -780,8 +779,8 @@ async fn disposable_replacements_kill_only_containers_of_built_artifacts() {
         .unwrap();
     assert_eq!(http_get(port).await, "v1\n");
     let (web1, db1) = (
-        inspect(&s.docker_name("web"), "{{.Id}}").unwrap(),
-        inspect(&s.docker_name("db"), "{{.Id}}").unwrap(),
+        support::docker_inspect(&s.docker_name("web"), "{{.Id}}").unwrap(),
+        support::docker_inspect(&s.docker_name("db"), "{{.Id}}").unwrap(),
     );
     let since = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -820,15 +819,15 @@ async fn disposable_replacements_kill_only_containers_of_built_artifacts() {
     assert_eq!(warned.len(), 1, "{warned:?}");
     assert!(warned[0].starts_with("container/db: "), "{warned:?}");
     assert_eq!(
-        inspect(&web1, "{{.Id}}"),
+        support::docker_inspect(&web1, "{{.Id}}"),
         None,
         "the replaced container is gone"
     );
 
     // dev's cleanup on exit: the artifact's container is killed, the other one stopped.
     let (web2, db2) = (
-        inspect(&s.docker_name("web"), "{{.Id}}").unwrap(),
-        inspect(&s.docker_name("db"), "{{.Id}}").unwrap(),
+        support::docker_inspect(&s.docker_name("web"), "{{.Id}}").unwrap(),
+        support::docker_inspect(&s.docker_name("db"), "{{.Id}}").unwrap(),
     );
     let since = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -878,10 +877,10 @@ async fn prepare_replace_kills_only_the_artifacts_containers_and_restore_starts_
         .unwrap();
     let (web1, db1) = (s.docker_name("web"), s.docker_name("db"));
     let (web_id, db_id) = (
-        inspect(&web1, "{{.Id}}").unwrap(),
-        inspect(&db1, "{{.Id}}").unwrap(),
+        support::docker_inspect(&web1, "{{.Id}}").unwrap(),
+        support::docker_inspect(&db1, "{{.Id}}").unwrap(),
     );
-    let image_id = inspect(&v1, "{{.Id}}").unwrap();
+    let image_id = support::docker_inspect(&v1, "{{.Id}}").unwrap();
 
     // `run` and `deploy`: nothing stopped ahead.
     let graceful = s.target().await;
@@ -893,7 +892,7 @@ async fn prepare_replace_kills_only_the_artifacts_containers_and_restore_starts_
             .is_empty()
     );
     assert_eq!(
-        inspect(&web1, "{{.State.Running}}").as_deref(),
+        support::docker_inspect(&web1, "{{.State.Running}}").as_deref(),
         Some("true")
     );
 
@@ -908,16 +907,19 @@ async fn prepare_replace_kills_only_the_artifacts_containers_and_restore_starts_
     assert_eq!(stopped.len(), 1, "{stopped:?}");
     assert_eq!(stopped[0].object, "container/web");
     assert_eq!(
-        inspect(&web1, "{{.State.Running}}").as_deref(),
+        support::docker_inspect(&web1, "{{.State.Running}}").as_deref(),
         Some("false")
     );
     assert_eq!(
-        inspect(&web1, "{{.Id}}").as_deref(),
+        support::docker_inspect(&web1, "{{.Id}}").as_deref(),
         Some(web_id.as_str()),
         "kept"
     );
     assert_eq!(signals_since(&web_id, since), ["9"]);
-    assert_eq!(inspect(&db1, "{{.State.Running}}").as_deref(), Some("true"));
+    assert_eq!(
+        support::docker_inspect(&db1, "{{.State.Running}}").as_deref(),
+        Some("true")
+    );
     assert!(
         signals_since(&db_id, since).is_empty(),
         "the database is never touched"
@@ -926,7 +928,10 @@ async fn prepare_replace_kills_only_the_artifacts_containers_and_restore_starts_
     // No build replaced it: the same container serves the old content again.
     let started = target.restore(&stopped).await.unwrap();
     assert_eq!(started, ["container/web"]);
-    assert_eq!(inspect(&web1, "{{.Id}}").as_deref(), Some(web_id.as_str()));
+    assert_eq!(
+        support::docker_inspect(&web1, "{{.Id}}").as_deref(),
+        Some(web_id.as_str())
+    );
     assert_eq!(http_get(port).await, "v1\n");
 
     // Stopped again, then a deploy of the new image replaces it; restoring afterwards starts nothing.
@@ -944,7 +949,10 @@ async fn prepare_replace_kills_only_the_artifacts_containers_and_restore_starts_
         .unwrap();
     assert_eq!(http_get(port).await, "v2\n");
     assert!(target.restore(&stopped).await.unwrap().is_empty());
-    assert_eq!(inspect(&db1, "{{.Id}}").as_deref(), Some(db_id.as_str()));
+    assert_eq!(
+        support::docker_inspect(&db1, "{{.Id}}").as_deref(),
+        Some(db_id.as_str())
+    );
 }
 
 /// Container hooks on the Docker target: the project's running containers by their `deploy.docker` name, a command

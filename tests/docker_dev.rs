@@ -12,17 +12,6 @@ use serde_json::Value;
 use support::{Project, unique};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-fn serves(port: u16, body: &str) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if support::http_body(port).as_deref() == Some(body) {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    false
-}
-
 fn project(project: &str, image: &str, port: u16) -> Project {
     let p = Project::new();
     p.with_busybox("bin/busybox");
@@ -130,7 +119,10 @@ async fn dev_on_docker_serves_each_edit_and_cleans_up_only_its_own() {
         .unwrap()
         .to_string();
     p.cleanup_image(&first);
-    assert!(serves(port, "v1\n"), "the published port serves the file");
+    assert!(
+        support::serves(port, "v1\n"),
+        "the published port serves the file"
+    );
     assert!(
         Command::new("docker")
             .args(["run", "-d", "--name", &foreign, &first])
@@ -151,7 +143,7 @@ async fn dev_on_docker_serves_each_edit_and_cleans_up_only_its_own() {
         .to_string();
     p.cleanup_image(&second);
     assert!(
-        serves(port, "v2\n"),
+        support::serves(port, "v2\n"),
         "a new container serves the new content on the same port"
     );
 
@@ -221,7 +213,7 @@ fn run_then_delete_on_docker() {
         .output()
         .unwrap();
     p.cleanup_image(String::from_utf8_lossy(&tag.stdout).trim());
-    assert!(serves(port, "v1\n"), "{}", support::stderr(&out));
+    assert!(support::serves(port, "v1\n"), "{}", support::stderr(&out));
     let out = p.devloop(&["delete"]);
     support::assert_ok(&out);
     assert!(docker_ps(&format!("dev.devloop.project={name}")).is_empty());
@@ -266,7 +258,7 @@ async fn an_artifact_added_by_a_config_edit_is_watched_from_then_on() {
     let (mut child, mut lines) = spawn_dev(&p);
     let mut seen = Vec::new();
     next_event(&mut lines, &mut seen, "iteration").await;
-    assert!(serves(web_port, "web v1\n"));
+    assert!(support::serves(web_port, "web v1\n"));
 
     // A second service outside every watched directory, added by editing devloop.yaml.
     service(&p, "admin", "admin v1\n");
@@ -275,20 +267,20 @@ async fn an_artifact_added_by_a_config_edit_is_watched_from_then_on() {
         &config(&name, &image, &[("web", web_port), ("admin", admin_port)]),
     );
     next_event(&mut lines, &mut seen, "iteration").await;
-    assert!(serves(admin_port, "admin v1\n"), "{seen:#?}");
+    assert!(support::serves(admin_port, "admin v1\n"), "{seen:#?}");
 
     // An edit in the new context rebuilds it: the watcher follows the reloaded config.
     let builds_before = seen.iter().filter(|e| e["type"] == "buildFinished").count();
     p.write("admin/www/index.html", "admin v2\n");
     next_event(&mut lines, &mut seen, "iteration").await;
-    assert!(serves(admin_port, "admin v2\n"), "{seen:#?}");
+    assert!(support::serves(admin_port, "admin v2\n"), "{seen:#?}");
     let rebuilt: Vec<&Value> = seen
         .iter()
         .filter(|e| e["type"] == "buildFinished")
         .skip(builds_before)
         .collect();
     assert_eq!(rebuilt.len(), 1, "{rebuilt:#?}");
-    assert!(serves(web_port, "web v1\n"));
+    assert!(support::serves(web_port, "web v1\n"));
 
     cleanup_built(&mut p, &seen);
     stop_dev(&mut child, &mut lines, &mut seen).await;
@@ -314,7 +306,7 @@ async fn synced_files_reach_the_running_container_without_a_rebuild() {
     let (mut child, mut lines) = spawn_dev(&p);
     let mut seen = Vec::new();
     next_event(&mut lines, &mut seen, "iteration").await;
-    assert!(serves(port, "v1\n"));
+    assert!(support::serves(port, "v1\n"));
     let container = format!("{name}-web");
     let id = || {
         let out = Command::new("docker")
@@ -338,7 +330,7 @@ async fn synced_files_reach_the_running_container_without_a_rebuild() {
     let synced = seen.iter().rev().find(|e| e["type"] == "synced").unwrap();
     assert_eq!(synced["data"]["files"][0], "web/www/index.html", "{synced}");
     assert_eq!(synced["data"]["containers"], 1);
-    assert!(serves(port, "v2\n"), "{seen:#?}");
+    assert!(support::serves(port, "v2\n"), "{seen:#?}");
     assert_eq!(builds(&seen), builds_before, "{seen:#?}");
     assert_eq!(id(), first_id, "the container was not replaced");
 
@@ -355,7 +347,7 @@ async fn synced_files_reach_the_running_container_without_a_rebuild() {
         "{seen:#?}"
     );
     assert_eq!(builds(&seen), builds_before + 1, "{seen:#?}");
-    assert!(serves(port, "v2\n"));
+    assert!(support::serves(port, "v2\n"));
     assert_ne!(id(), first_id);
 
     cleanup_built(&mut p, &seen);
@@ -399,7 +391,7 @@ async fn inferred_files_and_deletes_reach_the_container_where_the_dockerfile_put
     let (mut child, mut lines) = spawn_dev(&p);
     let mut seen = Vec::new();
     next_event(&mut lines, &mut seen, "iteration").await;
-    assert!(serves(port, "v1\n"));
+    assert!(support::serves(port, "v1\n"));
     let container = format!("{name}-web");
     let id = || {
         let out = Command::new("docker")
@@ -414,7 +406,7 @@ async fn inferred_files_and_deletes_reach_the_container_where_the_dockerfile_put
 
     // An edit and a new file with its mode: where `COPY www/ ./www/` under `WORKDIR /srv` put them, owned by root.
     p.write("web/www/index.html", "v2\n");
-    assert!(serves(port, "v2\n"), "{seen:#?}");
+    assert!(support::serves(port, "v2\n"), "{seen:#?}");
     p.write("web/www/tool.sh", "#!/bin/sh\n");
     std::fs::set_permissions(
         p.path().join("web/www/tool.sh"),
@@ -564,14 +556,14 @@ async fn dev_replaces_a_sigterm_deaf_container_at_once_and_run_and_delete_stop_i
     let (mut child, mut lines) = spawn_dev(&p);
     let mut seen = Vec::new();
     next_event(&mut lines, &mut seen, "iteration").await;
-    assert!(serves(port, "v1\n"));
+    assert!(support::serves(port, "v1\n"));
     let first = container_id(&container);
 
     let edited = now_secs();
     let before = seen.len();
     p.write("www/index.html", "v2\n");
     next_event(&mut lines, &mut seen, "iteration").await;
-    assert!(serves(port, "v2\n"), "{seen:#?}");
+    assert!(support::serves(port, "v2\n"), "{seen:#?}");
     let second = container_id(&container);
     assert_ne!(first, second, "the edit replaced the container");
     let warnings: Vec<&Value> = seen[before..]

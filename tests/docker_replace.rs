@@ -75,33 +75,11 @@ fn project(name: &str, image: &str, port: u16, hold: &Path) -> Project {
 
 const DOCKERFILE: &str = "FROM scratch\nCOPY bin/busybox /bin/busybox\nCOPY www /www\nENTRYPOINT [\"/bin/busybox\", \"httpd\", \"-f\", \"-v\", \"-p\", \"8080\", \"-h\", \"/www\"]\n";
 
-/// Waits (bounded) until `port` serves `body`.
-fn serves(port: u16, body: &str) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if support::http_body(port).as_deref() == Some(body) {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
-}
-
-fn inspect(name: &str, format: &str) -> Option<String> {
-    let out = Command::new("docker")
-        .args(["inspect", "--format", format, name])
-        .output()
-        .unwrap();
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
-
 /// Waits (bounded) until container `name` no longer runs; it must still exist.
 fn until_stopped(name: &str, dev: &Dev) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        match inspect(name, "{{.State.Running}}").as_deref() {
+        match support::docker_inspect(name, "{{.State.Running}}").as_deref() {
             Some("false") => return,
             Some("true") => {}
             other => panic!("`{name}` is gone ({other:?}):\n{}", dev.transcript()),
@@ -144,8 +122,8 @@ async fn a_failing_build_brings_the_old_container_back() {
     let web = format!("{name}-web");
     let mut dev = spawn(&p);
     dev.until_type("iteration").await;
-    assert!(serves(port, "v1\n"), "{}", dev.transcript());
-    let first = inspect(&web, "{{.Id}}").unwrap();
+    assert!(support::serves(port, "v1\n"), "{}", dev.transcript());
+    let first = support::docker_inspect(&web, "{{.Id}}").unwrap();
 
     std::fs::write(&hold, "").unwrap();
     let from = dev.seen();
@@ -155,7 +133,10 @@ async fn a_failing_build_brings_the_old_container_back() {
     );
     dev.until_type("buildStarted").await;
     until_stopped(&web, &dev);
-    assert_eq!(inspect(&web, "{{.Id}}").as_deref(), Some(first.as_str()));
+    assert_eq!(
+        support::docker_inspect(&web, "{{.Id}}").as_deref(),
+        Some(first.as_str())
+    );
     std::fs::remove_file(&hold).unwrap();
 
     dev.until_type("iterationFailed").await;
@@ -165,13 +146,16 @@ async fn a_failing_build_brings_the_old_container_back() {
         serde_json::json!(["container/web"])
     );
     assert_eq!(
-        inspect(&web, "{{.State.Running}}").as_deref(),
+        support::docker_inspect(&web, "{{.State.Running}}").as_deref(),
         Some("true"),
         "{}",
         dev.transcript()
     );
-    assert_eq!(inspect(&web, "{{.Id}}").as_deref(), Some(first.as_str()));
-    assert!(serves(port, "v1\n"), "{}", dev.transcript());
+    assert_eq!(
+        support::docker_inspect(&web, "{{.Id}}").as_deref(),
+        Some(first.as_str())
+    );
+    assert!(support::serves(port, "v1\n"), "{}", dev.transcript());
     assert_eq!(dev.events_since(from, "restored").len(), 1);
 
     // Fixed: the next build replaces it as usual.
@@ -184,8 +168,8 @@ async fn a_failing_build_brings_the_old_container_back() {
                 .is_some_and(|r| !r.is_empty())
     })
     .await;
-    assert!(serves(port, "v2\n"), "{}", dev.transcript());
-    assert_ne!(inspect(&web, "{{.Id}}").unwrap(), first);
+    assert!(support::serves(port, "v2\n"), "{}", dev.transcript());
+    assert_ne!(support::docker_inspect(&web, "{{.Id}}").unwrap(), first);
     assert!(
         dev.events_since(0, "warning").is_empty(),
         "{}",
@@ -208,8 +192,8 @@ async fn a_build_cancelled_by_a_save_back_to_the_running_content_brings_the_old_
     let web = format!("{name}-web");
     let mut dev = spawn(&p);
     dev.until_type("iteration").await;
-    assert!(serves(port, "v1\n"), "{}", dev.transcript());
-    let first = inspect(&web, "{{.Id}}").unwrap();
+    assert!(support::serves(port, "v1\n"), "{}", dev.transcript());
+    let first = support::docker_inspect(&web, "{{.Id}}").unwrap();
 
     std::fs::write(&hold, "").unwrap();
     let from = dev.seen();
@@ -223,9 +207,15 @@ async fn a_build_cancelled_by_a_save_back_to_the_running_content_brings_the_old_
         restored["data"]["objects"],
         serde_json::json!(["container/web"])
     );
-    assert_eq!(inspect(&web, "{{.State.Running}}").as_deref(), Some("true"));
-    assert_eq!(inspect(&web, "{{.Id}}").as_deref(), Some(first.as_str()));
-    assert!(serves(port, "v1\n"), "{}", dev.transcript());
+    assert_eq!(
+        support::docker_inspect(&web, "{{.State.Running}}").as_deref(),
+        Some("true")
+    );
+    assert_eq!(
+        support::docker_inspect(&web, "{{.Id}}").as_deref(),
+        Some(first.as_str())
+    );
+    assert!(support::serves(port, "v1\n"), "{}", dev.transcript());
     std::fs::remove_file(&hold).unwrap();
     assert!(
         dev.events_since(from, "iterationFailed").is_empty(),

@@ -8,7 +8,6 @@
 mod support;
 
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::dev::Dev;
@@ -86,28 +85,6 @@ fn project(name: &str, image: &str, containers: &[(&str, u16)]) -> Project {
     p
 }
 
-/// Waits (bounded) until `port` serves `body`.
-fn serves(port: u16, body: &str) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if support::http_body(port).as_deref() == Some(body) {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
-}
-
-fn inspect(name: &str, format: &str) -> Option<String> {
-    let out = Command::new("docker")
-        .args(["inspect", "--format", format, name])
-        .output()
-        .unwrap();
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
-
 fn spawn(p: &Project, args: &[&str]) -> Dev {
     let mut all: Vec<String> = vec!["--debounce".into(), "50".into()];
     all.extend(args.iter().map(|a| a.to_string()));
@@ -157,40 +134,40 @@ async fn edits_replace_the_container_inside_a_sandbox_that_stays() {
     let (web, sandbox) = (format!("{name}-web"), format!("{name}.web.sandbox"));
     let mut dev = spawn(&p, &[]);
     dev.until_type("iteration").await;
-    assert!(serves(port, "v1\n"), "{}", dev.transcript());
-    let sandbox_id = inspect(&sandbox, "{{.Id}}").expect("no sandbox");
+    assert!(support::serves(port, "v1\n"), "{}", dev.transcript());
+    let sandbox_id = support::docker_inspect(&sandbox, "{{.Id}}").expect("no sandbox");
     assert_eq!(
-        inspect(&sandbox, "{{.State.Running}}").as_deref(),
+        support::docker_inspect(&sandbox, "{{.State.Running}}").as_deref(),
         Some("true")
     );
-    let mut app_ids = vec![inspect(&web, "{{.Id}}").unwrap()];
+    let mut app_ids = vec![support::docker_inspect(&web, "{{.Id}}").unwrap()];
     for content in ["v2\n", "v3\n"] {
         p.write("www/index.html", content);
         rebuilt(&mut dev).await;
-        assert!(serves(port, content), "{}", dev.transcript());
-        let app = inspect(&web, "{{.Id}}").unwrap();
+        assert!(support::serves(port, content), "{}", dev.transcript());
+        let app = support::docker_inspect(&web, "{{.Id}}").unwrap();
         assert!(
             !app_ids.contains(&app),
             "the app container was not replaced"
         );
         app_ids.push(app);
         assert_eq!(
-            inspect(&sandbox, "{{.Id}}").as_deref(),
+            support::docker_inspect(&sandbox, "{{.Id}}").as_deref(),
             Some(sandbox_id.as_str()),
             "the sandbox was replaced:\n{}",
             dev.transcript()
         );
         assert_eq!(
-            inspect(&web, "{{.HostConfig.NetworkMode}}"),
+            support::docker_inspect(&web, "{{.HostConfig.NetworkMode}}"),
             Some(format!("container:{sandbox_id}"))
         );
-        let bindings = inspect(&web, "{{json .HostConfig.PortBindings}}");
+        let bindings = support::docker_inspect(&web, "{{json .HostConfig.PortBindings}}");
         assert!(
             matches!(bindings.as_deref(), Some("null" | "{}")),
             "the app container publishes ports itself: {bindings:?}"
         );
     }
-    let app_image = inspect(&web, "{{.Config.Image}}").unwrap();
+    let app_image = support::docker_inspect(&web, "{{.Config.Image}}").unwrap();
     assert_eq!(
         fetch_on_network(&name, &app_image, "web"),
         "v3\n",
@@ -209,7 +186,7 @@ async fn edits_replace_the_container_inside_a_sandbox_that_stays() {
         docker_ps(&format!("dev.devloop.project={name}")).is_empty(),
         "dev's exit left containers"
     );
-    assert!(inspect(&sandbox, "{{.Id}}").is_none());
+    assert!(support::docker_inspect(&sandbox, "{{.Id}}").is_none());
 }
 
 /// A sandbox removed by hand comes back on the next iteration (with a new container in it); a changed port
@@ -230,10 +207,10 @@ async fn sandboxes_follow_the_config_and_come_back_when_removed() {
     let other_sandbox = format!("{name}.other.sandbox");
     let mut dev = spawn(&p, &[]);
     dev.until_type("iteration").await;
-    assert!(serves(port, "v1\n") && serves(other_port, "v1\n"));
+    assert!(support::serves(port, "v1\n") && support::serves(other_port, "v1\n"));
 
     // Removed by hand: the next edit brings it back, and the port serves again.
-    let first = inspect(&sandbox, "{{.Id}}").unwrap();
+    let first = support::docker_inspect(&sandbox, "{{.Id}}").unwrap();
     let rm = Command::new("docker")
         .args(["rm", "-f", &sandbox])
         .output()
@@ -241,8 +218,9 @@ async fn sandboxes_follow_the_config_and_come_back_when_removed() {
     assert!(rm.status.success());
     p.write("www/index.html", "v2\n");
     rebuilt(&mut dev).await;
-    assert!(serves(port, "v2\n"), "{}", dev.transcript());
-    let second = inspect(&sandbox, "{{.Id}}").expect("the sandbox was not recreated");
+    assert!(support::serves(port, "v2\n"), "{}", dev.transcript());
+    let second =
+        support::docker_inspect(&sandbox, "{{.Id}}").expect("the sandbox was not recreated");
     assert_ne!(first, second);
 
     // A new port: a new sandbox publishes it.
@@ -253,26 +231,29 @@ async fn sandboxes_follow_the_config_and_come_back_when_removed() {
     );
     dev.until("a deploy", |e: &Value| e["type"] == "iteration")
         .await;
-    assert!(serves(new_port, "v2\n"), "{}", dev.transcript());
-    assert_ne!(inspect(&sandbox, "{{.Id}}").unwrap(), second);
+    assert!(support::serves(new_port, "v2\n"), "{}", dev.transcript());
+    assert_ne!(
+        support::docker_inspect(&sandbox, "{{.Id}}").unwrap(),
+        second
+    );
     assert!(
         support::http_body(port).is_none(),
         "the old port still serves"
     );
 
     // `other` leaves devloop.yaml: it and its sandbox go; `web` keeps its sandbox.
-    let third = inspect(&sandbox, "{{.Id}}").unwrap();
+    let third = support::docker_inspect(&sandbox, "{{.Id}}").unwrap();
     p.write("devloop.yaml", &config(&name, &image, &[("web", new_port)]));
     dev.until("the prune", |e: &Value| e["type"] == "pruned")
         .await;
     dev.until_type("iteration").await;
-    assert!(inspect(&format!("{name}-other"), "{{.Id}}").is_none());
+    assert!(support::docker_inspect(&format!("{name}-other"), "{{.Id}}").is_none());
     assert!(
-        inspect(&other_sandbox, "{{.Id}}").is_none(),
+        support::docker_inspect(&other_sandbox, "{{.Id}}").is_none(),
         "the sandbox of a removed container stayed"
     );
-    assert_eq!(inspect(&sandbox, "{{.Id}}"), Some(third));
-    assert!(serves(new_port, "v2\n"), "{}", dev.transcript());
+    assert_eq!(support::docker_inspect(&sandbox, "{{.Id}}"), Some(third));
+    assert!(support::serves(new_port, "v2\n"), "{}", dev.transcript());
     assert!(dev.events_since(from, "iterationFailed").is_empty());
     assert_eq!(dev.stop().await, Some(130));
     assert!(docker_ps(&format!("dev.devloop.project={name}")).is_empty());
@@ -290,9 +271,12 @@ async fn delete_removes_the_sandboxes_dev_left() {
     let mut dev = spawn(&p, &["--cleanup=false"]);
     dev.until_type("iteration").await;
     assert_eq!(dev.stop().await, Some(130));
-    assert!(serves(port, "v1\n"), "nothing serves after --cleanup=false");
+    assert!(
+        support::serves(port, "v1\n"),
+        "nothing serves after --cleanup=false"
+    );
     assert_eq!(
-        inspect(&format!("{name}.web.sandbox"), "{{.State.Running}}").as_deref(),
+        support::docker_inspect(&format!("{name}.web.sandbox"), "{{.State.Running}}").as_deref(),
         Some("true"),
         "the sandbox was not kept"
     );
@@ -325,20 +309,20 @@ async fn run_makes_no_sandbox_and_dev_takes_its_container_over() {
     let web = format!("{name}-web");
     let out = p.devloop(&["run"]);
     support::assert_ok(&out);
-    assert!(serves(port, "v1\n"), "{}", support::stderr(&out));
-    assert!(inspect(&format!("{name}.web.sandbox"), "{{.Id}}").is_none());
+    assert!(support::serves(port, "v1\n"), "{}", support::stderr(&out));
+    assert!(support::docker_inspect(&format!("{name}.web.sandbox"), "{{.Id}}").is_none());
     assert_eq!(
-        inspect(&web, "{{.HostConfig.NetworkMode}}"),
+        support::docker_inspect(&web, "{{.HostConfig.NetworkMode}}"),
         Some(format!("devloop-{name}"))
     );
-    let from_run = inspect(&web, "{{.Id}}").unwrap();
+    let from_run = support::docker_inspect(&web, "{{.Id}}").unwrap();
 
     let mut dev = spawn(&p, &[]);
     dev.until_type("iteration").await;
-    assert!(serves(port, "v1\n"), "{}", dev.transcript());
-    assert_ne!(inspect(&web, "{{.Id}}").unwrap(), from_run);
+    assert!(support::serves(port, "v1\n"), "{}", dev.transcript());
+    assert_ne!(support::docker_inspect(&web, "{{.Id}}").unwrap(), from_run);
     assert!(
-        inspect(&web, "{{.HostConfig.NetworkMode}}")
+        support::docker_inspect(&web, "{{.HostConfig.NetworkMode}}")
             .unwrap()
             .starts_with("container:")
     );
@@ -350,17 +334,17 @@ async fn run_makes_no_sandbox_and_dev_takes_its_container_over() {
     p.write("www/index.html", "v2\n");
     let mut dev = spawn(&p, &["--cleanup=false"]);
     dev.until_type("iteration").await;
-    assert!(serves(port, "v2\n"), "{}", dev.transcript());
+    assert!(support::serves(port, "v2\n"), "{}", dev.transcript());
     assert_eq!(dev.stop().await, Some(130));
-    assert!(inspect(&format!("{name}.web.sandbox"), "{{.Id}}").is_some());
+    assert!(support::docker_inspect(&format!("{name}.web.sandbox"), "{{.Id}}").is_some());
     let out = p.devloop(&["run"]);
     support::assert_ok(&out);
-    assert!(inspect(&format!("{name}.web.sandbox"), "{{.Id}}").is_none());
+    assert!(support::docker_inspect(&format!("{name}.web.sandbox"), "{{.Id}}").is_none());
     assert_eq!(
-        inspect(&web, "{{.HostConfig.NetworkMode}}"),
+        support::docker_inspect(&web, "{{.HostConfig.NetworkMode}}"),
         Some(format!("devloop-{name}"))
     );
-    assert!(serves(port, "v2\n"), "{}", support::stderr(&out));
+    assert!(support::serves(port, "v2\n"), "{}", support::stderr(&out));
     support::assert_ok(&p.devloop(&["delete"]));
     assert!(docker_ps(&format!("dev.devloop.project={name}")).is_empty());
 }
@@ -399,7 +383,7 @@ async fn a_foreign_container_under_a_sandboxs_name_is_never_touched() {
         .output()
         .unwrap();
     assert!(run.status.success(), "{run:?}");
-    let id = inspect(&clash, "{{.Id}}").unwrap();
+    let id = support::docker_inspect(&clash, "{{.Id}}").unwrap();
 
     let mut dev = spawn(&p, &[]);
     dev.until_type("iterationFailed").await;
@@ -415,9 +399,9 @@ async fn a_foreign_container_under_a_sandboxs_name_is_never_touched() {
         "{transcript}"
     );
     assert_eq!(dev.stop().await, Some(130));
-    assert_eq!(inspect(&clash, "{{.Id}}"), Some(id));
+    assert_eq!(support::docker_inspect(&clash, "{{.Id}}"), Some(id));
     assert_eq!(
-        inspect(&clash, "{{.State.Running}}").as_deref(),
+        support::docker_inspect(&clash, "{{.State.Running}}").as_deref(),
         Some("true")
     );
 }
@@ -436,18 +420,18 @@ async fn projects_share_one_pause_image() {
         let p = project(&name, &image, &[("web", port)]);
         let mut dev = spawn(&p, &[]);
         dev.until_type("iteration").await;
-        assert!(serves(port, "v1\n"), "{}", dev.transcript());
+        assert!(support::serves(port, "v1\n"), "{}", dev.transcript());
         let sandbox = format!("{name}.web.sandbox");
         assert_eq!(
-            inspect(&sandbox, "{{.State.Running}}").as_deref(),
+            support::docker_inspect(&sandbox, "{{.State.Running}}").as_deref(),
             Some("true")
         );
-        let reference = inspect(&sandbox, "{{.Config.Image}}").unwrap();
+        let reference = support::docker_inspect(&sandbox, "{{.Config.Image}}").unwrap();
         assert!(reference.starts_with("devloop-pause:"), "{reference}");
-        ids.push(inspect(&sandbox, "{{.Image}}").unwrap());
+        ids.push(support::docker_inspect(&sandbox, "{{.Image}}").unwrap());
         assert_eq!(dev.stop().await, Some(130));
         // Never removed with a project: the next one (and other projects) use it.
-        assert!(inspect(&reference, "{{.Id}}").is_some());
+        assert!(support::docker_inspect(&reference, "{{.Id}}").is_some());
     }
     assert_eq!(ids[0], ids[1], "the pause image was imported again");
 }

@@ -42,6 +42,29 @@ pub fn http_body(port: u16) -> Option<String> {
     out.split("\r\n\r\n").nth(1).map(str::to_string)
 }
 
+/// Waits (bounded, 30 s) until `port` on 127.0.0.1 serves `body`.
+pub fn serves(port: u16, body: &str) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::time::Instant::now() < deadline {
+        if http_body(port).as_deref() == Some(body) {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    false
+}
+
+/// `docker inspect --format FORMAT NAME`, trimmed; `None` when there is no such object.
+pub fn docker_inspect(name: &str, format: &str) -> Option<String> {
+    let out = Command::new("docker")
+        .args(["inspect", "--format", format, name])
+        .output()
+        .unwrap();
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
 /// Fails the test (never skips) when no Docker daemon answers: CI guarantees one.
 pub fn require_docker() {
     let ok = Command::new("docker")

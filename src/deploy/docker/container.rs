@@ -96,6 +96,31 @@ impl DockerTarget {
         self.remove_at_once(object, id).await
     }
 
+    /// Starts container `id`, just created for `object`. One that cannot start (a taken port, a missing
+    /// entrypoint) is removed, so the next deploy creates it afresh instead of finding a stopped container with the
+    /// current digest; `what` names the step in the error.
+    pub(super) async fn start_created(
+        &self,
+        object: &str,
+        id: &str,
+        what: &str,
+    ) -> Result<(), DeployError> {
+        let Err(e) = self.docker.start_container(id, None).await else {
+            return Ok(());
+        };
+        let _ = self
+            .docker
+            .remove_container(
+                id,
+                Some(RemoveContainerOptions {
+                    force: true,
+                    ..Default::default()
+                }),
+            )
+            .await;
+        Err(api_error(object, what, &e))
+    }
+
     /// Removes a container, killing it first when it runs (`docker rm -f`: SIGKILL, no grace period).
     pub(super) async fn remove_at_once(&self, object: &str, id: &str) -> Result<(), DeployError> {
         match self
@@ -200,21 +225,7 @@ impl DockerTarget {
             )
             .await
             .map_err(|e| api_error(&object, "create", &e))?;
-        if let Err(e) = self.docker.start_container(&created.id, None).await {
-            // A container that cannot start (a taken port, a missing entrypoint) is removed so the next
-            // deploy creates it afresh instead of finding a stopped container with the current digest.
-            let _ = self
-                .docker
-                .remove_container(
-                    &created.id,
-                    Some(RemoveContainerOptions {
-                        force: true,
-                        ..Default::default()
-                    }),
-                )
-                .await;
-            return Err(api_error(&object, "start", &e));
-        }
+        self.start_created(&object, &created.id, "start").await?;
         let current = self
             .inspect(&object, &created.id)
             .await?

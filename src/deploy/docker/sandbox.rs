@@ -7,7 +7,7 @@
 //! project's labels; emits no events (users see their containers).
 
 use bollard::models::{ContainerCreateBody, ContainerStateStatusEnum, HostConfig};
-use bollard::query_parameters::{CreateContainerOptions, RemoveContainerOptions};
+use bollard::query_parameters::CreateContainerOptions;
 
 use super::DockerTarget;
 use super::daemon_error::api_error;
@@ -90,20 +90,8 @@ impl DockerTarget {
             )
             .await
             .map_err(|e| api_error(object, "create its network sandbox", &e))?;
-        if let Err(e) = self.docker.start_container(&created.id, None).await {
-            // A sandbox that cannot start (a taken port) is removed, so the next deploy creates it afresh.
-            let _ = self
-                .docker
-                .remove_container(
-                    &created.id,
-                    Some(RemoveContainerOptions {
-                        force: true,
-                        ..Default::default()
-                    }),
-                )
-                .await;
-            return Err(api_error(object, "start its network sandbox", &e));
-        }
+        self.start_created(object, &created.id, "start its network sandbox")
+            .await?;
         tracing::debug!(%object, sandbox = %s.name, "network sandbox started");
         Ok(())
     }
