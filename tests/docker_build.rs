@@ -429,6 +429,9 @@ fn buildkit_is_the_default_and_skips_stages_the_target_does_not_need() {
             "apiVersion: devloop/v1alpha1\nkind: Config\nbuild:\n{extra}  artifacts:\n    - image: {image}\n"
         )
     };
+    // An allow-list `.dockerignore` leaves the Dockerfile out of what `COPY` may see; no instruction here could
+    // copy it, so BuildKit still builds.
+    p.write(".dockerignore", "*\n!www\n");
     p.write("devloop.yaml", &config(""));
     let out = p.devloop(&["build", "-o", "json"]);
     assert_ok(&out);

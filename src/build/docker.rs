@@ -170,15 +170,22 @@ impl Progress<'_> {
 }
 
 impl DockerBuilder {
-    /// BuildKit, when chosen and the daemon has it — unless the stream carries a Dockerfile or `.dockerignore` only
-    /// for the build: BuildKit reads an uploaded context as it is and would copy them with `COPY .`; the classic
-    /// builder drops them, as `docker build` does.
-    fn uses_buildkit(&self, spec: &BuildSpec) -> bool {
-        self.buildkit && !spec.context.build_files_excluded
+    /// BuildKit, when chosen and the daemon has it — unless the stream carries the Dockerfile or `.dockerignore`
+    /// only for the build and an instruction may copy them: BuildKit reads an uploaded context as it is, where the
+    /// classic builder drops them, as `docker build` does.
+    fn uses_buildkit(&self, spec: &BuildSpec, dockerfile_name: &str) -> bool {
+        if !self.buildkit || !spec.context.build_files_excluded {
+            return self.buildkit;
+        }
+        let Ok(text) = std::fs::read_to_string(&spec.dockerfile) else {
+            return false;
+        };
+        !super::dockerfile::may_read(&text, &[dockerfile_name, ".dockerignore"])
     }
 
     /// The Engine API build request for `spec`.
     fn options(&self, spec: &BuildSpec, dockerfile_name: String) -> BuildImageOptions {
+        let buildkit = self.uses_buildkit(spec, &dockerfile_name);
         BuildImageOptions {
             dockerfile: dockerfile_name,
             t: Some(spec.tag.clone()),
@@ -194,14 +201,12 @@ impl DockerBuilder {
             nocache: spec.no_cache,
             rm: true,
             forcerm: true,
-            version: if self.uses_buildkit(spec) {
+            version: if buildkit {
                 BuilderVersion::BuilderBuildKit
             } else {
                 BuilderVersion::BuilderV1
             },
-            session: self
-                .uses_buildkit(spec)
-                .then(|| format!("devloop-{}", spec.tag.replace(['/', ':'], "-"))),
+            session: buildkit.then(|| format!("devloop-{}", spec.tag.replace(['/', ':'], "-"))),
             ..Default::default()
         }
     }

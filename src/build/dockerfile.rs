@@ -158,6 +158,55 @@ pub fn base_images(
     Ok(images)
 }
 
+/// Whether a build of `text` may read any of `paths` (context-relative, `/`-separated: the Dockerfile's name in the
+/// context stream, `.dockerignore`) from the build context: a `COPY`/`ADD` without `--from` whose source is the
+/// context itself, a pattern or a variable, one of the paths or a directory holding one; `ONBUILD` (what a later
+/// build runs). A `RUN` bind mount is left out: the classic builder cannot run one anyway. What it cannot tell (a
+/// Dockerfile that does not parse) reads them.
+pub fn may_read(text: &str, paths: &[&str]) -> bool {
+    let Ok(dockerfile) = parse(text) else {
+        return true;
+    };
+    let from_context =
+        |options: &[parse_dockerfile::Flag<'_>]| !options.iter().any(|f| f.name.value == "from");
+    dockerfile.instructions.iter().any(|i| match i {
+        parse_dockerfile::Instruction::Copy(c) => {
+            from_context(&c.options) && c.src.iter().any(|s| covers(s, paths))
+        }
+        parse_dockerfile::Instruction::Add(a) => {
+            from_context(&a.options) && a.src.iter().any(|s| covers(s, paths))
+        }
+        parse_dockerfile::Instruction::Onbuild(_) => true,
+        _ => false,
+    })
+}
+
+/// Whether the `COPY`/`ADD` source `s` may take one of `paths`.
+fn covers(s: &parse_dockerfile::Source<'_>, paths: &[&str]) -> bool {
+    let parse_dockerfile::Source::Path(p) = s else {
+        // A here-document is inline content.
+        return false;
+    };
+    let raw = p.value.as_ref();
+    if raw.contains("://") || raw.starts_with("git@") {
+        return false;
+    }
+    if raw.contains(['*', '?', '[', '$', '\\']) {
+        return true;
+    }
+    let mut source = raw.trim_start_matches('/');
+    while let Some(rest) = source.strip_prefix("./") {
+        source = rest.trim_start_matches('/');
+    }
+    let source = source.trim_end_matches('/');
+    if source.is_empty() || source == "." || source.split('/').any(|c| c == "..") {
+        return true;
+    }
+    paths
+        .iter()
+        .any(|p| *p == source || p.starts_with(&format!("{source}/")))
+}
+
 fn parse(text: &str) -> Result<Dockerfile<'_>, DockerfileError> {
     parse_dockerfile::parse(text).map_err(|e| DockerfileError::Parse {
         line: e.line(),
@@ -690,5 +739,37 @@ mod tests {
         );
         assert_eq!(split_words(r"A=a\ b", '\\'), [r"A=a\ b"]);
         assert_eq!(split_words("A='' ", '\\'), ["A=''"]);
+    }
+
+    #[test]
+    fn which_instructions_may_read_the_build_files() {
+        let paths = ["Dockerfile", ".dockerignore"];
+        let reads = |text: &str| may_read(text, &paths);
+        assert!(!reads(
+            "FROM scratch\nCOPY www /www\nCOPY bin/busybox /bin/\n"
+        ));
+        assert!(reads("FROM scratch\nCOPY . /app\n"));
+        assert!(reads("FROM scratch\nCOPY ./ /app\n"));
+        assert!(reads("FROM scratch\nCOPY * /app/\n"));
+        assert!(reads("FROM scratch\nCOPY Docker* /app/\n"));
+        assert!(reads("FROM scratch\nADD .dockerignore /x\n"));
+        assert!(reads("FROM scratch\nARG D=www\nCOPY $D /x\n"));
+        assert!(reads("FROM scratch\nONBUILD COPY www /www\n"));
+        assert!(reads("FROM scratch\nCOPY ../x /x\n"));
+        assert!(reads("this is not a Dockerfile"));
+        // From another stage, a URL, inline content: not the context.
+        assert!(!reads(
+            "FROM scratch AS a\nCOPY www /www\nFROM scratch\nCOPY --from=a . /\n"
+        ));
+        assert!(!reads("FROM scratch\nADD https://example.com/x.tar /x\n"));
+        // A Dockerfile in a folder: that folder, or the file, reads it.
+        assert!(may_read(
+            "FROM scratch\nCOPY deploy /d\n",
+            &["deploy/Dockerfile"]
+        ));
+        assert!(!may_read(
+            "FROM scratch\nCOPY deployment /d\n",
+            &["deploy/Dockerfile"]
+        ));
     }
 }
