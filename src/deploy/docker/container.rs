@@ -108,16 +108,9 @@ impl DockerTarget {
         let Err(e) = self.docker.start_container(id, None).await else {
             return Ok(());
         };
-        let _ = self
-            .docker
-            .remove_container(
-                id,
-                Some(RemoveContainerOptions {
-                    force: true,
-                    ..Default::default()
-                }),
-            )
-            .await;
+        // The start's error is the one to report; a removal that fails too leaves a stopped container the next
+        // deploy replaces by its digest.
+        let _ = self.remove_at_once(object, id).await;
         Err(api_error(object, what, &e))
     }
 
