@@ -170,22 +170,10 @@ impl Progress<'_> {
 }
 
 impl DockerBuilder {
-    /// BuildKit, when chosen and the daemon has it — unless the stream carries the Dockerfile or `.dockerignore`
-    /// only for the build and an instruction may copy them: BuildKit reads an uploaded context as it is, where the
-    /// classic builder drops them, as `docker build` does.
-    fn uses_buildkit(&self, spec: &BuildSpec, dockerfile_name: &str) -> bool {
-        if !self.buildkit || !spec.context.build_files_excluded {
-            return self.buildkit;
-        }
-        let Ok(text) = std::fs::read_to_string(&spec.dockerfile) else {
-            return false;
-        };
-        !super::dockerfile::may_read(&text, &[dockerfile_name, ".dockerignore"])
-    }
-
-    /// The Engine API build request for `spec`.
+    /// The Engine API build request for `spec`: BuildKit when chosen and the daemon has it, unless only the classic
+    /// builder makes this image exactly.
     fn options(&self, spec: &BuildSpec, dockerfile_name: String) -> BuildImageOptions {
-        let buildkit = self.uses_buildkit(spec, &dockerfile_name);
+        let buildkit = self.buildkit && !spec.classic_only;
         BuildImageOptions {
             dockerfile: dockerfile_name,
             t: Some(spec.tag.clone()),

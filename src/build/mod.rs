@@ -34,6 +34,9 @@ pub struct BuildSpec {
     pub platform: Option<String>,
     /// `--no-cache`: do not use the daemon's layer cache either.
     pub no_cache: bool,
+    /// Only the classic builder makes this image as `docker build` does: the context stream carries the
+    /// Dockerfile or `.dockerignore` only for the build, and an instruction may copy them (BuildKit would).
+    pub classic_only: bool,
 }
 
 /// An image the daemon now has.

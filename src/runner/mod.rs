@@ -130,6 +130,25 @@ struct Planned {
     inputs: KeyInputs,
     key: CacheKey,
     build_args: BTreeMap<String, String>,
+    /// See [`BuildSpec::classic_only`].
+    classic_only: bool,
+}
+
+/// Whether the context stream of `files` carries the Dockerfile or `.dockerignore` only for the build and an
+/// instruction of `text` may copy them: BuildKit reads the stream as it is, where the classic builder leaves them
+/// out, as `docker build` does.
+fn copies_build_files(
+    files: &crate::context::ContextFiles,
+    dockerfile: &std::path::Path,
+    text: &[u8],
+) -> bool {
+    if !files.build_files_excluded {
+        return false;
+    }
+    let rel = crate::context::locate_dockerfile(&files.root, dockerfile)
+        .map(|l| l.rel().to_owned())
+        .unwrap_or_default();
+    crate::build::dockerfile::may_read(&String::from_utf8_lossy(text), &[&rel, ".dockerignore"])
 }
 
 /// The artifacts to build for `only` (plus everything they require), in config order.
@@ -449,14 +468,15 @@ impl<B: Builder> BuildRun<'_, B> {
         // 1. The exact context and its content digest (blocking file I/O off the async threads).
         let (context_dir, dockerfile) = (a.context.clone(), a.dockerfile.clone());
         let store = self.store.clone();
-        let (files, digest, file_digests, dockerfile_text) =
+        let (files, digest, file_digests, dockerfile_text, classic_only) =
             tokio::task::spawn_blocking(move || -> Result<_, Error> {
                 let files = crate::context::walk(&context_dir, &dockerfile)?;
                 let digest = store.digest_context(&files)?;
                 let file_digests = digest.files(&files);
                 let text = std::fs::read(&dockerfile)
                     .map_err(|e| Error::Io(format!("{}: {e}", dockerfile.display())))?;
-                Ok((files, digest, file_digests, text))
+                let classic_only = copies_build_files(&files, &dockerfile, &text);
+                Ok((files, digest, file_digests, text, classic_only))
             })
             .await
             .map_err(|e| Error::Io(format!("context task failed: {e}")))??;
@@ -509,6 +529,7 @@ impl<B: Builder> BuildRun<'_, B> {
             inputs,
             key,
             build_args,
+            classic_only,
         })
     }
 
@@ -559,6 +580,7 @@ impl<B: Builder> BuildRun<'_, B> {
             inputs,
             key,
             build_args,
+            classic_only,
         } = planned;
         let previous = self.store.last_build(&self.cfg.base_dir, &a.image);
         let reasons = cache::explain(previous.as_ref(), &inputs, &file_digests)
@@ -596,6 +618,7 @@ impl<B: Builder> BuildRun<'_, B> {
             build_args,
             platform: self.cfg.build.platform.clone(),
             no_cache: opts.no_cache,
+            classic_only,
         };
         let built = self
             .builder
