@@ -1139,13 +1139,14 @@ async fn sigterm_during_a_run_release_removes_only_the_new_copy() {
     // Pods of the built image (`bg-api:<tag>`) never become ready; the live copy runs `pause`.
     c.fail_image(ARTIFACT, PodState::NotReady);
     let (code, events) = terminate_mid_release(&c, &p, &["run"]).await;
-    if let Some(id) = events
+    // By its tag: an identical image another test built has the same ID.
+    if let Some(tag) = events
         .iter()
         .find(|e| e["type"] == "buildFinished")
-        .and_then(|e| e["data"]["imageId"].as_str())
+        .and_then(|e| e["data"]["tag"].as_str())
     {
         let _ = std::process::Command::new("docker")
-            .args(["rmi", "-f", id])
+            .args(["rmi", "-f", tag])
             .output();
     }
     assert_stopped_release(&c, code, &events).await;

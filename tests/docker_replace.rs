@@ -21,15 +21,6 @@ struct Leftovers(String, String);
 
 impl Drop for Leftovers {
     fn drop(&mut self) {
-        let images = Command::new("docker")
-            .args(["images", "-q", "--filter"])
-            .arg(format!("reference={}", self.1))
-            .output()
-            .unwrap();
-        let images: Vec<String> = String::from_utf8_lossy(&images.stdout)
-            .split_whitespace()
-            .map(str::to_string)
-            .collect();
         let ids = Command::new("docker")
             .args(["ps", "-aq", "--filter"])
             .arg(format!("label=dev.devloop.project={}", self.0))
@@ -48,12 +39,7 @@ impl Drop for Leftovers {
         let _ = Command::new("docker")
             .args(["network", "rm", &format!("devloop-{}", self.0)])
             .output();
-        if !images.is_empty() {
-            let _ = Command::new("docker")
-                .args(["rmi", "-f"])
-                .args(&images)
-                .output();
-        }
+        support::remove_repository(&self.1);
     }
 }
 

@@ -42,6 +42,27 @@ pub fn http_body(port: u16) -> Option<String> {
     out.split("\r\n\r\n").nth(1).map(str::to_string)
 }
 
+/// Removes every tag of `repository` (by reference, never by image ID: BuildKit makes the same image, with one ID,
+/// from the same inputs, so another test's tags may share it and must stay).
+pub fn remove_repository(repository: &str) {
+    let out = Command::new("docker")
+        .args(["images", "--format", "{{.Repository}}:{{.Tag}}", "--filter"])
+        .arg(format!("reference={repository}"))
+        .output()
+        .unwrap();
+    let references: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .filter(|r| !r.ends_with(":<none>"))
+        .map(str::to_string)
+        .collect();
+    if !references.is_empty() {
+        let _ = Command::new("docker")
+            .args(["rmi", "-f"])
+            .args(&references)
+            .output();
+    }
+}
+
 /// Waits (bounded, 30 s) until `port` on 127.0.0.1 serves `body`.
 pub fn serves(port: u16, body: &str) -> bool {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
